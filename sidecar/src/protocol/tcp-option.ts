@@ -70,7 +70,11 @@ export function parseTcpOptions(options: Uint8Array): TcpOption[] {
     }
     const length = r.u8(offset + 1, `option[${offset}].length`);
     if (length < 2) {
-      throw new ProtocolDecodeError('length', `option[${offset}].length`, `must be at least 2, got ${length}`);
+      throw new ProtocolDecodeError(
+        'length',
+        `option[${offset}].length`,
+        `must be at least 2, got ${length}`,
+      );
     }
     if (offset + length > r.length) {
       throw new ProtocolDecodeError(

@@ -51,8 +51,14 @@ describe('CLC Accept / Confirm (v1, 68 bytes)', () => {
     const confirm = Buffer.from(ACCEPT);
     confirm[4] = 0x03;
     confirm[7] = 0x10;
-    expect(decodeClcAcceptConfirm(confirm)).toEqual({ ...ACCEPT_MODEL, kind: 'confirm', firstContact: false });
-    expect(encodeClcAcceptConfirm({ ...ACCEPT_MODEL, kind: 'confirm', firstContact: false })).toEqual(confirm);
+    expect(decodeClcAcceptConfirm(confirm)).toEqual({
+      ...ACCEPT_MODEL,
+      kind: 'confirm',
+      firstContact: false,
+    });
+    expect(encodeClcAcceptConfirm({ ...ACCEPT_MODEL, kind: 'confirm', firstContact: false })).toEqual(
+      confirm,
+    );
   });
 
   it('ignores reserved bytes on decode and zeroes them on encode', () => {

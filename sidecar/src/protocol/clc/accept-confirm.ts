@@ -59,13 +59,21 @@ export function decodeClcAcceptConfirm(bytes: Uint8Array): ClcAcceptConfirm {
   requireSmcrEyecatcher(header);
   if (header.version !== 1) {
     // SMC-Rv2 (RoCEv2 routed) accept/confirm is not implemented; we only propose v1 SMC-R.
-    throw new ProtocolDecodeError('version', 'version', `SMC-R Accept/Confirm version ${header.version} unsupported`);
+    throw new ProtocolDecodeError(
+      'version',
+      'version',
+      `SMC-R Accept/Confirm version ${header.version} unsupported`,
+    );
   }
   if (header.typeV1 !== SMC_TYPE.R) {
     throw new ProtocolDecodeError('range', 'typeV1', `expected SMC-R (0), got ${header.typeV1}`);
   }
   if (header.length !== SMCR_CLC_ACCEPT_CONFIRM_LEN) {
-    throw new ProtocolDecodeError('length', 'length', `v1 SMC-R Accept/Confirm is 68 bytes, got ${header.length}`);
+    throw new ProtocolDecodeError(
+      'length',
+      'length',
+      `v1 SMC-R Accept/Confirm is 68 bytes, got ${header.length}`,
+    );
   }
   if (!r.equals(64, SMCR_EYECATCHER)) {
     throw new ProtocolDecodeError('eyecatcher', 'trailer', 'trailer is not "SMCR" (EBCDIC)');

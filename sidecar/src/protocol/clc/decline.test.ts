@@ -57,7 +57,10 @@ describe('CLC Decline', () => {
 
   it('keeps the diagnosis of an SMC-D peer and, like the kernel, does not check the trailer', () => {
     const smcd = hex('e2d4c3c4 04 001c 11 0102030405060708 03040000 00000000 00000000');
-    expect(decodeClcDecline(smcd)).toMatchObject({ eyecatcher: 'SMC-D', peerDiagnosis: SMC_CLC_DECL.MODEUNSUPP });
+    expect(decodeClcDecline(smcd)).toMatchObject({
+      eyecatcher: 'SMC-D',
+      peerDiagnosis: SMC_CLC_DECL.MODEUNSUPP,
+    });
   });
 
   it('rejects malformed input by field', () => {

@@ -37,7 +37,8 @@ export function decodeClcHeader(bytes: Uint8Array): ClcHeader {
   let eyecatcher: ClcHeader['eyecatcher'];
   if (r.equals(0, SMCR_EYECATCHER)) eyecatcher = 'SMC-R';
   else if (r.equals(0, SMCD_EYECATCHER)) eyecatcher = 'SMC-D';
-  else throw new ProtocolDecodeError('eyecatcher', 'eyecatcher', 'header does not start with "SMCR" (EBCDIC)');
+  else
+    throw new ProtocolDecodeError('eyecatcher', 'eyecatcher', 'header does not start with "SMCR" (EBCDIC)');
   const type = r.u8(4, 'type');
   if (!KNOWN_TYPES.has(type)) {
     throw new ProtocolDecodeError('type', 'type', `unknown CLC message type ${type}`);

@@ -39,7 +39,11 @@ describe('CLC codec properties', () => {
     ['Proposal', arbitraryProposal, decodeClcProposal],
     ['Accept/Confirm', arbitraryAcceptConfirm, decodeClcAcceptConfirm],
     ['Decline', arbitraryDecline, decodeClcDecline],
-    ['any CLC message', (g) => g.pick([arbitraryProposal, arbitraryAcceptConfirm, arbitraryDecline])(g), decodeClcMessage],
+    [
+      'any CLC message',
+      (g) => g.pick([arbitraryProposal, arbitraryAcceptConfirm, arbitraryDecline])(g),
+      decodeClcMessage,
+    ],
   ];
 
   for (const [name, make, decode] of cases) {

@@ -195,9 +195,9 @@ describe('CLC Proposal', () => {
     expect(() => encodeClcProposal({ ...v2, typeV2: SMC_TYPE.N })).toThrow(/v2Extension/);
     expect(() => encodeClcProposal({ ...v2, typeV2: SMC_TYPE.B })).toThrow(/smcdV2/);
     const many = Array.from({ length: 256 }, () => ({ prefix: Buffer.alloc(16), prefixLength: 0 }));
-    expect(() => encodeClcProposal({ ...V1_MODEL, ipArea: { ...V1_MODEL.ipArea, ipv6Prefixes: many } })).toThrow(
-      /ipv6Prefixes/,
-    );
+    expect(() =>
+      encodeClcProposal({ ...V1_MODEL, ipArea: { ...V1_MODEL.ipArea, ipv6Prefixes: many } }),
+    ).toThrow(/ipv6Prefixes/);
     expect(() => encodeClcProposal({ ...V1_MODEL, growthArea: Buffer.alloc(70000) })).toThrow(/length/);
   });
 });

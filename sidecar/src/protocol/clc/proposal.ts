@@ -223,7 +223,11 @@ export function decodeClcProposal(bytes: Uint8Array): ClcProposal {
   requireSmcrEyecatcher(header);
   const end = header.length - CLC_TRAILER_LENGTH;
   if (end < PROPOSAL_BASE_LEN) {
-    throw new ProtocolDecodeError('length', 'length', `Proposal needs at least ${PROPOSAL_BASE_LEN + 4} bytes`);
+    throw new ProtocolDecodeError(
+      'length',
+      'length',
+      `Proposal needs at least ${PROPOSAL_BASE_LEN + 4} bytes`,
+    );
   }
   const peerId = r.copy(LOCAL_OFFSET, SMC_SYSTEMID_LEN, 'peerId');
   const gid = r.copy(16, SMC_GID_SIZE, 'gid');
@@ -236,18 +240,35 @@ export function decodeClcProposal(bytes: Uint8Array): ClcProposal {
     }
     const at = PROPOSAL_BASE_LEN + ipAreaOffset;
     if (at > end) {
-      throw new ProtocolDecodeError('overrun', 'ipAreaOffset', `offset ${ipAreaOffset} runs past the message`);
+      throw new ProtocolDecodeError(
+        'overrun',
+        'ipAreaOffset',
+        `offset ${ipAreaOffset} runs past the message`,
+      );
     }
     const growthArea = r.copy(PROPOSAL_BASE_LEN, ipAreaOffset, 'growthArea');
     const { area, next } = decodeIpArea(r, at, end);
     if (next !== end) {
       throw new ProtocolDecodeError('length', 'length', `${end - next} unexplained bytes before the trailer`);
     }
-    return { kind: 'proposal', version: 1, typeV1: header.typeV1, peerId, gid, mac, growthArea, ipArea: area };
+    return {
+      kind: 'proposal',
+      version: 1,
+      typeV1: header.typeV1,
+      peerId,
+      gid,
+      mac,
+      growthArea,
+      ipArea: area,
+    };
   }
 
   if (PROPOSAL_BASE_LEN + SMCD_INFO_LEN > end) {
-    throw new ProtocolDecodeError('truncated', 'smcd', 'v2 Proposal lacks the 40-byte SMC-D information area');
+    throw new ProtocolDecodeError(
+      'truncated',
+      'smcd',
+      'v2 Proposal lacks the 40-byte SMC-D information area',
+    );
   }
   const smcd: ClcSmcdInfo = { ismGid: r.u64(40, 'smcd.ismGid'), ismChid: r.u16(48, 'smcd.ismChid') };
   const v2ExtOffset = r.u16(50, 'v2ExtOffset');
@@ -346,7 +367,8 @@ function checkCount(field: string, n: number): void {
 function checkConsistency(p: ClcProposal): void {
   if (p.ipArea !== null) checkCount('ipv6Prefixes', p.ipArea.ipv6Prefixes.length);
   if (p.version === 1) {
-    if (p.typeV1 === SMC_TYPE.N) throw new ProtocolEncodeError('typeV1', 'a v1 Proposal must offer SMC-R or SMC-D');
+    if (p.typeV1 === SMC_TYPE.N)
+      throw new ProtocolEncodeError('typeV1', 'a v1 Proposal must offer SMC-R or SMC-D');
     return;
   }
   if ((p.ipArea === null) !== (p.typeV1 === SMC_TYPE.N)) {
@@ -374,7 +396,8 @@ export function encodeClcProposal(p: ClcProposal): Buffer {
     if (p.ipArea !== null) length += ipAreaLength(p.ipArea);
     if (p.v2Extension !== null) length += v2ExtensionLength(p.v2Extension);
   }
-  if (length > 0xffff) throw new ProtocolEncodeError('length', `${length} bytes exceed the 16-bit length field`);
+  if (length > 0xffff)
+    throw new ProtocolEncodeError('length', `${length} bytes exceed the 16-bit length field`);
   const w = new ByteWriter(length);
   writeClcFrame(w.bytes, CLC_TYPE.proposal, p.version, p.version === 2 ? p.typeV2 : 0, p.typeV1);
   w.fixed(LOCAL_OFFSET, p.peerId, SMC_SYSTEMID_LEN, 'peerId');
@@ -399,4 +422,3 @@ export function encodeClcProposal(p: ClcProposal): Buffer {
   }
   return w.bytes;
 }
-

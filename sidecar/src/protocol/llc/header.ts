@@ -29,7 +29,11 @@ export function readLlcFrame(bytes: Uint8Array, expected?: LlcTypeCode): LlcFram
   const type = r.u8(0, 'type');
   if (type >> 4 !== 0 && type !== 0xfe) {
     // SMC-Rv2 LLC messages (0x2X) use longer buffers and are not implemented.
-    throw new ProtocolDecodeError('version', 'type', `LLC version ${type >> 4} (type 0x${type.toString(16)})`);
+    throw new ProtocolDecodeError(
+      'version',
+      'type',
+      `LLC version ${type >> 4} (type 0x${type.toString(16)})`,
+    );
   }
   if (!KNOWN.has(type)) {
     throw new ProtocolDecodeError('type', 'type', `unknown LLC message type 0x${type.toString(16)}`);

@@ -2,7 +2,11 @@ import { ProtocolEncodeError } from '../errors.js';
 import { decodeLlcAddLinkCont, encodeLlcAddLinkCont, type LlcAddLinkCont } from './add-link-cont.js';
 import { decodeLlcAddLink, encodeLlcAddLink, type LlcAddLink } from './add-link.js';
 import { decodeLlcConfirmLink, encodeLlcConfirmLink, type LlcConfirmLink } from './confirm-link.js';
-import { decodeLlcConfirmRkeyCont, encodeLlcConfirmRkeyCont, type LlcConfirmRkeyCont } from './confirm-rkey-cont.js';
+import {
+  decodeLlcConfirmRkeyCont,
+  encodeLlcConfirmRkeyCont,
+  type LlcConfirmRkeyCont,
+} from './confirm-rkey-cont.js';
 import { decodeLlcConfirmRkey, encodeLlcConfirmRkey, type LlcConfirmRkey } from './confirm-rkey.js';
 import { LLC_TYPE } from './constants.js';
 import { decodeLlcDeleteLink, encodeLlcDeleteLink, type LlcDeleteLink } from './delete-link.js';

@@ -198,6 +198,10 @@ export function arbitraryCdc(g: Prng, rmbeSize: number): CdcMessage {
       cursorUpdateRequested: g.bool(),
       failoverValidation: g.bool(),
     },
-    connectionState: { peerDoneWriting: g.bool(), peerConnectionClosed: g.bool(), peerConnectionAbort: g.bool() },
+    connectionState: {
+      peerDoneWriting: g.bool(),
+      peerConnectionClosed: g.bool(),
+      peerConnectionAbort: g.bool(),
+    },
   };
 }

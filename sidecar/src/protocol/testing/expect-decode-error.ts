@@ -2,7 +2,11 @@ import { expect } from 'vitest';
 import { ProtocolDecodeError, type ProtocolDecodeErrorCode } from '../errors.js';
 
 /** Asserts that `fn` throws a ProtocolDecodeError with this code and field. */
-export function expectDecodeError(fn: () => unknown, code: ProtocolDecodeErrorCode, field: string | RegExp): void {
+export function expectDecodeError(
+  fn: () => unknown,
+  code: ProtocolDecodeErrorCode,
+  field: string | RegExp,
+): void {
   let caught: unknown;
   try {
     fn();

@@ -79,7 +79,9 @@ export function fuzzDecoder<T>(
           result.fields.add(`${err.code}:${err.field}`);
           continue;
         }
-        throw new Error(`decoder threw ${String(err)} on input ${input.toString('hex')}`);
+        throw new Error(`decoder threw ${String(err)} on input ${input.toString('hex')}`, {
+          cause: err,
+        });
       }
       result.decoded++;
       onDecoded?.(value, input);

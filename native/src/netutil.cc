@@ -1,0 +1,62 @@
+// Socket helpers for the sidecar: the original destination of a redirected TCP connection.
+#include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "common.h"
+
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+namespace smc {
+
+// getOriginalDst(fd): { family: 'IPv4' | 'IPv6', address, port } of a connection that an
+// iptables/nftables REDIRECT or TPROXY rule sent to this socket. Throws VerbsError ENOENT when the
+// connection was not redirected (no conntrack NAT entry).
+static Napi::Value GetOriginalDst(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ToU32(env, info[0], "fd", INT32_MAX));
+  sockaddr_storage local;
+  socklen_t len = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) ThrowVerbs(env, errno, "getsockname");
+  Napi::Object o = Napi::Object::New(env);
+  char text[INET6_ADDRSTRLEN];
+  bool v4mapped = false;
+  if (local.ss_family == AF_INET6) {
+    const auto* l6 = reinterpret_cast<const sockaddr_in6*>(&local);
+    v4mapped = IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr);
+  }
+  if (local.ss_family == AF_INET || v4mapped) {
+    sockaddr_in dst;
+    socklen_t dlen = sizeof dst;
+    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen) != 0)
+      ThrowVerbs(env, errno, "getsockopt", "SO_ORIGINAL_DST");
+    inet_ntop(AF_INET, &dst.sin_addr, text, sizeof text);
+    o.Set("family", "IPv4");
+    o.Set("address", text);
+    o.Set("port", ntohs(dst.sin_port));
+    return o;
+  }
+  if (local.ss_family == AF_INET6) {
+    sockaddr_in6 dst;
+    socklen_t dlen = sizeof dst;
+    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen) != 0)
+      ThrowVerbs(env, errno, "getsockopt", "IP6T_SO_ORIGINAL_DST");
+    inet_ntop(AF_INET6, &dst.sin6_addr, text, sizeof text);
+    o.Set("family", "IPv6");
+    o.Set("address", text);
+    o.Set("port", ntohs(dst.sin6_port));
+    return o;
+  }
+  ThrowVerbs(env, EAFNOSUPPORT, "getOriginalDst", "not an IPv4/IPv6 socket");
+}
+
+void InitNetUtil(Napi::Env env, Napi::Object exports) {
+  exports.Set("getOriginalDst", Napi::Function::New(env, GetOriginalDst, "getOriginalDst"));
+}
+
+}  // namespace smc

@@ -1,0 +1,399 @@
+// RC queue pairs: creation, INIT / RTR / RTS transitions, post send / post receive.
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace smc {
+
+QpRes::QpRes(std::shared_ptr<PdRes> p, std::shared_ptr<CqRes> s, std::shared_ptr<CqRes> r, ibv_qp* q)
+    : pd(std::move(p)), sendCq(std::move(s)), recvCq(std::move(r)), qp(q) {
+  pd->children++;
+  sendCq->children++;
+  recvCq->children++;
+  g_live[kQps]++;
+}
+QpRes::~QpRes() { Destroy(); }
+int QpRes::Destroy() {
+  if (!qp) return 0;
+  int r = ibv_destroy_qp(qp);
+  if (r) return r;
+  qp = nullptr;
+  pd->children--;
+  sendCq->children--;
+  recvCq->children--;
+  g_live[kQps]--;
+  return 0;
+}
+
+namespace {
+
+constexpr int kMaxSge = 16;
+
+const char* QpStateName(ibv_qp_state s) {
+  switch (s) {
+    case IBV_QPS_RESET:
+      return "RESET";
+    case IBV_QPS_INIT:
+      return "INIT";
+    case IBV_QPS_RTR:
+      return "RTR";
+    case IBV_QPS_RTS:
+      return "RTS";
+    case IBV_QPS_SQD:
+      return "SQD";
+    case IBV_QPS_SQE:
+      return "SQE";
+    case IBV_QPS_ERR:
+      return "ERR";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+ibv_mtu MtuEnum(Napi::Env env, uint32_t bytes) {
+  switch (bytes) {
+    case 256:
+      return IBV_MTU_256;
+    case 512:
+      return IBV_MTU_512;
+    case 1024:
+      return IBV_MTU_1024;
+    case 2048:
+      return IBV_MTU_2048;
+    case 4096:
+      return IBV_MTU_4096;
+    default:
+      ThrowRange(env, "mtu must be one of 256, 512, 1024, 2048, 4096");
+  }
+}
+
+// Fills sge[] from an array of { mr, offset?, length? }. Returns the count. Offsets and lengths
+// are checked against the MR here; the HCA checks lkey ownership (PD) itself.
+int ParseSgList(Napi::Env env, const Napi::Value& v, ibv_sge* sge, uint64_t* total) {
+  *total = 0;
+  if (v.IsUndefined()) return 0;
+  if (!v.IsArray()) ThrowType(env, "sgList must be an array");
+  Napi::Array arr = v.As<Napi::Array>();
+  uint32_t n = arr.Length();
+  if (n > kMaxSge) ThrowRange(env, "sgList has more than " + std::to_string(kMaxSge) + " entries");
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value ev = arr.Get(i);
+    if (!ev.IsObject()) ThrowType(env, "sgList entries must be objects { mr, offset?, length? }");
+    Napi::Object e = ev.As<Napi::Object>();
+    auto mr = MrResOf(env, e.Get("mr"));
+    uint64_t off = 0, len;
+    Napi::Value ov = e.Get("offset");
+    if (!ov.IsUndefined()) off = ToU64(env, ov, "offset");
+    if (off > mr->length) ThrowRange(env, "sge offset beyond the end of the memory region");
+    Napi::Value lv = e.Get("length");
+    len = lv.IsUndefined() ? mr->length - off : ToU64(env, lv, "length");
+    if (len > mr->length - off) ThrowRange(env, "sge offset + length beyond the end of the memory region");
+    if (len > UINT32_MAX) ThrowRange(env, "sge length exceeds 2^32-1");
+    sge[i].addr = reinterpret_cast<uintptr_t>(mr->base) + off;
+    sge[i].length = static_cast<uint32_t>(len);
+    sge[i].lkey = mr->mr->lkey;
+    *total += len;
+  }
+  return static_cast<int>(n);
+}
+
+uint64_t WrId(Napi::Env env, const Napi::Object& o) {
+  Napi::Value v = o.Get("wrId");
+  if (v.IsUndefined()) return 0;
+  if (!v.IsNumber()) ThrowType(env, "wrId must be a number");
+  return ToU64(env, v, "wrId");
+}
+
+}  // namespace
+
+class QueuePair : public Napi::ObjectWrap<QueuePair> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "QueuePair",
+                       {
+                           InstanceAccessor<&QueuePair::GetClosed>("closed"),
+                           InstanceAccessor<&QueuePair::GetQpn>("qpn"),
+                           InstanceAccessor<&QueuePair::GetCap>("cap"),
+                           InstanceMethod<&QueuePair::Query>("query"),
+                           InstanceMethod<&QueuePair::ToInit>("modifyToInit"),
+                           InstanceMethod<&QueuePair::ToRtr>("modifyToRtr"),
+                           InstanceMethod<&QueuePair::ToRts>("modifyToRts"),
+                           InstanceMethod<&QueuePair::ToError>("modifyToError"),
+                           InstanceMethod<&QueuePair::ToReset>("modifyToReset"),
+                           InstanceMethod<&QueuePair::PostSend>("postSend"),
+                           InstanceMethod<&QueuePair::PostRecv>("postRecv"),
+                           InstanceMethod<&QueuePair::Close>("close"),
+                       });
+  }
+
+  // new QueuePair(pd, sendCq, recvCq, caps?: { maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData })
+  explicit QueuePair(const Napi::CallbackInfo& info) : Napi::ObjectWrap<QueuePair>(info) {
+    Napi::Env env = info.Env();
+    napi_type_tag_object(env, info.This(), &kTagQp);
+    auto pd = PdResOf(env, info[0]);
+    auto scq = CqResOf(env, info[1]);
+    auto rcq = CqResOf(env, info[2]);
+    if (scq->dev != pd->dev || rcq->dev != pd->dev)
+      ThrowVerbs(env, EINVAL, "ibv_create_qp", "CQs and PD belong to different contexts");
+    Napi::Object caps = OptObject(env, info.Length() > 3 ? info[3] : env.Undefined(), "caps");
+    ibv_qp_init_attr a;
+    memset(&a, 0, sizeof a);
+    a.send_cq = scq->cq;
+    a.recv_cq = rcq->cq;
+    a.qp_type = IBV_QPT_RC;
+    a.sq_sig_all = 0;
+    a.cap.max_send_wr = GetU32(env, caps, "maxSendWr", 128, 1u << 20);
+    a.cap.max_recv_wr = GetU32(env, caps, "maxRecvWr", 128, 1u << 20);
+    a.cap.max_send_sge = GetU32(env, caps, "maxSendSge", 4, kMaxSge);
+    a.cap.max_recv_sge = GetU32(env, caps, "maxRecvSge", 4, kMaxSge);
+    a.cap.max_inline_data = GetU32(env, caps, "maxInlineData", 0, 4096);
+    errno = 0;
+    ibv_qp* qp = ibv_create_qp(pd->pd, &a);
+    if (!qp) ThrowVerbs(env, errno ? errno : ENOMEM, "ibv_create_qp");
+    res_ = std::make_shared<QpRes>(pd, scq, rcq, qp);
+    cap_ = a.cap;
+  }
+
+  std::shared_ptr<QpRes> Res(Napi::Env env, const char* op) {
+    if (!res_ || !res_->qp) ThrowClosed(env, "QueuePair", op);
+    return res_;
+  }
+
+ private:
+  std::shared_ptr<QpRes> res_;
+  ibv_qp_cap cap_{};
+
+  Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !res_); }
+  Napi::Value GetQpn(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), res_ ? res_->qp->qp_num : 0);
+  }
+  Napi::Value GetCap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("maxSendWr", cap_.max_send_wr);
+    o.Set("maxRecvWr", cap_.max_recv_wr);
+    o.Set("maxSendSge", cap_.max_send_sge);
+    o.Set("maxRecvSge", cap_.max_recv_sge);
+    o.Set("maxInlineData", cap_.max_inline_data);
+    return o;
+  }
+
+  Napi::Value Query(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto res = Res(env, "ibv_query_qp");
+    ibv_qp_attr a;
+    ibv_qp_init_attr ia;
+    int r = ibv_query_qp(res->qp, &a, IBV_QP_STATE | IBV_QP_CUR_STATE | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+                                          IBV_QP_RQ_PSN | IBV_QP_SQ_PSN | IBV_QP_ACCESS_FLAGS,
+                         &ia);
+    if (r) ThrowVerbs(env, r, "ibv_query_qp");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("state", QpStateName(a.qp_state));
+    o.Set("pathMtu", 128u << static_cast<int>(a.path_mtu));
+    o.Set("destQpn", a.dest_qp_num);
+    o.Set("rqPsn", a.rq_psn);
+    o.Set("sqPsn", a.sq_psn);
+    o.Set("remoteWrite", (a.qp_access_flags & IBV_ACCESS_REMOTE_WRITE) != 0);
+    o.Set("remoteRead", (a.qp_access_flags & IBV_ACCESS_REMOTE_READ) != 0);
+    return o;
+  }
+
+  void Modify(Napi::Env env, ibv_qp_attr& a, int mask, const char* what) {
+    auto res = Res(env, "ibv_modify_qp");
+    int r = ibv_modify_qp(res->qp, &a, mask);
+    if (r) ThrowVerbs(env, r, "ibv_modify_qp", what);
+  }
+
+  // modifyToInit({ port = 1, pkeyIndex = 0, remoteWrite = false, remoteRead = false, allowRemoteRead = false })
+  void ToInit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = OptObject(env, info[0], "attr");
+    bool rw = GetBool(env, o, "remoteWrite", false);
+    bool rr = GetBool(env, o, "remoteRead", false);
+    if (rr && !GetBool(env, o, "allowRemoteRead", false))
+      ThrowVerbs(env, EACCES, "ibv_modify_qp", "remote read on a QP requires allowRemoteRead: true");
+    ibv_qp_attr a;
+    memset(&a, 0, sizeof a);
+    a.qp_state = IBV_QPS_INIT;
+    a.port_num = static_cast<uint8_t>(GetU32(env, o, "port", 1, 255));
+    a.pkey_index = static_cast<uint16_t>(GetU32(env, o, "pkeyIndex", 0, 65535));
+    a.qp_access_flags = (rw ? IBV_ACCESS_REMOTE_WRITE : 0) | (rr ? IBV_ACCESS_REMOTE_READ : 0);
+    Modify(env, a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS, "RESET->INIT");
+  }
+
+  // modifyToRtr({ remoteQpn, remotePsn, remoteGid, sgidIndex, mtu = 1024, port = 1, hopLimit = 64,
+  //               trafficClass = 0, flowLabel = 0, minRnrTimer = 12, maxDestRdAtomic = 1 })
+  void ToRtr(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = OptObject(env, info[0], "attr");
+    ibv_qp_attr a;
+    memset(&a, 0, sizeof a);
+    a.qp_state = IBV_QPS_RTR;
+    a.path_mtu = MtuEnum(env, GetU32(env, o, "mtu", 1024));
+    a.dest_qp_num = ReqU32(env, o, "remoteQpn", 0xffffff);
+    a.rq_psn = ReqU32(env, o, "remotePsn", 0xffffff);
+    a.max_dest_rd_atomic = static_cast<uint8_t>(GetU32(env, o, "maxDestRdAtomic", 1, 255));
+    a.min_rnr_timer = static_cast<uint8_t>(GetU32(env, o, "minRnrTimer", 12, 31));
+    a.ah_attr.is_global = 1;
+    a.ah_attr.port_num = static_cast<uint8_t>(GetU32(env, o, "port", 1, 255));
+    a.ah_attr.dlid = static_cast<uint16_t>(GetU32(env, o, "dlid", 0, 65535));
+    a.ah_attr.sl = static_cast<uint8_t>(GetU32(env, o, "sl", 0, 15));
+    Napi::Value gid = o.Get("remoteGid");
+    if (gid.IsUndefined()) ThrowType(env, "remoteGid is required");
+    ParseGid(env, gid, a.ah_attr.grh.dgid.raw);
+    a.ah_attr.grh.sgid_index = static_cast<uint8_t>(ReqU32(env, o, "sgidIndex", 255));
+    a.ah_attr.grh.hop_limit = static_cast<uint8_t>(GetU32(env, o, "hopLimit", 64, 255));
+    a.ah_attr.grh.traffic_class = static_cast<uint8_t>(GetU32(env, o, "trafficClass", 0, 255));
+    a.ah_attr.grh.flow_label = GetU32(env, o, "flowLabel", 0, 0xfffff);
+    Modify(env, a,
+           IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
+               IBV_QP_MIN_RNR_TIMER,
+           "INIT->RTR");
+  }
+
+  // modifyToRts({ psn, timeout = 14, retryCnt = 7, rnrRetry = 7, maxRdAtomic = 1 })
+  void ToRts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = OptObject(env, info[0], "attr");
+    ibv_qp_attr a;
+    memset(&a, 0, sizeof a);
+    a.qp_state = IBV_QPS_RTS;
+    a.sq_psn = ReqU32(env, o, "psn", 0xffffff);
+    a.timeout = static_cast<uint8_t>(GetU32(env, o, "timeout", 14, 31));
+    a.retry_cnt = static_cast<uint8_t>(GetU32(env, o, "retryCnt", 7, 7));
+    a.rnr_retry = static_cast<uint8_t>(GetU32(env, o, "rnrRetry", 7, 7));
+    a.max_rd_atomic = static_cast<uint8_t>(GetU32(env, o, "maxRdAtomic", 1, 255));
+    Modify(env, a,
+           IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC,
+           "RTR->RTS");
+  }
+
+  void ToError(const Napi::CallbackInfo& info) {
+    ibv_qp_attr a;
+    memset(&a, 0, sizeof a);
+    a.qp_state = IBV_QPS_ERR;
+    Modify(info.Env(), a, IBV_QP_STATE, "->ERR");
+  }
+
+  void ToReset(const Napi::CallbackInfo& info) {
+    ibv_qp_attr a;
+    memset(&a, 0, sizeof a);
+    a.qp_state = IBV_QPS_RESET;
+    Modify(info.Env(), a, IBV_QP_STATE, "->RESET");
+  }
+
+  // postSend(wr | wr[]), wr = { wrId?, opcode, sgList?, signaled = true, solicited = false,
+  //   inline = false, fence = false, immData?, remoteAddr?, rkey? }
+  void PostSend(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto res = Res(env, "ibv_post_send");
+    if (res->busy) ThrowVerbs(env, EBUSY, "ibv_post_send", "queue pair is driven by a data pump");
+    Napi::Value arg = info[0];
+    uint32_t n = 1;
+    bool isArr = arg.IsArray();
+    if (isArr) n = arg.As<Napi::Array>().Length();
+    if (n == 0) return;
+    std::vector<ibv_send_wr> wrs(n);
+    std::vector<ibv_sge> sges(static_cast<size_t>(n) * kMaxSge);
+    for (uint32_t i = 0; i < n; i++) {
+      Napi::Value wv = isArr ? arg.As<Napi::Array>().Get(i) : arg;
+      if (!wv.IsObject()) ThrowType(env, "work request must be an object");
+      Napi::Object w = wv.As<Napi::Object>();
+      ibv_send_wr& wr = wrs[i];
+      memset(&wr, 0, sizeof wr);
+      wr.wr_id = WrId(env, w);
+      Napi::Value opv = w.Get("opcode");
+      if (!opv.IsString()) ThrowType(env, "opcode must be a string");
+      std::string op = opv.As<Napi::String>().Utf8Value();
+      bool needsRemote = false, hasImm = false;
+      if (op == "SEND") {
+        wr.opcode = IBV_WR_SEND;
+      } else if (op == "SEND_WITH_IMM") {
+        wr.opcode = IBV_WR_SEND_WITH_IMM;
+        hasImm = true;
+      } else if (op == "RDMA_WRITE") {
+        wr.opcode = IBV_WR_RDMA_WRITE;
+        needsRemote = true;
+      } else if (op == "RDMA_WRITE_WITH_IMM") {
+        wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+        needsRemote = hasImm = true;
+      } else if (op == "RDMA_READ") {
+        wr.opcode = IBV_WR_RDMA_READ;
+        needsRemote = true;
+      } else {
+        ThrowType(env, "opcode must be SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM or RDMA_READ");
+      }
+      uint64_t total;
+      wr.sg_list = &sges[static_cast<size_t>(i) * kMaxSge];
+      wr.num_sge = ParseSgList(env, w.Get("sgList"), wr.sg_list, &total);
+      if (hasImm) wr.imm_data = htonl(ToU32(env, w.Get("immData"), "immData"));
+      if (needsRemote) {
+        wr.wr.rdma.remote_addr = ToU64(env, w.Get("remoteAddr"), "remoteAddr");
+        wr.wr.rdma.rkey = ToU32(env, w.Get("rkey"), "rkey");
+      }
+      if (GetBool(env, w, "signaled", true)) wr.send_flags |= IBV_SEND_SIGNALED;
+      if (GetBool(env, w, "solicited", false)) wr.send_flags |= IBV_SEND_SOLICITED;
+      if (GetBool(env, w, "fence", false)) wr.send_flags |= IBV_SEND_FENCE;
+      if (GetBool(env, w, "inline", false)) {
+        if (wr.opcode == IBV_WR_RDMA_READ) ThrowType(env, "RDMA_READ cannot be inline");
+        if (total > cap_.max_inline_data)
+          ThrowRange(env, "inline payload of " + std::to_string(total) + " bytes exceeds maxInlineData " +
+                              std::to_string(cap_.max_inline_data));
+        wr.send_flags |= IBV_SEND_INLINE;
+      }
+      wr.next = i + 1 < n ? &wrs[i + 1] : nullptr;
+    }
+    ibv_send_wr* bad = nullptr;
+    int r = ibv_post_send(res->qp, wrs.data(), &bad);
+    if (r) ThrowVerbs(env, r, "ibv_post_send", "failed at work request " + std::to_string(bad ? bad - wrs.data() : 0));
+  }
+
+  // postRecv(wr | wr[]), wr = { wrId?, sgList? }
+  void PostRecv(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto res = Res(env, "ibv_post_recv");
+    if (res->busy) ThrowVerbs(env, EBUSY, "ibv_post_recv", "queue pair is driven by a data pump");
+    Napi::Value arg = info[0];
+    uint32_t n = 1;
+    bool isArr = arg.IsArray();
+    if (isArr) n = arg.As<Napi::Array>().Length();
+    if (n == 0) return;
+    std::vector<ibv_recv_wr> wrs(n);
+    std::vector<ibv_sge> sges(static_cast<size_t>(n) * kMaxSge);
+    for (uint32_t i = 0; i < n; i++) {
+      Napi::Value wv = isArr ? arg.As<Napi::Array>().Get(i) : arg;
+      if (!wv.IsObject()) ThrowType(env, "work request must be an object");
+      Napi::Object w = wv.As<Napi::Object>();
+      ibv_recv_wr& wr = wrs[i];
+      memset(&wr, 0, sizeof wr);
+      wr.wr_id = WrId(env, w);
+      uint64_t total;
+      wr.sg_list = &sges[static_cast<size_t>(i) * kMaxSge];
+      wr.num_sge = ParseSgList(env, w.Get("sgList"), wr.sg_list, &total);
+      wr.next = i + 1 < n ? &wrs[i + 1] : nullptr;
+    }
+    ibv_recv_wr* bad = nullptr;
+    int r = ibv_post_recv(res->qp, wrs.data(), &bad);
+    if (r) ThrowVerbs(env, r, "ibv_post_recv", "failed at work request " + std::to_string(bad ? bad - wrs.data() : 0));
+  }
+
+  void Close(const Napi::CallbackInfo& info) {
+    if (!res_) return;
+    if (res_->busy) ThrowVerbs(info.Env(), EBUSY, "ibv_destroy_qp", "queue pair is driven by a data pump");
+    int r = res_->Destroy();
+    if (r) ThrowVerbs(info.Env(), r, "ibv_destroy_qp");
+    res_.reset();
+  }
+};
+
+std::shared_ptr<QpRes> QpResOf(Napi::Env env, const Napi::Value& v) {
+  return UnwrapTagged<QueuePair>(env, v, kTagQp, "QueuePair")->Res(env, "QueuePair");
+}
+
+void InitQp(Napi::Env env, Napi::Object exports) { exports.Set("QueuePair", QueuePair::Init(env)); }
+
+}  // namespace smc

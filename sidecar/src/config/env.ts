@@ -1,0 +1,112 @@
+/**
+ * Environment overrides: each variable sets one config field. Pure: turns an
+ * environment into a partial config object plus where each value came from.
+ */
+
+type Kind = 'string' | 'int' | 'nullableInt' | 'bool' | 'intList' | 'stringList';
+
+interface EnvBinding {
+  env: string;
+  path: readonly string[];
+  kind: Kind;
+}
+
+export const ENV_BINDINGS: readonly EnvBinding[] = [
+  { env: 'SMC_TENANT', path: ['tenant'], kind: 'string' },
+  { env: 'SMC_LOG_LEVEL', path: ['logLevel'], kind: 'string' },
+  { env: 'SMC_RDMA_DEVICE', path: ['rdma', 'device'], kind: 'string' },
+  { env: 'SMC_RDMA_PORT', path: ['rdma', 'ibPort'], kind: 'int' },
+  { env: 'SMC_GID_INDEX', path: ['rdma', 'gidIndex'], kind: 'int' },
+  { env: 'SMC_VLAN', path: ['rdma', 'vlan'], kind: 'nullableInt' },
+  { env: 'SMC_PKEY', path: ['rdma', 'pkey'], kind: 'int' },
+  { env: 'SMC_PORT_OUTBOUND', path: ['ports', 'outbound'], kind: 'int' },
+  { env: 'SMC_PORT_INBOUND', path: ['ports', 'inbound'], kind: 'int' },
+  { env: 'SMC_PORT_SMC', path: ['ports', 'smc'], kind: 'int' },
+  { env: 'SMC_PORT_METRICS', path: ['ports', 'metrics'], kind: 'int' },
+  { env: 'SMC_PORT_HEALTH', path: ['ports', 'health'], kind: 'int' },
+  { env: 'SMC_DIRECTORY_PATH', path: ['directory', 'path'], kind: 'string' },
+  { env: 'SMC_DIRECTORY_POLL_MS', path: ['directory', 'pollIntervalMs'], kind: 'int' },
+  { env: 'SMC_SIDECAR_UID', path: ['intercept', 'sidecarUid'], kind: 'int' },
+  { env: 'SMC_INTERCEPT_INBOUND', path: ['intercept', 'inbound'], kind: 'bool' },
+  { env: 'SMC_EXCLUDE_OUTBOUND_PORTS', path: ['intercept', 'excludeOutboundPorts'], kind: 'intList' },
+  { env: 'SMC_EXCLUDE_INBOUND_PORTS', path: ['intercept', 'excludeInboundPorts'], kind: 'intList' },
+  { env: 'SMC_EXCLUDE_OUTBOUND_CIDRS', path: ['intercept', 'excludeOutboundCidrs'], kind: 'stringList' },
+  { env: 'SMC_EXCLUDE_INBOUND_CIDRS', path: ['intercept', 'excludeInboundCidrs'], kind: 'stringList' },
+  { env: 'SMC_POLICY_MODE', path: ['policy', 'mode'], kind: 'string' },
+  { env: 'SMC_ALLOWED_PEER_TENANTS', path: ['policy', 'allowedPeerTenants'], kind: 'stringList' },
+  { env: 'SMC_MAX_CONNECTIONS', path: ['limits', 'maxConnections'], kind: 'int' },
+  { env: 'SMC_RMB_SIZE', path: ['limits', 'rmbSize'], kind: 'int' },
+  { env: 'SMC_CLC_TIMEOUT_MS', path: ['timeouts', 'clcHandshakeMs'], kind: 'int' },
+  { env: 'SMC_LINK_GROUP_IDLE_MS', path: ['timeouts', 'linkGroupIdleMs'], kind: 'int' },
+  { env: 'SMC_CONNECT_TIMEOUT_MS', path: ['timeouts', 'connectMs'], kind: 'int' },
+];
+
+/** Names the config file; not itself a config field. */
+export const CONFIG_FILE_ENV = 'SMC_CONFIG_FILE';
+
+export type EnvValue = string | number | boolean | null | (string | number)[];
+
+/** Integers become numbers; anything else stays a string for the schema to reject with the right path. */
+function toInt(raw: string): string | number {
+  const t = raw.trim();
+  if (/^0x[0-9a-f]+$/i.test(t)) return parseInt(t, 16);
+  return /^-?\d+$/.test(t) ? Number(t) : raw;
+}
+
+function list(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function convert(kind: Kind, raw: string): EnvValue {
+  switch (kind) {
+    case 'string':
+      return raw;
+    case 'int':
+      return toInt(raw);
+    case 'nullableInt':
+      return ['', 'none', 'null'].includes(raw.trim().toLowerCase()) ? null : toInt(raw);
+    case 'bool': {
+      const t = raw.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+      if (['0', 'false', 'no', 'off'].includes(t)) return false;
+      return raw;
+    }
+    case 'intList':
+      return list(raw).map(toInt);
+    case 'stringList':
+      return list(raw);
+  }
+}
+
+export interface EnvOverrides {
+  /** Nested partial config object. */
+  values: Record<string, unknown>;
+  /** Dotted config path → environment variable that set it. */
+  sources: Map<string, string>;
+}
+
+export function configFromEnv(env: Readonly<Record<string, string | undefined>>): EnvOverrides {
+  const values: Record<string, unknown> = {};
+  const sources = new Map<string, string>();
+  for (const b of ENV_BINDINGS) {
+    const raw = env[b.env];
+    if (raw === undefined) continue;
+    let node = values;
+    for (const key of b.path.slice(0, -1)) {
+      const child = node[key];
+      if (typeof child === 'object' && child !== null && !Array.isArray(child)) {
+        node = child as Record<string, unknown>;
+      } else {
+        const fresh: Record<string, unknown> = {};
+        node[key] = fresh;
+        node = fresh;
+      }
+    }
+    node[b.path[b.path.length - 1] ?? ''] = convert(b.kind, raw);
+    sources.set(b.path.join('.'), b.env);
+  }
+  return { values, sources };
+}

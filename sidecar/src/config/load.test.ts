@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from './errors.js';
+import { loadConfig } from './load.js';
+
+const files = (content: Record<string, string>) => (path: string) => {
+  const c = content[path];
+  if (c === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
+  return c;
+};
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('fills every default from a minimal file', () => {
+    const cfg = loadConfig({
+      file: '/c.json',
+      env: {},
+      readFile: files({ '/c.json': '{"tenant":"team-a"}' }),
+    });
+    expect(cfg.tenant).toBe('team-a');
+    expect(cfg.ports).toEqual({ outbound: 15001, inbound: 15006, smc: 15100, metrics: 15090, health: 15021 });
+    expect(cfg.intercept.sidecarUid).toBe(1337);
+    expect(cfg.policy).toEqual({ mode: 'Prefer', allowedPeerTenants: [] });
+    expect(cfg.limits.rmbSize).toBe(65536);
+    expect(cfg.timeouts.clcHandshakeMs).toBe(6000);
+    expect(cfg.rdma.vlan).toBeNull();
+  });
+
+  it('lets the environment override the file, with list and number parsing', () => {
+    const cfg = loadConfig({
+      file: '/c.json',
+      env: {
+        SMC_TENANT: 'team-b',
+        SMC_POLICY_MODE: 'Require',
+        SMC_ALLOWED_PEER_TENANTS: 'team-a, team-c',
+        SMC_EXCLUDE_OUTBOUND_PORTS: '22,5432',
+        SMC_EXCLUDE_OUTBOUND_CIDRS: '169.254.0.0/16,fd00::/8',
+        SMC_VLAN: '100',
+        SMC_PKEY: '0x8001',
+        SMC_INTERCEPT_INBOUND: 'false',
+      },
+      readFile: files({
+        '/c.json': '{"tenant":"team-a","policy":{"mode":"Disabled"},"rdma":{"device":"mlx5_0"}}',
+      }),
+    });
+    expect(cfg.tenant).toBe('team-b');
+    expect(cfg.policy.mode).toBe('Require');
+    expect(cfg.policy.allowedPeerTenants).toEqual(['team-a', 'team-c']);
+    expect(cfg.intercept.excludeOutboundPorts).toEqual([22, 5432]);
+    expect(cfg.intercept.excludeOutboundCidrs).toEqual(['169.254.0.0/16', 'fd00::/8']);
+    expect(cfg.intercept.inbound).toBe(false);
+    expect(cfg.rdma).toMatchObject({ device: 'mlx5_0', vlan: 100, pkey: 0x8001 });
+  });
+
+  it('works from the environment alone', () => {
+    const cfg = loadConfig({ env: { SMC_TENANT: 'solo' } });
+    expect(cfg.tenant).toBe('solo');
+  });
+
+  it('reports every problem with its path and source', () => {
+    const err = errorOf(() =>
+      loadConfig({
+        file: '/c.json',
+        env: { SMC_POLICY_MODE: 'Sometimes', SMC_MAX_CONNECTIONS: 'lots' },
+        readFile: files({
+          '/c.json': JSON.stringify({
+            tenant: 'Team_A',
+            limits: { rmbSize: 100000 },
+            intercept: { excludeOutboundCidrs: ['10.0.0.0/33'] },
+            bogus: true,
+          }),
+        }),
+      }),
+    );
+    const byPath = new Map(err.issues.map((i) => [i.path, i]));
+    expect(byPath.get('tenant')?.source).toBe('file /c.json');
+    expect(byPath.get('policy.mode')?.source).toBe('env SMC_POLICY_MODE');
+    expect(byPath.get('limits.maxConnections')?.source).toBe('env SMC_MAX_CONNECTIONS');
+    expect(byPath.get('limits.rmbSize')?.message).toMatch(/power of two/);
+    expect(byPath.get('intercept.excludeOutboundCidrs.0')?.message).toMatch(/CIDR/);
+    expect(byPath.get('')?.message).toMatch(/bogus/);
+    expect(err.message).toMatch(/policy\.mode \[env SMC_POLICY_MODE\]/);
+  });
+
+  it('requires a tenant', () => {
+    const err = errorOf(() => loadConfig({ env: {} }));
+    expect(err.issues).toEqual([expect.objectContaining({ path: 'tenant', source: 'default' })]);
+  });
+
+  it('rejects clashing ports', () => {
+    const err = errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_METRICS: '15001' } }));
+    expect(err.issues[0]?.message).toMatch(/distinct/);
+  });
+
+  it('explains unreadable and malformed files', () => {
+    expect(
+      errorOf(() => loadConfig({ file: '/missing.json', env: {}, readFile: files({}) })).message,
+    ).toMatch(/file \/missing\.json\]: cannot read: ENOENT/);
+    expect(
+      errorOf(() => loadConfig({ file: '/c.json', env: {}, readFile: files({ '/c.json': '{"tenant":' }) }))
+        .message,
+    ).toMatch(/not valid JSON/);
+    expect(
+      errorOf(() => loadConfig({ file: '/c.json', env: {}, readFile: files({ '/c.json': '[1]' }) })).message,
+    ).toMatch(/must hold a JSON object/);
+  });
+});

@@ -1,0 +1,117 @@
+import type { SidecarConfig } from '../config/schema.js';
+import { type Cidr, parseCidr } from '../net/ip.js';
+
+/** The dedicated nftables table; nothing else in the pod's netns is touched. */
+export const NFT_FAMILY = 'inet';
+export const NFT_TABLE = 'smc_sidecar';
+
+export interface InterceptSpec {
+  /** Sockets owned by this uid (the sidecar's) are never redirected. */
+  sidecarUid: number;
+  outboundPort: number;
+  inboundPort: number;
+  /** Ports the sidecar itself serves to the outside (SMC/CLC, metrics, health); never redirected inbound. */
+  sidecarPorts: readonly number[];
+  inbound: boolean;
+  excludeOutboundPorts: readonly number[];
+  excludeInboundPorts: readonly number[];
+  excludeOutboundCidrs: readonly string[];
+  excludeInboundCidrs: readonly string[];
+}
+
+export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
+  const p = cfg.ports;
+  return {
+    sidecarUid: cfg.intercept.sidecarUid,
+    outboundPort: p.outbound,
+    inboundPort: p.inbound,
+    sidecarPorts: [p.smc, p.metrics, p.health, p.outbound, p.inbound],
+    inbound: cfg.intercept.inbound,
+    excludeOutboundPorts: cfg.intercept.excludeOutboundPorts,
+    excludeInboundPorts: cfg.intercept.excludeInboundPorts,
+    excludeOutboundCidrs: cfg.intercept.excludeOutboundCidrs,
+    excludeInboundCidrs: cfg.intercept.excludeInboundCidrs,
+  };
+}
+
+function portSet(ports: readonly number[]): string {
+  const sorted = [...new Set(ports)].sort((a, b) => a - b);
+  return sorted.length === 1 ? String(sorted[0]) : `{ ${sorted.join(', ')} }`;
+}
+
+function cidrSet(cidrs: readonly Cidr[]): string {
+  const texts = [...new Set(cidrs.map((c) => c.text))].sort();
+  return texts.length === 1 ? (texts[0] ?? '') : `{ ${texts.join(', ')} }`;
+}
+
+function cidrRules(cidrs: readonly string[], field: 'saddr' | 'daddr'): string[] {
+  const parsed = cidrs.map(parseCidr);
+  const v4 = parsed.filter((c) => c.family === 4);
+  const v6 = parsed.filter((c) => c.family === 6);
+  const rules: string[] = [];
+  if (v4.length > 0) rules.push(`ip ${field} ${cidrSet(v4)} return`);
+  if (v6.length > 0) rules.push(`ip6 ${field} ${cidrSet(v6)} return`);
+  return rules;
+}
+
+function chain(name: string, hook: 'output' | 'prerouting', rules: readonly string[]): string[] {
+  return [
+    `\tchain ${name} {`,
+    `\t\ttype nat hook ${hook} priority -100; policy accept;`,
+    ...rules.map((r) => `\t\t${r}`),
+    '\t}',
+  ];
+}
+
+/** Outbound: every TCP connection the pod's apps open goes to the outbound listener. */
+export function outboundRules(spec: InterceptSpec): string[] {
+  const rules = [
+    'meta l4proto != tcp return',
+    `meta skuid ${spec.sidecarUid} return`,
+    'oifname "lo" return',
+    'ip daddr 127.0.0.0/8 return',
+    'ip6 daddr ::1 return',
+  ];
+  if (spec.excludeOutboundPorts.length > 0)
+    rules.push(`tcp dport ${portSet(spec.excludeOutboundPorts)} return`);
+  rules.push(...cidrRules(spec.excludeOutboundCidrs, 'daddr'));
+  rules.push(`meta l4proto tcp redirect to :${spec.outboundPort}`);
+  return rules;
+}
+
+/** Inbound: TCP arriving for the pod goes to the inbound listener, except the sidecar's own ports. */
+export function inboundRules(spec: InterceptSpec): string[] {
+  const rules = [
+    'meta l4proto != tcp return',
+    'iifname "lo" return',
+    `tcp dport ${portSet(spec.sidecarPorts)} return`,
+  ];
+  if (spec.excludeInboundPorts.length > 0)
+    rules.push(`tcp dport ${portSet(spec.excludeInboundPorts)} return`);
+  rules.push(...cidrRules(spec.excludeInboundCidrs, 'saddr'));
+  rules.push(`meta l4proto tcp redirect to :${spec.inboundPort}`);
+  return rules;
+}
+
+/**
+ * A whole `nft -f` transaction that (re)creates the table atomically: the empty
+ * declaration makes the delete succeed when the table is absent, so running it
+ * twice yields the same ruleset.
+ */
+export function installScript(spec: InterceptSpec): string {
+  const lines = [
+    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+    '}',
+    `delete table ${NFT_FAMILY} ${NFT_TABLE}`,
+    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+    ...chain('output', 'output', outboundRules(spec)),
+    ...(spec.inbound ? chain('prerouting', 'prerouting', inboundRules(spec)) : []),
+    '}',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Removes the table; a no-op when it is not there. */
+export function removeScript(): string {
+  return `table ${NFT_FAMILY} ${NFT_TABLE} {\n}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n`;
+}

@@ -62,6 +62,7 @@ if [[ ! -f "$CACHE/.kernel-ok" ]]; then
   APTOPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
     -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache" -o "Dir::State::status=/dev/null"
     -o "APT::Architecture=amd64" -o "APT::Architectures=amd64" -o "Debug::NoLocking=1")
+  [[ $(id -u) == 0 ]] && APTOPTS+=(-o "APT::Sandbox::User=root")
   log "apt-get update (trixie lists into $APT)"
   timeout 900 apt-get "${APTOPTS[@]}" update -qq
   # linux-image-amd64 depends on the current linux-image-6.12.X+debY-amd64 package.
@@ -100,6 +101,9 @@ fi
 kver=$(cat "$CACHE/kver")
 MODDIR="$CACHE/kernel/lib/modules/$kver"
 
+# Loaded at boot in every VM (crc32_generic before rdma_rxe: rxe needs the crc32 algorithm).
+LAB_MODULES="virtio_net crc32_generic rdma_rxe ib_uverbs rdma_ucm smc smc_diag"
+
 # --- initramfs --------------------------------------------------------------------------------
 INIT_SRC="$HERE/initramfs-init.sh"
 stamp="$(sha256sum "$INIT_SRC" "$0" | sha256sum | cut -c1-16)"
@@ -111,12 +115,14 @@ else
   trap 'rm -rf "$work"' EXIT
   mkdir -p "$work"/{bin,sbin,dev,proc,sys,newroot,modules,usr/bin,usr/sbin}
   cp /bin/busybox "$work/bin/busybox"
-  for app in sh mount umount mkdir insmod switch_root sleep cat echo ls poweroff; do
+  for app in sh mount umount mkdir insmod switch_root sleep cat echo ls poweroff hostname ip ln chmod; do
     ln -s busybox "$work/bin/$app"
   done
-  # Modules needed before the host root is reachable, in dependency order.
+  # Modules, uncompressed, with their dependencies first: 9p (to reach the host root) and then
+  # the lab's network/RDMA/SMC set (loading them from RAM is much faster than modprobe over 9p).
+  # modules/order lists them all; the initramfs insmods them in this order.
   : >"$work/modules/order"
-  for m in virtio_pci 9pnet_virtio 9p; do
+  for m in virtio_pci 9pnet_virtio 9p $LAB_MODULES; do
     # --show-depends prints "insmod /path/x.ko[.xz]" lines, dependencies first; builtins as "builtin x".
     modprobe -d "$CACHE/kernel" -S "$kver" --show-depends "$m" | awk '$1=="insmod"{print $2}' | while read -r ko; do
       base=$(basename "$ko"); base=${base%.xz}; base=${base%.zst}

@@ -111,7 +111,6 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
   explicit MemoryRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MemoryRegion>(info) {
     Napi::Env env = info.Env();
     napi_type_tag_object(env, info.This(), &kTagMr);
-    auto pd = PdResOf(env, info[0]);
     uint8_t* data = nullptr;
     size_t len = 0;
     if (info.Length() < 2 || !BufferSpan(info[1], &data, &len))
@@ -127,6 +126,7 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
                  "remote read access exposes the region to any peer holding the rkey; "
                  "pass allowRemoteRead: true to opt in");
     if (remoteWrite && !localWrite) ThrowVerbs(env, EINVAL, "ibv_reg_mr", "remoteWrite requires localWrite");
+    auto pd = PdResOf(env, info[0]);  // after argument checks, so they work without a device
     int flags = (localWrite ? IBV_ACCESS_LOCAL_WRITE : 0) | (remoteWrite ? IBV_ACCESS_REMOTE_WRITE : 0) |
                 (remoteRead ? IBV_ACCESS_REMOTE_READ : 0);
     errno = 0;

@@ -1,0 +1,328 @@
+// smc_verbs: typed libibverbs for Node.js (RC queue pairs over RoCE / InfiniBand).
+//
+// Object tree and close order (close() children first; a parent's close() throws VerbsError
+// EBUSY while children are open, it never closes them for you):
+//
+//   Context ─┬─ ProtectionDomain ─┬─ MemoryRegion
+//            │                    └─ QueuePair ──(uses)── CompletionQueue (send / recv)
+//            ├─ CompletionChannel ─── CompletionQueue
+//            └─ CompletionQueue
+//
+// Objects that are dropped without close() are released by finalizers when collected; the native
+// side keeps parents alive until their children are gone, whatever order that happens in.
+
+import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import type {
+  DebugCounters,
+  DeviceInfo,
+  Mtu,
+  MrAccess,
+  NativeBinding,
+  OriginalDst,
+  QpCaps,
+  RegistrableMemory,
+  WorkCompletion,
+} from './types.js';
+
+export type * from './types.js';
+
+function loadBinding(): NativeBinding {
+  const candidates = [
+    process.env['SMC_VERBS_ADDON'],
+    fileURLToPath(new URL('./build/Release/smc_verbs.node', import.meta.url)),
+    // compiled layout: dist/native/index.js
+    fileURLToPath(new URL('../../native/build/Release/smc_verbs.node', import.meta.url)),
+  ];
+  const require = createRequire(import.meta.url);
+  for (const path of candidates) {
+    if (path && existsSync(path)) return require(path) as NativeBinding;
+  }
+  throw new Error('smc_verbs addon not built: run `npm run build:native` (looked in native/build/Release)');
+}
+
+const binding = loadBinding();
+
+/** Error thrown by the addon: `code` is the errno name (e.g. 'ENODEV', 'EBUSY', 'EACCES'). */
+export class VerbsError extends Error {
+  override readonly name = 'VerbsError';
+  constructor(
+    message: string,
+    /** errno name, e.g. 'ENODEV'. */
+    readonly code: string,
+    /** The verb or system call that failed, e.g. 'ibv_open_device'. */
+    readonly syscall: string,
+    /** Negative errno, as in Node's system errors. */
+    readonly errno: number,
+  ) {
+    super(message);
+  }
+}
+binding.setErrorClass(VerbsError);
+
+/** The RDMA devices of this machine; empty when there are none (or no kernel RDMA support). */
+export function listDevices(): DeviceInfo[] {
+  return binding.listDevices();
+}
+
+/** Opens the named device, or the first one. Throws VerbsError ENODEV when there is none. */
+export function openDevice(name?: string): Context {
+  return new Context(name);
+}
+
+/** A zero-filled, page-aligned Buffer with its own mapping (not Node's pool): good for MRs. */
+export function allocBuffer(size: number): Buffer {
+  return binding.allocBuffer(size);
+}
+
+/** Live native objects by kind. */
+export function debugCounters(): DebugCounters {
+  return binding.debugCounters();
+}
+
+/** SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST of a redirected TCP socket (VerbsError ENOENT if not redirected). */
+export function getOriginalDst(fd: number): OriginalDst {
+  return binding.getOriginalDst(fd);
+}
+
+/** A random 24-bit initial packet sequence number. */
+export function randomPsn(): number {
+  return randomInt(0, 1 << 24);
+}
+
+export class Context extends binding.Context {
+  allocPd(): ProtectionDomain {
+    return new ProtectionDomain(this);
+  }
+
+  createCompletionChannel(): CompletionChannel {
+    return new CompletionChannel(this);
+  }
+
+  /** A completion queue on `channel` (one channel can serve many CQs). */
+  createCq(channel: CompletionChannel, cqe = 256): CompletionQueue {
+    return new CompletionQueue(this, channel, cqe);
+  }
+}
+
+export class ProtectionDomain extends binding.ProtectionDomain {
+  constructor(readonly context: Context) {
+    super(context);
+  }
+
+  /** Registers `buf` (kept alive while registered). Default access: local write only. */
+  registerMr(buf: RegistrableMemory, access?: MrAccess): MemoryRegion {
+    return new MemoryRegion(this, buf, access);
+  }
+
+  createQp(opts: { sendCq: CompletionQueue; recvCq?: CompletionQueue } & QpCaps): QueuePair {
+    const { sendCq, recvCq = sendCq, ...caps } = opts;
+    return new QueuePair(this, sendCq, recvCq, caps);
+  }
+}
+
+export class MemoryRegion extends binding.MemoryRegion {
+  constructor(
+    readonly pd: ProtectionDomain,
+    buf: RegistrableMemory,
+    access?: MrAccess,
+  ) {
+    super(pd, buf, access);
+  }
+}
+
+export class CompletionChannel extends binding.CompletionChannel {
+  constructor(readonly context: Context) {
+    super(context);
+  }
+}
+
+type Waiter = {
+  resolve: (wc: WorkCompletion) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+};
+
+/**
+ * A completion queue. Completions arrive from the event loop (never by polling on the JS thread)
+ * and are routed in this order:
+ *  1. to a pending `waitFor(wrId)` for that wrId;
+ *  2. else to the `onCompletion` listeners, if any;
+ *  3. else into a queue that `next()` and later `waitFor()` calls take from.
+ */
+export class CompletionQueue extends binding.CompletionQueue {
+  readonly #listeners = new Set<(wc: WorkCompletion) => void>();
+  readonly #byWrId = new Map<number, Waiter[]>();
+  readonly #nextWaiters: Waiter[] = [];
+  readonly #queued: WorkCompletion[] = [];
+
+  constructor(
+    readonly context: Context,
+    readonly channel: CompletionChannel,
+    cqe?: number,
+  ) {
+    super(context, channel, cqe);
+  }
+
+  /** Called by the addon with each batch of completions (at most 32). */
+  onCompletions(wcs: WorkCompletion[]): void {
+    for (const wc of wcs) this.#route(wc);
+  }
+
+  #route(wc: WorkCompletion): void {
+    const waiters = this.#byWrId.get(wc.wrId);
+    if (waiters) {
+      const w = waiters.shift();
+      if (waiters.length === 0) this.#byWrId.delete(wc.wrId);
+      if (w) {
+        settle(w);
+        w.resolve(wc);
+        return;
+      }
+    }
+    if (this.#listeners.size > 0) {
+      for (const l of this.#listeners) l(wc);
+      return;
+    }
+    const n = this.#nextWaiters.shift();
+    if (n) {
+      settle(n);
+      n.resolve(wc);
+      return;
+    }
+    this.#queued.push(wc);
+  }
+
+  /** Subscribes to every completion not claimed by waitFor(). Returns the unsubscribe function. */
+  onCompletion(listener: (wc: WorkCompletion) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The completion of work request `wrId` (resolves for error statuses too; check `status`). */
+  waitFor(wrId: number, timeoutMs?: number): Promise<WorkCompletion> {
+    const i = this.#queued.findIndex((wc) => wc.wrId === wrId);
+    if (i >= 0) return Promise.resolve(this.#queued.splice(i, 1)[0] as WorkCompletion);
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { resolve, reject, timer: undefined };
+      let list = this.#byWrId.get(wrId);
+      if (!list) this.#byWrId.set(wrId, (list = []));
+      list.push(w);
+      if (timeoutMs !== undefined) {
+        w.timer = setTimeout(() => {
+          const l = this.#byWrId.get(wrId);
+          if (l) {
+            const k = l.indexOf(w);
+            if (k >= 0) l.splice(k, 1);
+            if (l.length === 0) this.#byWrId.delete(wrId);
+          }
+          reject(
+            new VerbsError(
+              `no completion for wrId ${wrId} within ${timeoutMs} ms`,
+              'ETIMEDOUT',
+              'waitFor',
+              -110,
+            ),
+          );
+        }, timeoutMs);
+      }
+    });
+  }
+
+  /** The next completion not claimed by waitFor() or listeners. */
+  next(timeoutMs?: number): Promise<WorkCompletion> {
+    const q = this.#queued.shift();
+    if (q) return Promise.resolve(q);
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { resolve, reject, timer: undefined };
+      this.#nextWaiters.push(w);
+      if (timeoutMs !== undefined) {
+        w.timer = setTimeout(() => {
+          const k = this.#nextWaiters.indexOf(w);
+          if (k >= 0) this.#nextWaiters.splice(k, 1);
+          reject(new VerbsError(`no completion within ${timeoutMs} ms`, 'ETIMEDOUT', 'next', -110));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  /** Completions received but not yet claimed. */
+  get pendingCount(): number {
+    return this.#queued.length;
+  }
+
+  /** Destroys the CQ (after its QPs); pending waitFor()/next() promises reject with EBADF. */
+  override close(): void {
+    super.close();
+    const err = () => new VerbsError('completion queue closed', 'EBADF', 'ibv_destroy_cq', -9);
+    for (const list of this.#byWrId.values())
+      for (const w of list) {
+        settle(w);
+        w.reject(err());
+      }
+    this.#byWrId.clear();
+    for (const w of this.#nextWaiters.splice(0)) {
+      settle(w);
+      w.reject(err());
+    }
+    this.#queued.length = 0;
+    this.#listeners.clear();
+  }
+}
+
+function settle(w: Waiter): void {
+  if (w.timer) clearTimeout(w.timer);
+}
+
+/** What a peer needs to connect an RC QP to ours. */
+export interface QpEndpoint {
+  gid: string;
+  qpn: number;
+  psn: number;
+}
+
+export interface ConnectOptions {
+  remote: QpEndpoint;
+  /** Our initial send PSN (the one we advertised in our QpEndpoint). */
+  localPsn: number;
+  sgidIndex: number;
+  port?: number;
+  mtu?: Mtu;
+  remoteWrite?: boolean;
+  timeout?: number;
+  retryCnt?: number;
+  rnrRetry?: number;
+}
+
+export class QueuePair extends binding.QueuePair {
+  constructor(
+    readonly pd: ProtectionDomain,
+    readonly sendCq: CompletionQueue,
+    readonly recvCq: CompletionQueue,
+    caps?: QpCaps,
+  ) {
+    super(pd, sendCq, recvCq, caps);
+  }
+
+  /** RESET -> INIT -> RTR -> RTS in one go. */
+  connect(o: ConnectOptions): void {
+    const port = o.port ?? 1;
+    this.modifyToInit({ port, remoteWrite: o.remoteWrite ?? false });
+    this.modifyToRtr({
+      remoteQpn: o.remote.qpn,
+      remotePsn: o.remote.psn,
+      remoteGid: o.remote.gid,
+      sgidIndex: o.sgidIndex,
+      port,
+      mtu: o.mtu ?? 1024,
+    });
+    const rts: { psn: number; timeout?: number; retryCnt?: number; rnrRetry?: number } = { psn: o.localPsn };
+    if (o.timeout !== undefined) rts.timeout = o.timeout;
+    if (o.retryCnt !== undefined) rts.retryCnt = o.retryCnt;
+    if (o.rnrRetry !== undefined) rts.rnrRetry = o.rnrRetry;
+    this.modifyToRts(rts);
+  }
+}

@@ -1,0 +1,351 @@
+// Types of the smc_verbs addon: the plain data it returns and takes, and the shape of the native
+// binding that native/index.ts wraps.
+
+/** Work completion status: the libibverbs enum name (`enum ibv_wc_status`), e.g. 'IBV_WC_REM_ACCESS_ERR'. */
+export type WcStatus =
+  | 'IBV_WC_SUCCESS'
+  | 'IBV_WC_LOC_LEN_ERR'
+  | 'IBV_WC_LOC_QP_OP_ERR'
+  | 'IBV_WC_LOC_EEC_OP_ERR'
+  | 'IBV_WC_LOC_PROT_ERR'
+  | 'IBV_WC_WR_FLUSH_ERR'
+  | 'IBV_WC_MW_BIND_ERR'
+  | 'IBV_WC_BAD_RESP_ERR'
+  | 'IBV_WC_LOC_ACCESS_ERR'
+  | 'IBV_WC_REM_INV_REQ_ERR'
+  | 'IBV_WC_REM_ACCESS_ERR'
+  | 'IBV_WC_REM_OP_ERR'
+  | 'IBV_WC_RETRY_EXC_ERR'
+  | 'IBV_WC_RNR_RETRY_EXC_ERR'
+  | 'IBV_WC_LOC_RDD_VIOL_ERR'
+  | 'IBV_WC_REM_INV_RD_REQ_ERR'
+  | 'IBV_WC_REM_ABORT_ERR'
+  | 'IBV_WC_INV_EECN_ERR'
+  | 'IBV_WC_INV_EEC_STATE_ERR'
+  | 'IBV_WC_FATAL_ERR'
+  | 'IBV_WC_RESP_TIMEOUT_ERR'
+  | 'IBV_WC_GENERAL_ERR'
+  | 'IBV_WC_TM_ERR'
+  | 'IBV_WC_TM_RNDV_INCOMPLETE'
+  | 'IBV_WC_UNKNOWN';
+
+/** Work completion opcode: `enum ibv_wc_opcode` without its IBV_WC_ prefix. Not meaningful on error completions. */
+export type WcOpcode =
+  | 'SEND'
+  | 'RDMA_WRITE'
+  | 'RDMA_READ'
+  | 'COMP_SWAP'
+  | 'FETCH_ADD'
+  | 'BIND_MW'
+  | 'LOCAL_INV'
+  | 'TSO'
+  | 'RECV'
+  | 'RECV_RDMA_WITH_IMM'
+  | 'UNKNOWN';
+
+export interface WorkCompletion {
+  /** The wrId of the work request (a non-negative safe integer). */
+  readonly wrId: number;
+  readonly status: WcStatus;
+  readonly opcode: WcOpcode;
+  /** Bytes received (receive completions); undefined content for send completions. */
+  readonly byteLen: number;
+  /** Immediate data, host byte order, present only when the completion carries one. */
+  readonly immData?: number;
+  readonly qpNum: number;
+  readonly srcQp: number;
+  readonly wcFlags: number;
+  readonly vendorErr: number;
+}
+
+export interface DeviceInfo {
+  readonly name: string;
+  /** Node GUID as 4 groups of 4 hex digits. */
+  readonly guid: string;
+  readonly nodeType: string;
+  readonly transport: string;
+}
+
+export interface DeviceAttr {
+  readonly fwVer: string;
+  readonly nodeGuid: string;
+  readonly sysImageGuid: string;
+  readonly maxMrSize: number;
+  readonly pageSizeCap: number;
+  readonly vendorId: number;
+  readonly vendorPartId: number;
+  readonly hwVer: number;
+  readonly maxQp: number;
+  readonly maxQpWr: number;
+  readonly maxSge: number;
+  readonly maxCq: number;
+  readonly maxCqe: number;
+  readonly maxMr: number;
+  readonly maxPd: number;
+  readonly maxQpRdAtom: number;
+  readonly maxQpInitRdAtom: number;
+  readonly physPortCnt: number;
+}
+
+export type PortState = 'NOP' | 'DOWN' | 'INIT' | 'ARMED' | 'ACTIVE' | 'ACTIVE_DEFER' | 'UNKNOWN';
+export type LinkLayer = 'InfiniBand' | 'Ethernet' | 'Unspecified';
+export type Mtu = 256 | 512 | 1024 | 2048 | 4096;
+
+export interface PortAttr {
+  readonly port: number;
+  readonly state: PortState;
+  /** Bytes. */
+  readonly maxMtu: Mtu;
+  /** Bytes. */
+  readonly activeMtu: Mtu;
+  readonly linkLayer: LinkLayer;
+  readonly gidTblLen: number;
+  readonly pkeyTblLen: number;
+  readonly lid: number;
+  readonly smLid: number;
+  readonly portCapFlags: number;
+  readonly activeSpeed: number;
+  readonly activeWidth: number;
+  readonly maxMsgSz: number;
+}
+
+/** 'IB' on InfiniBand ports; on Ethernet ports 'RoCEv1' (IB/RoCE v1) or 'RoCEv2'. */
+export type GidType = 'IB' | 'RoCEv1' | 'RoCEv2' | 'unknown';
+
+export interface GidEntry {
+  readonly index: number;
+  readonly port: number;
+  /** IPv6 text form, e.g. '::ffff:10.77.0.1' or 'fe80::...'. */
+  readonly gid: string;
+  readonly type: GidType;
+  /** The network device the GID belongs to (RoCE), or null. */
+  readonly netdev: string | null;
+  readonly ifindex: number;
+}
+
+/**
+ * Memory region access. Default: local write only. Remote write must be asked for. Remote read lets
+ * any peer holding the rkey read the region; it is refused (VerbsError EACCES) unless
+ * `allowRemoteRead: true` is passed too.
+ */
+export interface MrAccess {
+  localWrite?: boolean;
+  remoteWrite?: boolean;
+  remoteRead?: boolean;
+  allowRemoteRead?: boolean;
+}
+
+export interface MrAccessFlags {
+  readonly localWrite: boolean;
+  readonly remoteWrite: boolean;
+  readonly remoteRead: boolean;
+}
+
+/** Memory that can be registered. */
+export type RegistrableMemory = ArrayBufferView | ArrayBuffer;
+
+export interface QpCaps {
+  maxSendWr?: number;
+  maxRecvWr?: number;
+  maxSendSge?: number;
+  maxRecvSge?: number;
+  maxInlineData?: number;
+}
+
+export interface QpCapsActual {
+  readonly maxSendWr: number;
+  readonly maxRecvWr: number;
+  readonly maxSendSge: number;
+  readonly maxRecvSge: number;
+  readonly maxInlineData: number;
+}
+
+export interface QpInitAttr {
+  port?: number;
+  pkeyIndex?: number;
+  /** Let the peer RDMA WRITE into MRs of this QP's PD that allow it. Default false. */
+  remoteWrite?: boolean;
+  /** Refused (EACCES) unless allowRemoteRead is set. */
+  remoteRead?: boolean;
+  allowRemoteRead?: boolean;
+}
+
+export interface QpRtrAttr {
+  remoteQpn: number;
+  /** The peer's initial send PSN (24 bits). */
+  remotePsn: number;
+  /** The peer's GID: IPv6 text, IPv4 text (mapped) or 16 bytes. */
+  remoteGid: string | Uint8Array;
+  /** Local GID index to send from (on rxe, 1 is the IPv4-mapped RoCE v2 GID). */
+  sgidIndex: number;
+  mtu?: Mtu;
+  port?: number;
+  hopLimit?: number;
+  trafficClass?: number;
+  flowLabel?: number;
+  minRnrTimer?: number;
+  maxDestRdAtomic?: number;
+  dlid?: number;
+  sl?: number;
+}
+
+export interface QpRtsAttr {
+  /** Our initial send PSN (24 bits). */
+  psn: number;
+  /** Local ACK timeout exponent: 4.096 us * 2^timeout. Default 14 (~67 ms). */
+  timeout?: number;
+  retryCnt?: number;
+  rnrRetry?: number;
+  maxRdAtomic?: number;
+}
+
+export type QpStateName = 'RESET' | 'INIT' | 'RTR' | 'RTS' | 'SQD' | 'SQE' | 'ERR' | 'UNKNOWN';
+
+export interface QpQuery {
+  readonly state: QpStateName;
+  readonly pathMtu: number;
+  readonly destQpn: number;
+  readonly rqPsn: number;
+  readonly sqPsn: number;
+  readonly remoteWrite: boolean;
+  readonly remoteRead: boolean;
+}
+
+/** A scatter/gather element: `length` bytes at `offset` in a registered memory region. */
+export interface Sge {
+  mr: NativeMemoryRegion;
+  /** Default 0. */
+  offset?: number;
+  /** Default: to the end of the region. */
+  length?: number;
+}
+
+export type SendOpcode = 'SEND' | 'SEND_WITH_IMM' | 'RDMA_WRITE' | 'RDMA_WRITE_WITH_IMM' | 'RDMA_READ';
+
+export interface SendWr {
+  wrId?: number;
+  opcode: SendOpcode;
+  sgList?: Sge[];
+  /** Generate a completion. Default true. */
+  signaled?: boolean;
+  solicited?: boolean;
+  fence?: boolean;
+  /** Copy the payload into the WQE (needs maxInlineData). */
+  inline?: boolean;
+  /** Required for *_WITH_IMM; a uint32 in host byte order. */
+  immData?: number;
+  /** Required for RDMA_*: the peer's virtual address (number or bigint). */
+  remoteAddr?: number | bigint;
+  rkey?: number;
+}
+
+export interface RecvWr {
+  wrId?: number;
+  sgList?: Sge[];
+}
+
+export interface DebugCounters {
+  readonly contexts: number;
+  readonly pds: number;
+  readonly mrs: number;
+  readonly channels: number;
+  readonly cqs: number;
+  readonly qps: number;
+  readonly buffers: number;
+  readonly pumps: number;
+}
+
+export interface OriginalDst {
+  readonly family: 'IPv4' | 'IPv6';
+  readonly address: string;
+  readonly port: number;
+}
+
+// ---- the native binding ---------------------------------------------------------------------------
+
+export interface NativeContext {
+  readonly name: string;
+  readonly closed: boolean;
+  close(): void;
+  queryDevice(): DeviceAttr;
+  queryPort(port?: number): PortAttr;
+  queryGidTable(port?: number): GidEntry[];
+  queryPkeyTable(port?: number): number[];
+}
+
+export interface NativeProtectionDomain {
+  readonly closed: boolean;
+  readonly handle: number;
+  close(): void;
+}
+
+export interface NativeMemoryRegion {
+  readonly closed: boolean;
+  readonly lkey: number;
+  readonly rkey: number;
+  /** Virtual address of the first byte (what a peer puts in remoteAddr). */
+  readonly addr: number;
+  readonly length: number;
+  readonly access: MrAccessFlags;
+  readonly buffer: RegistrableMemory | null;
+  close(): void;
+}
+
+export interface NativeCompletionChannel {
+  readonly closed: boolean;
+  readonly fd: number;
+  ref(): this;
+  unref(): this;
+  close(): void;
+}
+
+export interface NativeCompletionQueue {
+  readonly closed: boolean;
+  readonly cqe: number;
+  close(): void;
+}
+
+export interface NativeQueuePair {
+  readonly closed: boolean;
+  readonly qpn: number;
+  readonly cap: QpCapsActual;
+  query(): QpQuery;
+  modifyToInit(attr?: QpInitAttr): void;
+  modifyToRtr(attr: QpRtrAttr): void;
+  modifyToRts(attr: QpRtsAttr): void;
+  modifyToError(): void;
+  modifyToReset(): void;
+  postSend(wr: SendWr | SendWr[]): void;
+  postRecv(wr: RecvWr | RecvWr[]): void;
+  close(): void;
+}
+
+export type VerbsErrorCtor = new (message: string, code: string, syscall: string, errno: number) => Error;
+
+export interface NativeBinding {
+  readonly abiVersion: number;
+  Context: new (name?: string) => NativeContext;
+  ProtectionDomain: new (ctx: NativeContext) => NativeProtectionDomain;
+  MemoryRegion: new (
+    pd: NativeProtectionDomain,
+    buf: RegistrableMemory,
+    access?: MrAccess,
+  ) => NativeMemoryRegion;
+  CompletionChannel: new (ctx: NativeContext) => NativeCompletionChannel;
+  CompletionQueue: new (
+    ctx: NativeContext,
+    channel: NativeCompletionChannel,
+    cqe?: number,
+  ) => NativeCompletionQueue;
+  QueuePair: new (
+    pd: NativeProtectionDomain,
+    sendCq: NativeCompletionQueue,
+    recvCq: NativeCompletionQueue,
+    caps?: QpCaps,
+  ) => NativeQueuePair;
+  listDevices(): DeviceInfo[];
+  allocBuffer(size: number): Buffer;
+  getOriginalDst(fd: number): OriginalDst;
+  debugCounters(): DebugCounters;
+  setErrorClass(ctor: VerbsErrorCtor): void;
+}

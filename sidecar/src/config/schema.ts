@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DIRECTORY_MOUNT_PATH } from '../../../operator/src/api/directory.js';
 import { parseCidr } from '../net/ip.js';
 
 const port = z.number().int().min(1).max(65535);
@@ -63,8 +64,11 @@ export const SidecarConfigSchema = z
       }),
     directory: z
       .object({
-        /** JSON endpoint directory written by the node agent (schema: operator/src/api/directory.ts). */
-        path: z.string().min(1).default('/var/run/smc/directory.json'),
+        /**
+         * Endpoint directory (schema: operator/src/api/directory.ts): the folder the operator's
+         * ConfigMaps are projected into (every shard-*.json in it), or one JSON document.
+         */
+        path: z.string().min(1).default(DIRECTORY_MOUNT_PATH),
         /** Period of the stat() fallback that backs fs.watch. */
         pollIntervalMs: z.number().int().min(100).max(600_000).default(2000),
       })
@@ -89,8 +93,8 @@ export const SidecarConfigSchema = z
       .object({
         /** Prefer: upgrade when possible, else relay TCP. Require: never fall back for peers with a sidecar. Disabled: relay only. */
         mode: z.enum(POLICY_MODES).default('Prefer'),
-        /** Peer tenants this pod may talk SMC-R to, besides its own; "*" allows every tenant. */
-        allowedPeerTenants: z.array(z.union([tenant, z.literal('*')])).default([]),
+        /** Peer tenants this pod may talk SMC-R to besides its own; the peer must allow this tenant too. */
+        allowedPeerTenants: z.array(tenant).default([]),
       })
       .strict()
       .prefault({}),

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { canonicalIp, type SocketAddress } from '../net/ip.js';
+import { canonicalIp, ipFamily, type SocketAddress } from '../net/ip.js';
 import {
   type NativeGetOriginalDst,
   OriginalDstError,
@@ -18,7 +18,8 @@ export class NativeOriginalDstResolver implements OriginalDstResolver {
     if (fd < 0) return Promise.reject(new OriginalDstError('socket has no file descriptor'));
     try {
       const dst = this.getOriginalDst(fd);
-      return Promise.resolve({ address: canonicalIp(dst.address), port: dst.port, family: dst.family });
+      const address = canonicalIp(dst.address);
+      return Promise.resolve({ address, port: dst.port, family: ipFamily(address) });
     } catch (err) {
       return Promise.reject(new OriginalDstError(`SO_ORIGINAL_DST on fd ${fd} failed`, { cause: err }));
     }

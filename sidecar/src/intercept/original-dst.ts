@@ -23,7 +23,7 @@ export interface OriginalDstResolver {
  * sockets, getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST) for IPv6. Throws on
  * failure (ENOENT when the connection was not NATed).
  */
-export type NativeGetOriginalDst = (fd: number) => { address: string; port: number; family: 4 | 6 };
+export type NativeGetOriginalDst = (fd: number) => { family: 'IPv4' | 'IPv6'; address: string; port: number };
 
 interface HandleWithFd {
   fd?: unknown;

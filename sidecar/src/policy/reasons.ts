@@ -1,0 +1,71 @@
+import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
+
+/**
+ * Why a connection is not carried over SMC-R. Values are the `reason` label of
+ * smc_connections_total; each maps to the kernel CLC decline code (SMC_CLC_DECL_*)
+ * sent when the decision is taken during or instead of a CLC exchange.
+ */
+export const FallbackReason = {
+  /** Destination is not a directory endpoint (no sidecar): plain relay, no CLC bytes. */
+  PeerNotInDirectory: 'peer-not-in-directory',
+  /** Local policy mode is Disabled. */
+  ModeDisabled: 'mode-disabled',
+  /** The peer's tenant and ours do not allow each other. */
+  TenantNotAllowed: 'tenant-not-allowed',
+  VlanMismatch: 'vlan-mismatch',
+  PkeyMismatch: 'pkey-mismatch',
+  /** No usable RDMA device (addon missing, device absent, port down). */
+  NoRdmaDevice: 'no-rdma-device',
+  /** Connection or link limits reached. */
+  LimitReached: 'limit-reached',
+  /** The peer sidecar sent a CLC Decline. */
+  PeerDeclined: 'peer-declined',
+  /** The peer sidecar's port could not be reached; relayed to the original destination instead. */
+  PeerSidecarUnreachable: 'peer-sidecar-unreachable',
+  HandshakeTimeout: 'handshake-timeout',
+  /** Malformed or out-of-order CLC message, or an unexpected end of stream. */
+  ProtocolError: 'protocol-error',
+  /** Creating or bringing up the RDMA link (QP, Confirm Link) failed. */
+  LinkSetupFailed: 'link-setup-failed',
+  /** Registering the RMB failed. */
+  BufferRegistrationFailed: 'buffer-registration-failed',
+  /** The original destination of a redirected connection could not be found. */
+  OriginalDstUnknown: 'original-dst-unknown',
+  InternalError: 'internal-error',
+} as const;
+
+export type FallbackReason = (typeof FallbackReason)[keyof typeof FallbackReason];
+
+export const ALL_FALLBACK_REASONS: readonly FallbackReason[] = Object.values(FallbackReason);
+
+/** The CLC decline code for a reason, or null when no CLC message is involved. */
+export function declineCodeFor(reason: FallbackReason): number | null {
+  switch (reason) {
+    case FallbackReason.PeerNotInDirectory:
+    case FallbackReason.PeerSidecarUnreachable:
+    case FallbackReason.OriginalDstUnknown:
+      return null;
+    case FallbackReason.ModeDisabled:
+      return SMC_CLC_DECL.MODEUNSUPP;
+    case FallbackReason.TenantNotAllowed:
+    case FallbackReason.VlanMismatch:
+    case FallbackReason.PkeyMismatch:
+      return SMC_CLC_DECL.CNFERR;
+    case FallbackReason.NoRdmaDevice:
+      return SMC_CLC_DECL.NOSMCRDEV;
+    case FallbackReason.LimitReached:
+      return SMC_CLC_DECL.MAXCONNERR;
+    case FallbackReason.PeerDeclined:
+      return SMC_CLC_DECL.PEERDECL;
+    case FallbackReason.HandshakeTimeout:
+      return SMC_CLC_DECL.TIMEOUT;
+    case FallbackReason.ProtocolError:
+      return SMC_CLC_DECL.SYNCERR;
+    case FallbackReason.LinkSetupFailed:
+      return SMC_CLC_DECL.ERR_RDYLNK;
+    case FallbackReason.BufferRegistrationFailed:
+      return SMC_CLC_DECL.ERR_REGBUF;
+    case FallbackReason.InternalError:
+      return SMC_CLC_DECL.INTERR;
+  }
+}

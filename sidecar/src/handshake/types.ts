@@ -1,0 +1,110 @@
+import type { ClcAcceptConfirm } from '../protocol/clc/accept-confirm.js';
+import type { ClcMessage } from '../protocol/clc/message.js';
+import type { ClcProposal } from '../protocol/clc/proposal.js';
+
+/** What this side puts into its Proposal/Accept/Confirm: the local RoCE port, QP and RMB. */
+export interface LocalRdmaParams {
+  gid: Buffer;
+  mac: Buffer;
+  qpn: number;
+  rmbRkey: number;
+  rmbeIndex: number;
+  rmbeAlertToken: number;
+  /** Compressed RMBE size n (2^(n+14) bytes). */
+  rmbeSize: number;
+  /** Path MTU as enum ib_mtu (1..5). */
+  qpMtu: number;
+  rmbVirtualAddress: bigint;
+  initialPsn: number;
+}
+
+/** The peer's half of the link, taken from its Accept (client) or Confirm (server). */
+export interface PeerRdmaParams {
+  peerId: Buffer;
+  gid: Buffer;
+  mac: Buffer;
+  qpn: number;
+  rmbRkey: number;
+  rmbeIndex: number;
+  rmbeAlertToken: number;
+  rmbeSize: number;
+  rmbeSizeBytes: number;
+  qpMtu: number;
+  rmbVirtualAddress: bigint;
+  initialPsn: number;
+}
+
+export interface NegotiatedLink {
+  role: 'client' | 'server';
+  /** A new link group is set up (LLC Confirm Link follows on the new QP). */
+  firstContact: boolean;
+  /** min(local path MTU, peer MTU), enum ib_mtu. */
+  qpMtu: number;
+  local: LocalRdmaParams;
+  peer: PeerRdmaParams;
+}
+
+/** What the policy callback sees about the peer. */
+export interface ClcPeerInfo {
+  peerId: Buffer;
+  gid: Buffer;
+  mac: Buffer;
+  message: ClcProposal | ClcAcceptConfirm;
+}
+
+export type PolicyVerdict = { allow: true } | { allow: false; reasonCode: number; reason?: string };
+
+/** Decides, e.g. on tenant or VLAN/PKey grounds, whether SMC-R may be used with this peer. */
+export type PeerPolicy = (peer: ClcPeerInfo) => PolicyVerdict;
+
+export type HandshakeStage = 'proposal' | 'accept' | 'confirm' | 'link';
+
+export type HandshakeEvent =
+  | { type: 'start' }
+  /** Bytes read from the TCP socket, in any chunking. */
+  | { type: 'data'; bytes: Uint8Array }
+  /** The timer armed by the last `await` action expired. */
+  | { type: 'timeout' }
+  /** LLC Confirm Link completed on the new link. */
+  | { type: 'link-up' }
+  /** Link setup failed locally; the code goes to the peer in a Decline (e.g. SMC_CLC_DECL_ERR_RDYLNK). */
+  | { type: 'link-failed'; reasonCode: number }
+  /** The TCP connection closed or reset during the handshake. */
+  | { type: 'closed' };
+
+export type HandshakeAction =
+  | { type: 'send'; bytes: Buffer; message: ClcMessage }
+  /** Arm a timer; deliver `timeout` if nothing arrives within `timeoutMs`. */
+  | { type: 'await'; stage: HandshakeStage; timeoutMs: number }
+  /** Bring the link up with these parameters, then report `link-up` or `link-failed`. */
+  | { type: 'proceed'; link: NegotiatedLink }
+  /** Handshake and link setup complete; data now flows over RDMA. */
+  | { type: 'established' }
+  /**
+   * Use plain TCP. `reasonCode` is our code (origin local) or the peer's
+   * diagnosis (origin peer). `residual` holds bytes read past the last CLC
+   * message: they are application data.
+   */
+  | {
+      type: 'fallback';
+      reasonCode: number;
+      origin: 'local' | 'peer';
+      description: string;
+      /** The peer flagged its Decline out of sync: tear down the link group (smc_lgr_terminate_sched). */
+      terminateLinkGroup: boolean;
+      residual: Buffer;
+    }
+  /** Neither SMC nor TCP can continue (the TCP connection is gone). */
+  | { type: 'abort'; reason: string }
+  /** The event means nothing in the current state; nothing was done. */
+  | { type: 'ignored'; reason: string };
+
+export type HandshakeState =
+  | 'idle'
+  | 'awaiting-proposal'
+  | 'awaiting-accept'
+  | 'awaiting-confirm'
+  | 'awaiting-link'
+  | 'established'
+  | 'fallback'
+  | 'aborted';

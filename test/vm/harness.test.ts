@@ -1,0 +1,132 @@
+// The two-node soft-RoCE lab itself: both VMs boot with rxe0 ACTIVE, see each other over eth0,
+// move RDMA traffic between them (perftest), have kernel SMC, and the harness's kill and
+// timeout paths work.
+import { describe, expect, it } from 'vitest';
+import { describeResult, runLab, runLabSingle } from './lab.js';
+
+// Retries the perftest client until the server on the peer listens (it may boot later).
+const perftestClient = (tool: string, port: number, extra: string): string => `
+ok=0
+for i in $(seq 1 100); do
+  if timeout 30 ${tool} -d "$LAB_RXE" -x 1 -p ${port} ${extra} "$LAB_PEER_IP" >"$LAB_OUT/${tool}.txt" 2>&1; then
+    ok=1; break
+  fi
+  sleep 0.3
+done
+cat "$LAB_OUT/${tool}.txt"
+[ "$ok" = 1 ] || { echo "${tool} client failed"; exit 1; }
+`;
+
+const node0 = `
+set -u
+echo "== devinfo"
+ibv_devinfo -v -d "$LAB_RXE"
+echo "== ping"
+ping -c 3 -W 2 "$LAB_PEER_IP" || exit 1
+echo "== write_bw"
+${perftestClient('ib_write_bw', 18515, '-s 65536 -n 200 -F')}
+echo "== send_lat"
+${perftestClient('ib_send_lat', 18516, '-s 64 -n 500 -F')}
+echo "== smc"
+grep -E '^(smc|smc_diag) ' /proc/modules
+perl -MSocket -e 'socket(my $s, 43, SOCK_STREAM, 0) or die "AF_SMC: $!\\n"; print "AF_SMC socket ok\\n"'
+echo "== env"
+echo "node=$LAB_NODE ip=$LAB_IP peer=$LAB_PEER_IP netdev=$LAB_NETDEV out=$LAB_OUT home=$HOME"
+touch "$HOME/w" "$TMPDIR/w" && echo "home+tmp writable"
+node -e 'console.log("node " + process.version)'
+`;
+
+const node1 = `
+set -u
+ping -c 3 -W 2 "$LAB_PEER_IP" || exit 1
+timeout 90 ib_write_bw -d "$LAB_RXE" -x 1 -p 18515 -s 65536 -n 200 -F || { echo "write_bw server failed"; exit 1; }
+timeout 90 ib_send_lat -d "$LAB_RXE" -x 1 -p 18516 -s 64 -n 500 -F || { echo "send_lat server failed"; exit 1; }
+echo "node1 done"
+`;
+
+describe('two-node soft-RoCE VM lab', () => {
+  it('boots both nodes with rxe0 ACTIVE, pings, runs perftest and has kernel SMC', async () => {
+    const r = await runLab({ name: 'harness', timeoutSec: 240, scripts: [node0, node1] });
+    const msg = describeResult(r);
+    const [n0, n1] = r.nodes;
+    expect(n0.exitCode, msg).toBe(0);
+    expect(n1.exitCode, msg).toBe(0);
+    expect(r.exitCode, msg).toBe(0);
+
+    // rxe0 is up with RoCE v2 GIDs; index 1 is the IPv4-mapped one.
+    expect(n0.output).toMatch(/state:\s+PORT_ACTIVE/);
+    expect(n0.output).toMatch(/link_layer:\s+Ethernet/);
+    expect(n0.output).toMatch(/GID\[\s*1\]:\s+::ffff:10\.77\.0\.1, RoCE v2/);
+
+    expect(n0.output).toMatch(/3 packets transmitted, 3 (packets )?received/);
+    expect(n1.output).toMatch(/3 packets transmitted, 3 (packets )?received/);
+
+    // ib_write_bw: "#bytes #iterations BW peak BW average MsgRate".
+    const bw = /^\s*65536\s+200\s+[\d.]+\s+([\d.]+)/m.exec(n0.output);
+    expect(bw, msg).not.toBeNull();
+    expect(Number(bw?.[1])).toBeGreaterThan(0);
+    // ib_send_lat: "#bytes #iterations t_min t_max t_typical ...".
+    const lat = /^\s*64\s+500\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)/m.exec(n0.output);
+    expect(lat, msg).not.toBeNull();
+    expect(Number(lat?.[3])).toBeGreaterThan(0);
+
+    expect(n0.output).toMatch(/^smc /m);
+    expect(n0.output).toMatch(/^smc_diag /m);
+    expect(n0.output).toContain('AF_SMC socket ok');
+    expect(n0.output).toContain(`node=0 ip=10.77.0.1 peer=10.77.0.2 netdev=eth0 out=${n0.outDir} home=/root`);
+    expect(n0.output).toContain('home+tmp writable');
+    expect(n0.output).toMatch(/^node v\d+/m);
+    expect(n1.output).toContain('node1 done');
+
+    console.log(
+      `[harness] wall ${r.wallSec.toFixed(1)} s; rxe0 ACTIVE at guest uptime ` +
+        `${String(n0.readyUptimeSec)} s / ${String(n1.readyUptimeSec)} s; ` +
+        `write_bw ${String(bw?.[1])} MB/s, send_lat typical ${String(lat?.[3])} us`,
+    );
+  });
+
+  it('kills a node mid-run on request and the peer sees it vanish', async () => {
+    const survivor = `
+for i in $(seq 1 100); do ping -c 1 -W 1 "$LAB_PEER_IP" >/dev/null && break; sleep 0.2; done
+echo "peer up"
+touch "$LAB_OUT/peer-seen"
+for i in $(seq 1 60); do
+  ping -c 1 -W 1 "$LAB_PEER_IP" >/dev/null || { echo "peer gone"; exit 0; }
+  sleep 0.2
+done
+echo "peer still there"; exit 1
+`;
+    const victim = `
+echo "victim up"
+sleep 600
+`;
+    const r = await runLab({
+      name: 'kill',
+      timeoutSec: 120,
+      scripts: [survivor, victim],
+      killNodeWhen: { node: 1, inNode: 0, whenFileExists: 'peer-seen' },
+    });
+    const msg = describeResult(r);
+    expect(r.nodes[0].exitCode, msg).toBe(0);
+    expect(r.nodes[0].output).toContain('peer gone');
+    expect(r.nodes[1].killed, msg).toBe(true);
+    expect(r.nodes[1].exitCode).toBeNull();
+    expect(r.nodes[1].output).toContain('victim up');
+    expect(r.exitCode, msg).toBe(0);
+    console.log(`[harness] kill run wall ${r.wallSec.toFixed(1)} s`);
+  });
+
+  it('times out a hung script and reports it', async () => {
+    const r = await runLabSingle({
+      name: 'timeout',
+      timeoutSec: 15,
+      script: 'echo started; sleep 600',
+    });
+    const msg = describeResult(r);
+    expect(r.node.timedOut, msg).toBe(true);
+    expect(r.node.exitCode).toBeNull();
+    expect(r.node.output).toContain('started');
+    expect(r.exitCode).toBe(124);
+    expect(r.wallSec).toBeLessThan(40);
+  });
+});

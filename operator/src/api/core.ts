@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { ObjectMetaSchema } from './meta.js';
+
+/** The parts of a core/v1 Pod the operator needs (selection, readiness, directory entry). */
+export const PodSchema = z.object({
+  metadata: ObjectMetaSchema,
+  spec: z.object({
+    nodeName: z.string().optional(),
+    containers: z.array(z.object({ name: z.string() })).default([]),
+    initContainers: z.array(z.object({ name: z.string() })).nullish(),
+  }),
+  status: z
+    .object({
+      phase: z.string().optional(),
+      podIP: z.string().optional(),
+      containerStatuses: z
+        .array(
+          z.object({
+            name: z.string(),
+            ready: z.boolean().default(false),
+            state: z.object({ running: z.object({}).passthrough().nullish() }).passthrough().nullish(),
+          }),
+        )
+        .nullish(),
+    })
+    .nullish(),
+});
+export type Pod = z.infer<typeof PodSchema>;
+
+export const NamespaceSchema = z.object({ metadata: ObjectMetaSchema });
+export type Namespace = z.infer<typeof NamespaceSchema>;
+
+export const NodeSchema = z.object({ metadata: ObjectMetaSchema });
+export type Node = z.infer<typeof NodeSchema>;
+
+export const ConfigMapSchema = z.object({
+  metadata: ObjectMetaSchema,
+  data: z.record(z.string(), z.string()).nullish(),
+});
+export type ConfigMap = z.infer<typeof ConfigMapSchema>;
+
+export const SecretSchema = z.object({
+  metadata: ObjectMetaSchema,
+  type: z.string().optional(),
+  data: z.record(z.string(), z.string()).nullish(),
+});
+export type Secret = z.infer<typeof SecretSchema>;
+
+export const LeaseSchema = z.object({
+  metadata: ObjectMetaSchema,
+  spec: z
+    .object({
+      holderIdentity: z.string().nullish(),
+      leaseDurationSeconds: z.number().int().nullish(),
+      acquireTime: z.string().nullish(),
+      renewTime: z.string().nullish(),
+      leaseTransitions: z.number().int().nullish(),
+    })
+    .nullish(),
+});
+export type Lease = z.infer<typeof LeaseSchema>;
+
+export const MutatingWebhookConfigurationSchema = z.object({
+  metadata: ObjectMetaSchema,
+  webhooks: z
+    .array(
+      z.object({
+        name: z.string(),
+        clientConfig: z.object({ caBundle: z.string().optional() }).passthrough(),
+      }),
+    )
+    .nullish(),
+});
+export type MutatingWebhookConfiguration = z.infer<typeof MutatingWebhookConfigurationSchema>;

@@ -1,0 +1,86 @@
+/**
+ * The directory of SMC-capable endpoints, published by the operator and read by every sidecar.
+ *
+ * Layout: in every namespace that runs injected pods (or is labelled smc.dev/injection=enabled),
+ * the operator keeps `shards` ConfigMaps named `smc-directory-<i>` (i = 0..shards-1), each with
+ * one key `shard-<i>.json` holding a {@link Directory} document. The webhook mounts all of them
+ * through one projected volume at {@link DIRECTORY_MOUNT_PATH}, so a sidecar reads every
+ * `shard-*.json` file there and merges them with {@link mergeDirectories}. An endpoint lives in
+ * shard `shardOf(podIP, shards)`. A namespace's copy only lists the endpoints its own pods may
+ * talk to (same tenant, or both sides allow each other's tenant), so it stays small and a change
+ * to a pod only rewrites the shards of namespaces that can see that pod.
+ *
+ * This module is shared with the sidecar: keep it dependency-free apart from zod.
+ */
+import { z } from 'zod';
+
+export const DIRECTORY_VERSION = 1 as const;
+export const DIRECTORY_CONFIGMAP_PREFIX = 'smc-directory';
+export const DIRECTORY_MOUNT_PATH = '/var/run/smc/directory';
+export const DIRECTORY_VOLUME_NAME = 'smc-directory';
+/** Label on every directory ConfigMap (value "true"). */
+export const DIRECTORY_LABEL = 'smc.dev/directory';
+/** Annotation on every directory ConfigMap: sha256 of the shard's JSON, compared before writing. */
+export const DIRECTORY_HASH_ANNOTATION = 'smc.dev/directory-hash';
+
+export const DirectoryEndpointSchema = z.object({
+  podIP: z.string().min(1),
+  node: z.string(),
+  namespace: z.string(),
+  pod: z.string(),
+  tenant: z.string(),
+  vlan: z.number().int().min(1).max(4094).optional(),
+  pkey: z.string().optional(),
+  sidecarPort: z.number().int().min(1).max(65535),
+  allowedPeerTenants: z.array(z.string()),
+});
+export type DirectoryEndpoint = z.infer<typeof DirectoryEndpointSchema>;
+
+export const DirectorySchema = z.object({
+  version: z.literal(DIRECTORY_VERSION),
+  shard: z.number().int().min(0),
+  shards: z.number().int().min(1),
+  endpoints: z.array(DirectoryEndpointSchema),
+});
+export type Directory = z.infer<typeof DirectorySchema>;
+
+export function directoryConfigMapName(shard: number): string {
+  return `${DIRECTORY_CONFIGMAP_PREFIX}-${shard}`;
+}
+
+export function directoryFileName(shard: number): string {
+  return `shard-${shard}.json`;
+}
+
+/** FNV-1a 32-bit hash: the stable shard function (same result in the operator and the sidecar). */
+export function fnv1a32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+export function shardOf(podIP: string, shards: number): number {
+  return fnv1a32(podIP) % shards;
+}
+
+/** Whether two tenants may talk: same tenant, or each allows the other. */
+export function tenantsMayPeer(
+  a: { tenant: string; allowedPeerTenants: readonly string[] },
+  b: { tenant: string; allowedPeerTenants: readonly string[] },
+): boolean {
+  if (a.tenant === b.tenant) return true;
+  return a.allowedPeerTenants.includes(b.tenant) && b.allowedPeerTenants.includes(a.tenant);
+}
+
+/** Parses shard documents (e.g. the files of the mounted directory) into one podIP -> endpoint map. */
+export function mergeDirectories(docs: readonly unknown[]): Map<string, DirectoryEndpoint> {
+  const out = new Map<string, DirectoryEndpoint>();
+  for (const raw of docs) {
+    const doc = DirectorySchema.parse(raw);
+    for (const e of doc.endpoints) out.set(e.podIP, e);
+  }
+  return out;
+}

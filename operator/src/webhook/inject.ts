@@ -1,0 +1,207 @@
+import { z } from 'zod';
+import {
+  DIRECTORY_MOUNT_PATH,
+  DIRECTORY_VOLUME_NAME,
+  directoryConfigMapName,
+  directoryFileName,
+} from '../api/directory.js';
+import type { SmcPolicy } from '../api/smcpolicy.js';
+import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../policy/pod.js';
+import { effectivePolicy } from '../policy/resolve.js';
+
+export const NAMESPACE_INJECTION_LABEL = 'smc.dev/injection';
+export const POD_INJECT_LABEL = 'smc.dev/inject';
+export const POD_INJECT_ANNOTATION = 'smc.dev/inject';
+export const STATUS_ANNOTATION = 'smc.dev/status';
+
+export const SIDECAR_PORTS = {
+  outbound: 15001,
+  inbound: 15006,
+  clc: 15100,
+  metrics: 15090,
+  health: 15021,
+} as const;
+
+/** The pod as the webhook sees it in an AdmissionReview (more fields are kept than in the cache). */
+export const AdmissionPodSchema = z.object({
+  metadata: z
+    .object({
+      name: z.string().optional(),
+      generateName: z.string().optional(),
+      namespace: z.string().optional(),
+      labels: z.record(z.string(), z.string()).nullish(),
+      annotations: z.record(z.string(), z.string()).nullish(),
+    })
+    .default({}),
+  spec: z.object({
+    containers: z.array(z.object({ name: z.string() }).passthrough()).default([]),
+    initContainers: z.array(z.object({ name: z.string() }).passthrough()).nullish(),
+    volumes: z.array(z.object({ name: z.string() }).passthrough()).nullish(),
+  }),
+});
+export type AdmissionPod = z.infer<typeof AdmissionPodSchema>;
+
+export interface InjectionSettings {
+  readonly sidecarImage: string;
+  readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  readonly directoryShards: number;
+}
+
+export type InjectionDecision =
+  | { readonly inject: true; readonly policy: SmcPolicy }
+  | { readonly inject: false; readonly reason: string };
+
+/** Whether (and under which policy) a pod gets the sidecar. Pure: all inputs are given. */
+export function decideInjection(
+  pod: AdmissionPod,
+  namespace: string,
+  namespaceLabels: Readonly<Record<string, string>> | null | undefined,
+  policies: Iterable<SmcPolicy>,
+): InjectionDecision {
+  const annotations = pod.metadata.annotations ?? {};
+  const labels = pod.metadata.labels ?? {};
+  if (annotations[POD_INJECT_ANNOTATION] === 'false') return { inject: false, reason: 'opted out by annotation' };
+  const optedIn = namespaceLabels?.[NAMESPACE_INJECTION_LABEL] === 'enabled' || labels[POD_INJECT_LABEL] === 'true';
+  if (!optedIn) return { inject: false, reason: 'not opted in' };
+  if (alreadyInjected(pod)) return { inject: false, reason: 'already injected' };
+  const policy = effectivePolicy(
+    { metadata: { name: pod.metadata.name ?? '', namespace, labels }, spec: { containers: [] } },
+    policies,
+  );
+  if (!policy) return { inject: false, reason: 'no SmcPolicy selects the pod' };
+  if (policy.spec.mode === 'Disabled') return { inject: false, reason: `SmcPolicy ${policy.metadata.name} is Disabled` };
+  return { inject: true, policy };
+}
+
+export function alreadyInjected(pod: AdmissionPod): boolean {
+  return (
+    pod.spec.containers.some((c) => c.name === SIDECAR_CONTAINER) ||
+    (pod.spec.initContainers ?? []).some((c) => c.name === INIT_CONTAINER)
+  );
+}
+
+export interface JsonPatchOp {
+  readonly op: 'add' | 'replace' | 'remove';
+  readonly path: string;
+  readonly value?: unknown;
+}
+
+/** RFC 6901 escaping of one path segment. */
+export function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+export function initContainer(s: InjectionSettings): Record<string, unknown> {
+  return {
+    name: INIT_CONTAINER,
+    image: s.sidecarImage,
+    imagePullPolicy: s.imagePullPolicy,
+    command: ['smc-sidecar', 'intercept', 'install'],
+    env: [
+      { name: 'SMC_OUTBOUND_PORT', value: String(SIDECAR_PORTS.outbound) },
+      { name: 'SMC_INBOUND_PORT', value: String(SIDECAR_PORTS.inbound) },
+    ],
+    securityContext: {
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      runAsUser: 0,
+      runAsNonRoot: false,
+      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
+    },
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+  };
+}
+
+export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Record<string, unknown> {
+  const fieldEnv = (name: string, fieldPath: string): Record<string, unknown> => ({
+    name,
+    valueFrom: { fieldRef: { fieldPath } },
+  });
+  const env: Record<string, unknown>[] = [
+    fieldEnv('POD_NAME', 'metadata.name'),
+    fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
+    fieldEnv('POD_IP', 'status.podIP'),
+    fieldEnv('NODE_NAME', 'spec.nodeName'),
+    { name: 'SMC_POLICY', value: policy.metadata.name },
+    { name: 'SMC_TENANT', value: policy.spec.tenant },
+    { name: 'SMC_MODE', value: policy.spec.mode },
+    { name: 'SMC_ALLOWED_PEER_TENANTS', value: (policy.spec.allowedPeerTenants ?? []).join(',') },
+    { name: 'SMC_DIRECTORY', value: DIRECTORY_MOUNT_PATH },
+  ];
+  const vlan = policy.spec.vlans?.[0];
+  if (vlan !== undefined) env.push({ name: 'SMC_VLAN', value: String(vlan) });
+  const pkey = policy.spec.pkeys?.[0];
+  if (pkey !== undefined) env.push({ name: 'SMC_PKEY', value: pkey.toLowerCase() });
+  return {
+    name: SIDECAR_CONTAINER,
+    image: s.sidecarImage,
+    imagePullPolicy: s.imagePullPolicy,
+    command: ['smc-sidecar', 'run'],
+    env,
+    ports: [
+      { name: 'smc-clc', containerPort: SIDECAR_PORTS.clc, protocol: 'TCP' },
+      { name: 'smc-metrics', containerPort: SIDECAR_PORTS.metrics, protocol: 'TCP' },
+      { name: 'smc-health', containerPort: SIDECAR_PORTS.health, protocol: 'TCP' },
+    ],
+    readinessProbe: {
+      httpGet: { path: '/healthz/ready', port: SIDECAR_PORTS.health },
+      periodSeconds: 5,
+      failureThreshold: 3,
+    },
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { add: ['IPC_LOCK'], drop: ['ALL'] },
+    },
+    volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],
+    resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } },
+  };
+}
+
+export function directoryVolume(shards: number): Record<string, unknown> {
+  return {
+    name: DIRECTORY_VOLUME_NAME,
+    projected: {
+      sources: Array.from({ length: shards }, (_, i) => ({
+        configMap: {
+          name: directoryConfigMapName(i),
+          optional: true,
+          items: [{ key: directoryFileName(i), path: directoryFileName(i) }],
+        },
+      })),
+    },
+  };
+}
+
+export function statusAnnotation(policy: SmcPolicy): string {
+  return JSON.stringify({ policy: policy.metadata.name, tenant: policy.spec.tenant, mode: policy.spec.mode });
+}
+
+/** The JSONPatch that injects init container, sidecar, directory volume and status annotation. */
+export function injectionPatch(pod: AdmissionPod, policy: SmcPolicy, s: InjectionSettings): JsonPatchOp[] {
+  const ops: JsonPatchOp[] = [];
+  const init = initContainer(s);
+  if (pod.spec.initContainers && pod.spec.initContainers.length > 0) {
+    ops.push({ op: 'add', path: '/spec/initContainers/-', value: init });
+  } else {
+    ops.push({ op: 'add', path: '/spec/initContainers', value: [init] });
+  }
+  ops.push({ op: 'add', path: '/spec/containers/-', value: sidecarContainer(s, policy) });
+  const hasVolume = (pod.spec.volumes ?? []).some((v) => v.name === DIRECTORY_VOLUME_NAME);
+  if (!hasVolume) {
+    if (pod.spec.volumes && pod.spec.volumes.length > 0) {
+      ops.push({ op: 'add', path: '/spec/volumes/-', value: directoryVolume(s.directoryShards) });
+    } else {
+      ops.push({ op: 'add', path: '/spec/volumes', value: [directoryVolume(s.directoryShards)] });
+    }
+  }
+  if (pod.metadata.annotations) {
+    ops.push({
+      op: 'add',
+      path: `/metadata/annotations/${escapePointer(STATUS_ANNOTATION)}`,
+      value: statusAnnotation(policy),
+    });
+  } else {
+    ops.push({ op: 'add', path: '/metadata/annotations', value: { [STATUS_ANNOTATION]: statusAnnotation(policy) } });
+  }
+  return ops;
+}

@@ -2,7 +2,7 @@
 // move RDMA traffic between them (perftest), have kernel SMC, and the harness's kill and
 // timeout paths work.
 import { describe, expect, it } from 'vitest';
-import { describeResult, runLab, runLabSingle } from './lab.js';
+import { describeResult, removeRunDir, runLab, runLabSingle } from './lab.js';
 
 // Retries the perftest client until the server on the peer listens (it may boot later).
 const perftestClient = (tool: string, port: number, extra: string): string => `
@@ -83,6 +83,7 @@ describe('two-node soft-RoCE VM lab', () => {
         `${String(n0.readyUptimeSec)} s / ${String(n1.readyUptimeSec)} s; ` +
         `write_bw ${String(bw?.[1])} MB/s, send_lat typical ${String(lat?.[3])} us`,
     );
+    removeRunDir(r);
   });
 
   it('kills a node mid-run on request and the peer sees it vanish', async () => {
@@ -114,6 +115,7 @@ sleep 600
     expect(r.nodes[1].output).toContain('victim up');
     expect(r.exitCode, msg).toBe(0);
     console.log(`[harness] kill run wall ${r.wallSec.toFixed(1)} s`);
+    removeRunDir(r);
   });
 
   it('times out a hung script and reports it', async () => {
@@ -128,5 +130,6 @@ sleep 600
     expect(r.node.output).toContain('started');
     expect(r.exitCode).toBe(124);
     expect(r.wallSec).toBeLessThan(40);
+    removeRunDir(r);
   });
 });

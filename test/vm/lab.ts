@@ -10,7 +10,7 @@
 //
 // A script is inline bash text (a string) or `{ file: '/path/to/script.sh' }`.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -266,4 +266,9 @@ export function describeResult(r: LabResult | SingleLabResult): string {
     (n, i) => `--- node${i}: ${n.status} exit=${String(n.exitCode)} (${n.outDir})\n${n.output.slice(-4000)}`,
   );
   return `${parts.join('\n')}\n--- lab-run log:\n${r.log}`;
+}
+
+/** Delete a run's directory (runLab keeps it so tests can read files from the out dirs). */
+export function removeRunDir(r: { runDir: string }): void {
+  rmSync(r.runDir, { recursive: true, force: true });
 }

@@ -1,0 +1,33 @@
+import { createServer, type Server, type Socket } from 'node:net';
+
+export interface ListenOptions {
+  port: number;
+  /** Defaults to "::" (dual stack; IPv4 peers appear as ::ffff:a.b.c.d). */
+  host?: string;
+}
+
+/**
+ * A TCP listener for the relay: connections start paused (no byte is read
+ * before the handler decides), with half-open allowed so FINs can be forwarded.
+ */
+export async function listen(opts: ListenOptions, onConnection: (socket: Socket) => void): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onConnection);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: opts.port, host: opts.host ?? '::', ipv6Only: false }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+export function boundPort(server: Server): number {
+  const a = server.address();
+  if (a === null || typeof a === 'string') throw new Error('server is not listening on TCP');
+  return a.port;
+}

@@ -21,6 +21,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${SMC_CACHE:-$HOME/.cache/smc-operator}/vm"
 mkdir -p "$CACHE"
 log() { echo "[vm-setup] $*" >&2; }
+# One setup at a time per cache dir.
+exec 9>"$CACHE/.setup.lock"
+if ! flock -w 1800 9; then log "timed out waiting for $CACHE/.setup.lock"; exit 1; fi
 
 if [[ $FORCE == 1 ]]; then
   log "--force: removing $CACHE/{kernel,initramfs.cpio.gz,kver,vmlinuz,apt}"
@@ -106,7 +109,7 @@ LAB_MODULES="virtio_net crc32_generic rdma_rxe ib_uverbs rdma_ucm smc smc_diag"
 
 # --- initramfs --------------------------------------------------------------------------------
 INIT_SRC="$HERE/initramfs-init.sh"
-stamp="$(sha256sum "$INIT_SRC" "$0" | sha256sum | cut -c1-16)"
+stamp="$(cat "$INIT_SRC" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
 if [[ -f "$CACHE/initramfs.cpio.gz" && "$(cat "$CACHE/initramfs.stamp" 2>/dev/null)" == "$stamp" ]]; then
   log "initramfs up to date"
 else

@@ -515,6 +515,9 @@ class ControlPlaneImpl implements ControlPlane {
       '--authorization-mode=RBAC',
       '--allow-privileged=true',
       '--profiling=false',
+      // Bound the HTTP server shutdown to ~2 s after in-flight requests drain; otherwise an open
+      // watch holds a SIGTERMed API server up for --request-timeout (60 s).
+      '--shutdown-send-retry-after=true',
     ];
     this.apiServer = new ManagedProcess(
       'kube-apiserver',
@@ -633,7 +636,8 @@ class ControlPlaneImpl implements ControlPlane {
     await this.etcd.stop(5_000);
     if (this.watchdog?.pid !== undefined && this.watchdog.exitCode === null) {
       try {
-        process.kill(this.watchdog.pid, 'SIGKILL');
+        // Its own process group (detached): the shell and its `tail`.
+        process.kill(-this.watchdog.pid, 'SIGKILL');
       } catch {
         // already gone
       }

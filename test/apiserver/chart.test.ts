@@ -1,0 +1,834 @@
+// The Helm chart (charts/smc-operator): lint, rendering with default and non-default values, the
+// values schema, the CRD copies, and a real `helm install` into etcd + kube-apiserver with RBAC
+// least-privilege checks (SubjectAccessReview), the node agent's ValidatingAdmissionPolicy, and
+// the node agent publishing an SmcNode through the real API.
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  AdmissionregistrationV1Api,
+  ApiException,
+  ApiextensionsV1Api,
+  AppsV1Api,
+  AuthorizationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PolicyV1Api,
+  RbacAuthorizationV1Api,
+  PatchStrategy,
+  loadAllYaml,
+  setHeaderOptions,
+  type RequestContext,
+  type V1PolicyRule,
+  type V1ResourceAttributes,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBinaries, readVersions } from './harness/binaries.js';
+import { startControlPlane, type ControlPlane } from './harness/control-plane.js';
+import { buildSmcNode } from '../../sidecar/src/node-agent/mapping.js';
+import { KubeSmcNodeStore, publishSmcNode } from '../../sidecar/src/node-agent/publisher.js';
+import { rxeInventory } from '../../sidecar/src/node-agent/testing.js';
+
+const repo = (p: string): string => fileURLToPath(new URL(`../../${p}`, import.meta.url));
+const CHART = repo('charts/smc-operator');
+// Release name = chart name: object names are then plain smc-operator, smc-operator-webhook, ...
+const RELEASE = 'smc-operator';
+const CUSTOM_VALUES = repo('charts/smc-operator/ci/custom-values.yaml');
+// helm built from source defaults to an old Kubernetes version for offline rendering.
+const KUBE_VERSION = readVersions().kubernetes.replace(/^v/, '');
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+interface Container {
+  name: string;
+  image: string;
+  imagePullPolicy?: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  ports?: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: {
+    runAsNonRoot?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    privileged?: boolean;
+    capabilities?: { drop?: string[]; add?: string[] };
+    seccompProfile?: { type: string };
+  };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+
+interface PodSpec {
+  serviceAccountName?: string;
+  hostNetwork?: boolean;
+  securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
+  containers: Container[];
+  volumes?: { name: string; hostPath?: { path: string } }[];
+  affinity?: {
+    podAntiAffinity?: {
+      requiredDuringSchedulingIgnoredDuringExecution?: unknown[];
+      preferredDuringSchedulingIgnoredDuringExecution?: unknown[];
+    };
+  };
+  nodeSelector?: Record<string, string>;
+  tolerations?: { key?: string; operator?: string; effect?: string }[];
+  imagePullSecrets?: { name: string }[];
+}
+
+interface Workload extends K8sObject {
+  spec: { replicas?: number; template: { spec: PodSpec } };
+}
+
+interface Webhook {
+  name: string;
+  failurePolicy: string;
+  sideEffects: string;
+  admissionReviewVersions: string[];
+  timeoutSeconds: number;
+  clientConfig: {
+    caBundle?: string;
+    service: { name: string; namespace: string; path: string; port: number };
+  };
+  namespaceSelector: { matchExpressions: { key: string; operator: string; values: string[] }[] };
+  objectSelector: { matchExpressions: { key: string; operator: string; values: string[] }[] };
+}
+
+interface RoleObject extends K8sObject {
+  rules: V1PolicyRule[];
+}
+
+function execHelm(helm: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(helm, args, { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let helmBin = '';
+
+async function template(args: string[] = [], namespace = 'smc-system'): Promise<K8sObject[]> {
+  const r = await execHelm(helmBin, [
+    'template',
+    RELEASE,
+    CHART,
+    '--namespace',
+    namespace,
+    '--kube-version',
+    KUBE_VERSION,
+    ...args,
+  ]);
+  if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`);
+  return (loadAllYaml(r.stdout) as (K8sObject | null)[]).filter((o): o is K8sObject => o !== null);
+}
+
+function find<T extends K8sObject>(objs: K8sObject[], kind: string, name?: string): T {
+  const o = objs.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
+  if (!o) throw new Error(`no ${kind} ${name ?? ''} rendered (have ${objs.map((x) => x.kind).join(', ')})`);
+  return o as T;
+}
+
+function all<T extends K8sObject>(objs: K8sObject[], kind: string): T[] {
+  return objs.filter((x) => x.kind === kind) as T[];
+}
+
+function containerOf(w: Workload, name: string): Container {
+  const c = w.spec.template.spec.containers.find((x) => x.name === name);
+  if (!c) throw new Error(`no container ${name}`);
+  return c;
+}
+
+function expectRestricted(c: Container): void {
+  expect(c.securityContext?.readOnlyRootFilesystem).toBe(true);
+  expect(c.securityContext?.allowPrivilegeEscalation).toBe(false);
+  expect(c.securityContext?.privileged).toBe(false);
+  expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
+  expect(c.securityContext?.capabilities?.add).toBeUndefined();
+  expect(c.securityContext?.seccompProfile?.type).toBe('RuntimeDefault');
+}
+
+beforeAll(async () => {
+  helmBin = (await ensureBinaries()).helm;
+});
+
+describe('chart files', () => {
+  it('the chart CRDs are byte-identical copies of crds/', () => {
+    const source = readdirSync(repo('crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
+    const copies = readdirSync(repo('charts/smc-operator/crds')).sort();
+    expect(source.length).toBeGreaterThan(0);
+    expect(copies).toEqual(source);
+    for (const f of source) {
+      expect(
+        readFileSync(repo(`charts/smc-operator/crds/${f}`)).equals(readFileSync(repo(`crds/${f}`))),
+        `charts/smc-operator/crds/${f} differs from crds/${f}: cp crds/*.yaml charts/smc-operator/crds/`,
+      ).toBe(true);
+    }
+  });
+
+  it('the dashboard is valid JSON with a panel for every documented metric', () => {
+    const dash = JSON.parse(
+      readFileSync(repo('charts/smc-operator/dashboards/smc-operator.json'), 'utf8'),
+    ) as {
+      uid: string;
+      panels: { type: string; targets?: { expr: string }[] }[];
+    };
+    expect(dash.uid).toBe('smc-operator-overview');
+    const exprs = dash.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
+    for (const metric of [
+      'smc_connections_total',
+      'smc_bytes_total',
+      'smc_link_groups',
+      'smc_links',
+      'smc_rdma_errors_total',
+      'smc_handshake_duration_seconds_bucket',
+      'smc_operator_reconcile_duration_seconds_bucket',
+      'smc_operator_reconcile_errors_total',
+      'smc_operator_queue_depth',
+      'smc_operator_watched_objects',
+      'smc_operator_webhook_duration_seconds_bucket',
+    ]) {
+      expect(
+        exprs.some((e) => e.includes(metric)),
+        `no panel queries ${metric}`,
+      ).toBe(true);
+    }
+    for (const outcome of ['upgraded', 'fallback', 'declined']) {
+      expect(exprs.some((e) => e.includes(`outcome="${outcome}"`) || e.includes('by (outcome)'))).toBe(true);
+    }
+    expect(exprs.filter((e) => e.startsWith('histogram_quantile(0.99')).length).toBeGreaterThanOrEqual(3);
+    expect(exprs.filter((e) => e.startsWith('histogram_quantile(0.5')).length).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('helm lint and template', () => {
+  it('helm lint passes with default and with non-default values', async () => {
+    for (const extra of [[], ['-f', CUSTOM_VALUES]]) {
+      const r = await execHelm(helmBin, [
+        'lint',
+        CHART,
+        '--strict',
+        '--kube-version',
+        KUBE_VERSION,
+        ...extra,
+      ]);
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    }
+  });
+
+  it('renders the defaults: 2 hardened operator replicas, webhook Fail, node agent, no ServiceMonitor', async () => {
+    const objs = await template();
+    const dep = find<Workload>(objs, 'Deployment', 'smc-operator');
+    expect(dep.metadata.namespace).toBe('smc-system');
+    expect(dep.spec.replicas).toBe(2);
+    const pod = dep.spec.template.spec;
+    expect(pod.serviceAccountName).toBe('smc-operator');
+    expect(pod.securityContext?.runAsNonRoot).toBe(true);
+    expect(pod.securityContext?.seccompProfile?.type).toBe('RuntimeDefault');
+    expect(pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
+    const op = containerOf(dep, 'operator');
+    expect(op.image).toBe('ghcr.io/smc-operator/smc-operator:0.1.0');
+    expect(op.command).toEqual(['node', 'dist/operator/src/main.js']);
+    expectRestricted(op);
+    expect(op.securityContext?.runAsNonRoot).toBe(true);
+    expect(Object.fromEntries((op.ports ?? []).map((p) => [p.name, p.containerPort]))).toEqual({
+      metrics: 8080,
+      health: 8081,
+      webhook: 9443,
+    });
+    expect(op.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'health' });
+    expect(op.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'health' });
+    expect(op.resources?.requests).toBeDefined();
+    expect(op.resources?.limits?.['memory']).toBeDefined();
+    expect(op.env?.map((e) => e.name)).toEqual(expect.arrayContaining(['POD_NAME', 'POD_NAMESPACE']));
+    expect(op.args).toEqual(expect.arrayContaining(['--lease-name=smc-operator-leader']));
+
+    const mwc = find<K8sObject & { webhooks: Webhook[] }>(objs, 'MutatingWebhookConfiguration');
+    expect(mwc.webhooks.map((w) => w.name)).toEqual(['namespace.inject.smc.dev', 'pod.inject.smc.dev']);
+    for (const w of mwc.webhooks) {
+      expect(w.failurePolicy).toBe('Fail');
+      expect(w.sideEffects).toBe('None');
+      expect(w.admissionReviewVersions).toEqual(['v1']);
+      expect(w.timeoutSeconds).toBe(5);
+      expect(w.clientConfig.caBundle).toBeUndefined();
+      expect(w.clientConfig.service).toEqual({
+        name: 'smc-operator-webhook',
+        namespace: 'smc-system',
+        path: '/mutate-v1-pod',
+        port: 443,
+      });
+      const excluded = w.namespaceSelector.matchExpressions.find(
+        (e) => e.key === 'kubernetes.io/metadata.name',
+      );
+      expect(excluded?.operator).toBe('NotIn');
+      expect(excluded?.values).toEqual(expect.arrayContaining(['kube-system', 'smc-system']));
+    }
+    const [nsHook, podHook] = mwc.webhooks;
+    expect(nsHook?.namespaceSelector.matchExpressions).toContainEqual({
+      key: 'smc.dev/injection',
+      operator: 'In',
+      values: ['enabled'],
+    });
+    expect(podHook?.objectSelector.matchExpressions).toContainEqual({
+      key: 'smc.dev/inject',
+      operator: 'In',
+      values: ['true'],
+    });
+
+    const svc = find<K8sObject & { spec: { ports: { port: number; targetPort: string }[] } }>(
+      objs,
+      'Service',
+      'smc-operator-webhook',
+    );
+    expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }]);
+    find(objs, 'Service', 'smc-operator-metrics');
+    expect(
+      find<K8sObject & { spec: { minAvailable: number } }>(objs, 'PodDisruptionBudget').spec.minAvailable,
+    ).toBe(1);
+
+    const ds = find<Workload>(objs, 'DaemonSet', 'smc-operator-node-agent');
+    const agent = containerOf(ds, 'node-agent');
+    expect(agent.command).toEqual(['node', 'dist/sidecar/src/main.js', 'node-agent']);
+    expectRestricted(agent);
+    expect(ds.spec.template.spec.serviceAccountName).toBe('smc-operator-node-agent');
+    expect(ds.spec.template.spec.hostNetwork).toBe(true);
+    const mounts = Object.fromEntries((agent.volumeMounts ?? []).map((m) => [m.mountPath, m.readOnly]));
+    expect(mounts['/sys/class/infiniband']).toBe(true);
+    expect(mounts['/dev/infiniband']).toBe(true);
+    const hostPaths = (ds.spec.template.spec.volumes ?? []).flatMap((v) =>
+      v.hostPath ? [v.hostPath.path] : [],
+    );
+    expect(hostPaths.sort()).toEqual(['/dev/infiniband', '/sys/class/infiniband']);
+    expect(agent.env?.find((e) => e.name === 'NODE_NAME')?.valueFrom).toEqual({
+      fieldRef: { fieldPath: 'spec.nodeName' },
+    });
+
+    find(objs, 'ValidatingAdmissionPolicy');
+    find(objs, 'ValidatingAdmissionPolicyBinding');
+    const dashboard = find<K8sObject & { data: Record<string, string> }>(
+      objs,
+      'ConfigMap',
+      'smc-operator-dashboard',
+    );
+    expect(dashboard.metadata.labels?.['grafana_dashboard']).toBe('1');
+    expect(JSON.parse(dashboard.data['smc-operator.json'] ?? '')).toMatchObject({
+      uid: 'smc-operator-overview',
+    });
+    expect(all(objs, 'ServiceMonitor')).toHaveLength(0);
+    expect(all(objs, 'PodMonitor')).toHaveLength(0);
+  });
+
+  it('RBAC: no wildcards, no cluster-admin, writes scoped by name or namespace', async () => {
+    for (const objs of [await template(), await template(['-f', CUSTOM_VALUES])]) {
+      const roles = [...all<RoleObject>(objs, 'ClusterRole'), ...all<RoleObject>(objs, 'Role')];
+      expect(roles.length).toBeGreaterThanOrEqual(3);
+      for (const role of roles) {
+        for (const rule of role.rules) {
+          for (const field of [
+            rule.apiGroups,
+            rule.resources,
+            rule.verbs,
+            rule.resourceNames,
+            rule.nonResourceURLs,
+          ]) {
+            expect(field ?? [], `${role.kind} ${role.metadata.name}`).not.toContain('*');
+          }
+          expect(rule.verbs).not.toContain('escalate');
+          expect(rule.verbs).not.toContain('bind');
+          expect(rule.verbs).not.toContain('impersonate');
+        }
+      }
+      const bindings = [...all<K8sObject & { roleRef: { name: string } }>(objs, 'ClusterRoleBinding')];
+      for (const b of bindings) expect(b.roleRef.name).not.toMatch(/^(cluster-admin|admin|edit)$/);
+      const clusterRules = all<RoleObject>(objs, 'ClusterRole').flatMap((r) => r.rules);
+      // Secrets and leases only through the namespaced Role.
+      expect(clusterRules.flatMap((r) => r.resources ?? [])).not.toContain('secrets');
+      expect(clusterRules.flatMap((r) => r.resources ?? [])).not.toContain('leases');
+      const mwcRule = clusterRules.find((r) => r.resources?.includes('mutatingwebhookconfigurations'));
+      expect(mwcRule?.resourceNames).toEqual(['smc-operator']);
+      expect(mwcRule?.verbs).toEqual(['get', 'patch']);
+      const role = find<RoleObject>(objs, 'Role', 'smc-operator');
+      expect(role.metadata.namespace).toBe('smc-system');
+      for (const r of role.rules) {
+        if (!r.verbs.includes('create')) expect(r.resourceNames?.length).toBe(1);
+        else expect(r.verbs).toEqual(['create']);
+      }
+    }
+  });
+
+  it('renders non-default values: replicas, image, failurePolicy, ServiceMonitor, resources, placement', async () => {
+    const objs = await template(['-f', CUSTOM_VALUES]);
+    const dep = find<Workload>(objs, 'Deployment');
+    expect(dep.spec.replicas).toBe(3);
+    const op = containerOf(dep, 'operator');
+    expect(op.image).toBe('ghcr.io/smc-operator/smc-operator:1.2.3');
+    expect(op.imagePullPolicy).toBe('Always');
+    expect(op.args).toContain('--log-level=debug');
+    expect(op.args).toContain('--sidecar-image=ghcr.io/smc-operator/smc-operator:1.2.3');
+    expect(op.resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { cpu: '1', memory: '512Mi' },
+    });
+    const pod = dep.spec.template.spec;
+    expect(pod.nodeSelector).toEqual({ 'node-role.kubernetes.io/control-plane': '' });
+    expect(pod.tolerations).toEqual([
+      { key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
+    expect(pod.imagePullSecrets).toEqual([{ name: 'registry-creds' }]);
+    expect(pod.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
+    const mwc = find<K8sObject & { webhooks: Webhook[] }>(objs, 'MutatingWebhookConfiguration');
+    expect(mwc.webhooks.map((w) => [w.failurePolicy, w.timeoutSeconds])).toEqual([
+      ['Ignore', 3],
+      ['Ignore', 3],
+    ]);
+    const sm = find<K8sObject & { spec: { endpoints: { port: string; path: string }[] } }>(
+      objs,
+      'ServiceMonitor',
+    );
+    expect(sm.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(sm.metadata.labels?.['release']).toBe('prometheus');
+    expect(sm.spec.endpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
+    find(objs, 'PodMonitor');
+    expect(
+      find<K8sObject & { spec: { maxUnavailable: number } }>(objs, 'PodDisruptionBudget').spec.maxUnavailable,
+    ).toBe(1);
+    // nodeAgent.enabled=false: no DaemonSet, no agent RBAC, no admission policy.
+    expect(all(objs, 'DaemonSet')).toHaveLength(0);
+    expect(objs.filter((o) => o.metadata.name.includes('node-agent'))).toHaveLength(0);
+    expect(find(objs, 'ConfigMap', 'smc-operator-dashboard').metadata.labels?.['team']).toBe('networking');
+  });
+
+  it('directoryNamespaces binds the ConfigMap rights per namespace instead of cluster-wide', async () => {
+    const objs = await template(['--set', 'operator.directoryNamespaces={apps,web}']);
+    const rbs = all<K8sObject & { roleRef: { kind: string; name: string } }>(objs, 'RoleBinding').filter(
+      (b) => b.metadata.name === 'smc-operator-directory',
+    );
+    expect(rbs.map((b) => b.metadata.namespace).sort()).toEqual(['apps', 'web']);
+    expect(all(objs, 'ClusterRoleBinding').map((b) => b.metadata.name)).not.toContain(
+      'smc-operator-directory',
+    );
+    expect(containerOf(find<Workload>(objs, 'Deployment'), 'operator').args).toContain(
+      '--directory-namespaces=apps,web',
+    );
+  });
+
+  it.each([
+    [['--set', 'operator.replicas=0'], /operator\/replicas.*minimum/],
+    [['--set', 'webhook.failurePolicy=Sometimes'], /webhook\/failurePolicy.*'Fail', 'Ignore'/],
+    [['--set', 'webhook.timeoutSeconds=31'], /webhook\/timeoutSeconds.*maximum/],
+    [['--set', 'image.pullPolicy=Maybe'], /image\/pullPolicy/],
+    [['--set', 'serviceMonitor.enabled=yes'], /serviceMonitor\/enabled.*boolean/],
+    [['--set', 'nodeAgent.inventorySource=magic'], /nodeAgent\/inventorySource/],
+    [['--set', 'nodeAgent.rescanIntervalSeconds=1'], /nodeAgent\/rescanIntervalSeconds.*minimum/],
+    [['--set', 'operator.resources.requests.cpu=lots'], /operator\/resources\/requests\/cpu/],
+    [['--set', 'operator.tolerations[0].operator=Maybe'], /tolerations\/0\/operator/],
+    [['--set', 'unknownKey=1'], /additional properties 'unknownKey' not allowed/],
+    [['--set', 'operator.replica=3'], /additional properties 'replica' not allowed/],
+    [['--set', 'image.digest=sha256:nothex'], /image\/digest/],
+  ])('values.schema.json rejects %j', async (args, message) => {
+    const r = await execHelm(helmBin, ['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, ...args]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/values don't meet the specifications of the schema/);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('rejects a PodDisruptionBudget with both minAvailable and maxUnavailable', async () => {
+    const r = await execHelm(helmBin, [
+      'template',
+      RELEASE,
+      CHART,
+      '--kube-version',
+      KUBE_VERSION,
+      '--set',
+      'operator.podDisruptionBudget.maxUnavailable=1',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/either minAvailable or maxUnavailable/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const NS = 'smc-system';
+const OPERATOR_SA = `system:serviceaccount:${NS}:smc-operator`;
+const AGENT_SA = `system:serviceaccount:${NS}:smc-operator-node-agent`;
+const SA_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:${NS}`, 'system:authenticated'];
+const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
+
+/**
+ * A client that acts as `user` (with extras) through the admin's impersonation rights. For a
+ * service-account user name the API server adds the service-account groups itself.
+ */
+class ImpersonatingKubeConfig extends KubeConfig {
+  constructor(
+    base: KubeConfig,
+    private readonly user: string,
+    private readonly extra: Record<string, string> = {},
+  ) {
+    super();
+    this.loadFromString(base.exportConfig());
+  }
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    context.setHeaderParam('Impersonate-User', this.user);
+    for (const [k, v] of Object.entries(this.extra)) {
+      context.setHeaderParam(`Impersonate-Extra-${encodeURIComponent(k)}`, v);
+    }
+  }
+}
+
+function codeOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'number')
+    return err.code;
+  return undefined;
+}
+
+describe('helm install into a real API server', () => {
+  let cp: ControlPlane;
+  let authz: AuthorizationV1Api;
+
+  async function can(user: string, attrs: V1ResourceAttributes): Promise<boolean> {
+    const review = await authz.createSubjectAccessReview({
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: { user, groups: SA_GROUPS, resourceAttributes: attrs },
+      },
+    });
+    return review.status?.allowed === true;
+  }
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    authz = cp.kubeConfig.makeApiClient(AuthorizationV1Api);
+    await cp.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
+    await cp.helm(['install', RELEASE, CHART, '--namespace', NS, '--wait=false'], { timeoutMs: 180_000 });
+  });
+
+  afterAll(async () => {
+    await cp?.stop();
+  });
+
+  it('creates the CRDs, RBAC, workloads, webhook, admission policy and dashboard', async () => {
+    const kc = cp.kubeConfig;
+    const crds = kc.makeApiClient(ApiextensionsV1Api);
+    for (const name of ['smcpolicies.smc.dev', 'smcnodes.smc.dev']) {
+      const crd = await crds.readCustomResourceDefinition({ name });
+      expect(crd.spec.versions.map((v) => v.name)).toContain('v1alpha1');
+    }
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.readNamespacedServiceAccount({ name: 'smc-operator', namespace: NS });
+    await core.readNamespacedServiceAccount({ name: 'smc-operator-node-agent', namespace: NS });
+    await core.readNamespacedService({ name: 'smc-operator-webhook', namespace: NS });
+    await core.readNamespacedService({ name: 'smc-operator-metrics', namespace: NS });
+    const cm = await core.readNamespacedConfigMap({ name: 'smc-operator-dashboard', namespace: NS });
+    expect(cm.metadata?.labels?.['grafana_dashboard']).toBe('1');
+    expect(Object.keys(cm.data ?? {})).toEqual(['smc-operator.json']);
+
+    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    for (const name of ['smc-operator', 'smc-operator-directory', 'smc-operator-node-agent']) {
+      await rbac.readClusterRole({ name });
+      await rbac.readClusterRoleBinding({ name });
+    }
+    await rbac.readNamespacedRole({ name: 'smc-operator', namespace: NS });
+    await rbac.readNamespacedRoleBinding({ name: 'smc-operator', namespace: NS });
+
+    const apps = kc.makeApiClient(AppsV1Api);
+    const dep = await apps.readNamespacedDeployment({ name: 'smc-operator', namespace: NS });
+    expect(dep.spec?.replicas).toBe(2);
+    expect(dep.spec?.template.spec?.containers[0]?.securityContext?.readOnlyRootFilesystem).toBe(true);
+    const ds = await apps.readNamespacedDaemonSet({ name: 'smc-operator-node-agent', namespace: NS });
+    expect(ds.spec?.template.spec?.containers[0]?.args).toContain('--inventory-source=sysfs');
+    await kc
+      .makeApiClient(PolicyV1Api)
+      .readNamespacedPodDisruptionBudget({ name: 'smc-operator', namespace: NS });
+
+    const adm = kc.makeApiClient(AdmissionregistrationV1Api);
+    const mwc = await adm.readMutatingWebhookConfiguration({ name: 'smc-operator' });
+    expect(mwc.webhooks?.map((w) => [w.name, w.failurePolicy, w.sideEffects])).toEqual([
+      ['namespace.inject.smc.dev', 'Fail', 'None'],
+      ['pod.inject.smc.dev', 'Fail', 'None'],
+    ]);
+    await adm.readValidatingAdmissionPolicy({ name: 'smc-operator-node-agent-own-smcnode' });
+    await adm.readValidatingAdmissionPolicyBinding({ name: 'smc-operator-node-agent-own-smcnode' });
+  });
+
+  it('the operator ServiceAccount may do what it needs', async () => {
+    const allowed: V1ResourceAttributes[] = [
+      { verb: 'list', resource: 'pods' },
+      { verb: 'watch', resource: 'pods', namespace: 'apps' },
+      { verb: 'get', resource: 'namespaces', name: 'apps' },
+      { verb: 'watch', group: 'smc.dev', resource: 'smcnodes' },
+      { verb: 'list', group: 'smc.dev', resource: 'smcpolicies' },
+      { verb: 'patch', group: 'smc.dev', resource: 'smcpolicies', subresource: 'status', namespace: 'apps' },
+      { verb: 'update', group: 'smc.dev', resource: 'smcpolicies', subresource: 'status', namespace: 'apps' },
+      {
+        verb: 'update',
+        group: 'smc.dev',
+        resource: 'smcpolicies',
+        subresource: 'finalizers',
+        namespace: 'apps',
+      },
+      { verb: 'create', group: '', resource: 'configmaps', namespace: 'apps' },
+      { verb: 'update', group: '', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-0' },
+      { verb: 'create', resource: 'events', namespace: 'apps' },
+      { verb: 'patch', group: 'events.k8s.io', resource: 'events', namespace: 'apps' },
+      {
+        verb: 'get',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: NS,
+        name: 'smc-operator-leader',
+      },
+      {
+        verb: 'update',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: NS,
+        name: 'smc-operator-leader',
+      },
+      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: NS },
+      { verb: 'get', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-cert' },
+      { verb: 'update', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-cert' },
+      { verb: 'create', resource: 'secrets', namespace: NS },
+      {
+        verb: 'patch',
+        group: 'admissionregistration.k8s.io',
+        resource: 'mutatingwebhookconfigurations',
+        name: 'smc-operator',
+      },
+    ];
+    for (const attrs of allowed) expect(await can(OPERATOR_SA, attrs), JSON.stringify(attrs)).toBe(true);
+  });
+
+  it('the operator ServiceAccount is denied everything else', async () => {
+    const denied: V1ResourceAttributes[] = [
+      { verb: 'get', resource: 'secrets', namespace: 'apps', name: 'db-password' },
+      { verb: 'list', resource: 'secrets', namespace: NS },
+      { verb: 'get', resource: 'secrets', namespace: NS, name: 'some-other-secret' },
+      { verb: 'list', resource: 'secrets' },
+      { verb: 'delete', resource: 'pods', namespace: 'apps', name: 'web-0' },
+      { verb: 'create', resource: 'pods', namespace: 'apps' },
+      { verb: 'patch', resource: 'pods', namespace: 'apps', name: 'web-0' },
+      { verb: 'delete', resource: 'namespaces', name: 'apps' },
+      { verb: 'create', group: 'smc.dev', resource: 'smcpolicies', namespace: 'apps' },
+      { verb: 'delete', group: 'smc.dev', resource: 'smcpolicies', namespace: 'apps', name: 'p' },
+      { verb: 'update', group: 'smc.dev', resource: 'smcnodes', name: 'node-a' },
+      {
+        verb: 'update',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: NS,
+        name: 'other-lease',
+      },
+      {
+        verb: 'get',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: 'kube-system',
+        name: 'smc-operator-leader',
+      },
+      {
+        verb: 'patch',
+        group: 'admissionregistration.k8s.io',
+        resource: 'mutatingwebhookconfigurations',
+        name: 'someone-elses-webhook',
+      },
+      { verb: 'create', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
+      {
+        verb: 'update',
+        group: 'admissionregistration.k8s.io',
+        resource: 'validatingadmissionpolicies',
+        name: 'smc-operator-node-agent-own-smcnode',
+      },
+      { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
+      { verb: 'get', resource: 'nodes', name: 'node-a' },
+    ];
+    for (const attrs of denied) expect(await can(OPERATOR_SA, attrs), JSON.stringify(attrs)).toBe(false);
+  });
+
+  it('the node agent ServiceAccount may only write SmcNodes', async () => {
+    for (const verb of ['create', 'get', 'update', 'patch']) {
+      expect(await can(AGENT_SA, { verb, group: 'smc.dev', resource: 'smcnodes', name: 'node-a' })).toBe(
+        true,
+      );
+    }
+    expect(
+      await can(AGENT_SA, {
+        verb: 'update',
+        group: 'smc.dev',
+        resource: 'smcnodes',
+        subresource: 'status',
+        name: 'node-a',
+      }),
+    ).toBe(true);
+    const denied: V1ResourceAttributes[] = [
+      { verb: 'get', group: 'smc.dev', resource: 'smcpolicies', namespace: 'apps', name: 'p' },
+      { verb: 'list', group: 'smc.dev', resource: 'smcpolicies' },
+      { verb: 'delete', group: 'smc.dev', resource: 'smcnodes', name: 'node-a' },
+      { verb: 'list', group: 'smc.dev', resource: 'smcnodes' },
+      { verb: 'get', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-cert' },
+      { verb: 'list', resource: 'pods' },
+      { verb: 'get', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-0' },
+    ];
+    for (const attrs of denied) expect(await can(AGENT_SA, attrs), JSON.stringify(attrs)).toBe(false);
+  });
+
+  it('the node agent publishes its SmcNode from an inventory, and rewrites it only on change', async () => {
+    const agentKc = new ImpersonatingKubeConfig(cp.kubeConfig, AGENT_SA, { [NODE_NAME_EXTRA]: 'node-a' });
+    const store = new KubeSmcNodeStore(agentKc);
+    const first = await publishSmcNode(
+      store,
+      buildSmcNode('node-a', rxeInventory(), new Date('2025-01-01T00:00:00Z')),
+    );
+    expect(first.result).toBe('created');
+    expect(first.writes).toEqual(['create', 'status']);
+
+    const admin = cp.kubeConfig.makeApiClient(CustomObjectsApi);
+    const read = async () =>
+      (await admin.getClusterCustomObject({
+        group: 'smc.dev',
+        version: 'v1alpha1',
+        plural: 'smcnodes',
+        name: 'node-a',
+      })) as {
+        metadata: { resourceVersion: string; labels: Record<string, string> };
+        spec: { nodeName: string };
+        status: {
+          deviceCount: number;
+          observedTime: string;
+          devices: { name: string; ports: { gids: { vlan?: number }[] }[] }[];
+        };
+      };
+    const live = await read();
+    expect(live.spec.nodeName).toBe('node-a');
+    expect(live.metadata.labels['app.kubernetes.io/managed-by']).toBe('smc-node-agent');
+    expect(live.status.deviceCount).toBe(1);
+    expect(live.status.devices[0]?.name).toBe('rxe0');
+    expect(live.status.devices[0]?.ports[0]?.gids.map((g) => g.vlan)).toEqual([undefined, undefined, 100]);
+    expect(live.status.observedTime).toBe('2025-01-01T00:00:00.000Z');
+
+    const again = await publishSmcNode(
+      store,
+      buildSmcNode('node-a', rxeInventory(), new Date('2025-01-01T00:05:00Z')),
+    );
+    expect(again.result).toBe('unchanged');
+    expect((await read()).metadata.resourceVersion).toBe(live.metadata.resourceVersion);
+
+    const changed = await publishSmcNode(
+      store,
+      buildSmcNode('node-a', { ...rxeInventory(), vlans: [] }, new Date('2025-01-01T00:10:00Z')),
+    );
+    expect(changed.result).toBe('updated');
+    expect(changed.writes).toEqual(['status']);
+    const after = await read();
+    expect(after.metadata.resourceVersion).not.toBe(live.metadata.resourceVersion);
+    expect(after.status.devices[0]?.ports[0]?.gids.map((g) => g.vlan)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('the admission policy keeps a node agent to its own node', async () => {
+    const asNodeB = new KubeSmcNodeStore(
+      new ImpersonatingKubeConfig(cp.kubeConfig, AGENT_SA, { [NODE_NAME_EXTRA]: 'node-b' }),
+    );
+    const other = buildSmcNode('node-c', rxeInventory(), new Date());
+    const err = await publishSmcNode(asNodeB, other).catch((e: unknown) => e);
+    expect(codeOf(err)).toBe(403);
+    expect(String(err)).toMatch(/may only write SmcNode node-b, not node-c/);
+    // Nor may it overwrite another node's existing object.
+    const hijack = await publishSmcNode(
+      asNodeB,
+      buildSmcNode('node-a', { devices: [], vlans: [] }, new Date()),
+    ).catch((e: unknown) => e);
+    expect(codeOf(hijack)).toBe(403);
+    // Credentials without a node claim (not from a pod) are refused outright.
+    const noClaim = new KubeSmcNodeStore(new ImpersonatingKubeConfig(cp.kubeConfig, AGENT_SA));
+    const err2 = await publishSmcNode(noClaim, buildSmcNode('node-d', rxeInventory(), new Date())).catch(
+      (e: unknown) => e,
+    );
+    expect(codeOf(err2)).toBe(403);
+    expect(String(err2)).toMatch(/no node claim/);
+    // Its own node works.
+    expect((await publishSmcNode(asNodeB, buildSmcNode('node-b', rxeInventory(), new Date()))).result).toBe(
+      'created',
+    );
+  });
+
+  it('helm upgrade keeps the caBundle the operator filled in, and applies new values', async () => {
+    const adm = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString(
+      'base64',
+    );
+    // What the operator does at runtime (its RBAC allows exactly this patch).
+    const operatorKc = new ImpersonatingKubeConfig(cp.kubeConfig, OPERATOR_SA);
+    const opAdm = operatorKc.makeApiClient(AdmissionregistrationV1Api);
+    const current = await opAdm.readMutatingWebhookConfiguration({ name: RELEASE });
+    const ops = (current.webhooks ?? []).flatMap((w, i) => [
+      { op: 'test', path: `/webhooks/${i}/name`, value: w.name },
+      { op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: caBundle },
+    ]);
+    await opAdm.patchMutatingWebhookConfiguration(
+      { name: RELEASE, body: ops },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
+    await cp.helm([
+      'upgrade',
+      RELEASE,
+      CHART,
+      '--namespace',
+      NS,
+      '--wait=false',
+      '--reuse-values',
+      '--set',
+      'webhook.failurePolicy=Ignore',
+      '--set',
+      'operator.replicas=3',
+    ]);
+    const mwc = await adm.readMutatingWebhookConfiguration({ name: 'smc-operator' });
+    expect(mwc.webhooks?.map((w) => [w.failurePolicy, w.clientConfig.caBundle])).toEqual([
+      ['Ignore', caBundle],
+      ['Ignore', caBundle],
+    ]);
+    const dep = await cp.kubeConfig
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ name: 'smc-operator', namespace: NS });
+    expect(dep.spec?.replicas).toBe(3);
+  });
+
+  it('helm uninstall removes the release but keeps the CRDs and SmcNodes', async () => {
+    await cp.helm(['uninstall', RELEASE, '--namespace', NS, '--wait=false']);
+    const adm = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    await expect(adm.readMutatingWebhookConfiguration({ name: 'smc-operator' })).rejects.toSatisfy(
+      (e: unknown) => codeOf(e) === 404,
+    );
+    await expect(
+      cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api).readClusterRole({ name: 'smc-operator' }),
+    ).rejects.toSatisfy((e: unknown) => codeOf(e) === 404);
+    await cp.kubeConfig
+      .makeApiClient(ApiextensionsV1Api)
+      .readCustomResourceDefinition({ name: 'smcnodes.smc.dev' });
+    const nodes = (await cp.kubeConfig
+      .makeApiClient(CustomObjectsApi)
+      .listClusterCustomObject({ group: 'smc.dev', version: 'v1alpha1', plural: 'smcnodes' })) as {
+      items: unknown[];
+    };
+    expect(nodes.items.length).toBe(2);
+  });
+});

@@ -193,6 +193,8 @@ describe('CLC client', () => {
   });
 
   it('aborts when TCP closes, and ignores events that do not fit the state', () => {
+    expect(client().handle({ type: 'timeout' })[0]?.type).toBe('ignored');
+    expect(client().handle({ type: 'link-failed', reasonCode: 1 })[0]?.type).toBe('ignored');
     const c = started();
     expect(c.handle({ type: 'link-up' })[0]?.type).toBe('ignored');
     expect(c.handle({ type: 'start' })[0]?.type).toBe('ignored');

@@ -85,6 +85,8 @@ export abstract class ClcMachine {
       case 'data':
         return this.onData(event.bytes);
       case 'timeout':
+        // Nothing is awaited before start, so no timer can be meant.
+        if (this.current === 'idle') return [{ type: 'ignored', reason: 'timeout before start' }];
         return this.onTimeout();
       case 'link-up':
         if (this.current !== 'awaiting-link')

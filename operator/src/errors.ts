@@ -36,7 +36,9 @@ export class ApiError extends OperatorError {
 /** The connection to the API server failed (refused, reset, TLS, timeout). */
 export class TransportError extends OperatorError {
   constructor(method: string, path: string, cause: unknown) {
-    super('TRANSPORT', `${method} ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super('TRANSPORT', `${method} ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
 }
 

@@ -18,7 +18,10 @@ export const PodSchema = z.object({
           z.object({
             name: z.string(),
             ready: z.boolean().default(false),
-            state: z.object({ running: z.object({}).passthrough().nullish() }).passthrough().nullish(),
+            state: z
+              .object({ running: z.object({}).passthrough().nullish() })
+              .passthrough()
+              .nullish(),
           }),
         )
         .nullish(),

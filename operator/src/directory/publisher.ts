@@ -100,7 +100,9 @@ export class DirectoryPublisher {
               result.updated++;
             } else {
               try {
-                await this.client.request('POST', resourcePath(Resources.configmaps, ns), ConfigMapSchema, { body });
+                await this.client.request('POST', resourcePath(Resources.configmaps, ns), ConfigMapSchema, {
+                  body,
+                });
                 result.created++;
               } catch (e) {
                 if (!isApiError(e, 409)) throw e;
@@ -153,7 +155,10 @@ export class DirectoryPublisher {
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, jobs.length) }, worker));
     if (errors.length > 0) {
-      this.log.warn({ errors: errors.length, first: errorMessage(errors[0]) }, 'directory publish incomplete');
+      this.log.warn(
+        { errors: errors.length, first: errorMessage(errors[0]) },
+        'directory publish incomplete',
+      );
       throw errors[0];
     }
     if (result.created + result.updated + result.deleted > 0) {

@@ -173,7 +173,12 @@ export class KubeClient {
    * closes the stream, rejects with ApiError on a non-200 answer or TransportError on a broken
    * connection. Aborting `signal` resolves it.
    */
-  async watch(path: string, query: Query, onLine: (obj: unknown) => void, signal: AbortSignal): Promise<void> {
+  async watch(
+    path: string,
+    query: Query,
+    onLine: (obj: unknown) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
     const opts = await this.options('GET', path, { ...query, watch: true });
     this.requests++;
     const start = performance.now();
@@ -242,7 +247,9 @@ export class KubeClient {
         res.on('end', () => done());
         res.on('error', (e) => done(new TransportError('WATCH', path, e)));
         res.on('aborted', () => done(new TransportError('WATCH', path, new Error('stream aborted'))));
-        res.on('close', () => done(signal.aborted ? undefined : new TransportError('WATCH', path, new Error('closed'))));
+        res.on('close', () =>
+          done(signal.aborted ? undefined : new TransportError('WATCH', path, new Error('closed'))),
+        );
       });
       req.on('error', (e) => done(new TransportError('WATCH', path, e)));
       if (signal.aborted) req.destroy();

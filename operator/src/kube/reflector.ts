@@ -144,7 +144,7 @@ export class Reflector<T extends HasMeta> {
     this.stats.lists++;
     const fresh = new Map<string, T>();
     let cont: string | undefined;
-    let rv = '';
+    let rv: string;
     do {
       const page = await this.lw.list({ limit: this.pageSize, continue: cont });
       for (const raw of page.items) {
@@ -164,7 +164,8 @@ export class Reflector<T extends HasMeta> {
     for (const obj of fresh.values()) {
       const old = this.store.set(obj);
       if (!old) this.handlers.onAdd?.(obj);
-      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.handlers.onUpdate?.(old, obj);
+      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion)
+        this.handlers.onUpdate?.(old, obj);
     }
     this.resourceVersion = rv;
     this.onSize?.(this.store.size);

@@ -22,12 +22,23 @@ export const Resources = {
     kind: 'MutatingWebhookConfiguration',
     namespaced: false,
   },
-  smcpolicies: { group: 'smc.dev', version: 'v1alpha1', plural: 'smcpolicies', kind: 'SmcPolicy', namespaced: true },
+  smcpolicies: {
+    group: 'smc.dev',
+    version: 'v1alpha1',
+    plural: 'smcpolicies',
+    kind: 'SmcPolicy',
+    namespaced: true,
+  },
   smcnodes: { group: 'smc.dev', version: 'v1alpha1', plural: 'smcnodes', kind: 'SmcNode', namespaced: false },
 } as const satisfies Record<string, ResourceType>;
 
 /** API path of a collection (namespace undefined = all namespaces) or of one object (+ subresource). */
-export function resourcePath(rt: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+export function resourcePath(
+  rt: ResourceType,
+  namespace?: string,
+  name?: string,
+  subresource?: string,
+): string {
   const base = rt.group ? `/apis/${rt.group}/${rt.version}` : `/api/${rt.version}`;
   let p = base;
   if (rt.namespaced && namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;

@@ -136,7 +136,9 @@ export class LeaderElector {
     const durationSeconds = Math.max(1, Math.ceil(this.opts.leaseDurationMs / 1000));
     let lease: Lease;
     try {
-      lease = await this.client.request('GET', this.path, LeaseSchema, { timeoutMs: this.opts.renewDeadlineMs });
+      lease = await this.client.request('GET', this.path, LeaseSchema, {
+        timeoutMs: this.opts.renewDeadlineMs,
+      });
     } catch (e) {
       if (!isApiError(e, 404)) {
         this.log.warn({ err: errorMessage(e) }, 'reading the lease failed');
@@ -172,7 +174,9 @@ export class LeaderElector {
     }
     this.observe(lease);
     const observedAt = this.observed?.at ?? performance.now();
-    if (!leaseAvailable(lease, this.opts.identity, observedAt, performance.now(), this.opts.leaseDurationMs)) {
+    if (
+      !leaseAvailable(lease, this.opts.identity, observedAt, performance.now(), this.opts.leaseDurationMs)
+    ) {
       return false;
     }
     const holder = lease.spec?.holderIdentity ?? '';

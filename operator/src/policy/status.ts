@@ -54,7 +54,12 @@ export function computeStatus(
       reason: 'Disabled',
       message: 'mode is Disabled: matched pods are neither injected nor published',
     });
-    conds.push({ type: ConditionType.Degraded, status: 'False', reason: 'Disabled', message: 'mode is Disabled' });
+    conds.push({
+      type: ConditionType.Degraded,
+      status: 'False',
+      reason: 'Disabled',
+      message: 'mode is Disabled',
+    });
   } else {
     conds.push(
       ready === matched

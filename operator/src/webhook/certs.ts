@@ -1,6 +1,27 @@
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign,
+  X509Certificate,
+  type KeyObject,
+} from 'node:crypto';
 import { isIP } from 'node:net';
-import { bitString, bool, explicit, implicit, octets, oid, seq, set, smallInt, time, uint, utf8 } from './der.js';
+import {
+  bitString,
+  bool,
+  explicit,
+  implicit,
+  octets,
+  oid,
+  seq,
+  set,
+  smallInt,
+  time,
+  uint,
+  utf8,
+} from './der.js';
 
 const OID = {
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
@@ -27,10 +48,7 @@ export interface IssueOptions {
 }
 
 function name(cn: string): Buffer {
-  return seq(
-    set(seq(oid(OID.organization), utf8('smc-operator'))),
-    set(seq(oid(OID.commonName), utf8(cn))),
-  );
+  return seq(set(seq(oid(OID.organization), utf8('smc-operator'))), set(seq(oid(OID.commonName), utf8(cn))));
 }
 
 function extension(id: string, critical: boolean, value: Buffer): Buffer {
@@ -50,7 +68,9 @@ function ipBytes(ip: string): Buffer {
 }
 
 function keyId(publicKey: KeyObject): Buffer {
-  return createHash('sha1').update(publicKey.export({ type: 'spki', format: 'der' })).digest();
+  return createHash('sha1')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest();
 }
 
 function serial(): Buffer {
@@ -111,7 +131,9 @@ export function issueServingCert(ca: KeyPairPem, hosts: readonly string[], o: Is
   const caCert = new X509Certificate(ca.certPem);
   const caKey = createPrivateKey(ca.keyPem);
   const { privateKey, publicKey } = newKey();
-  const san = seq(...hosts.map((h) => (isIP(h) ? implicit(7, ipBytes(h)) : implicit(2, Buffer.from(h, 'ascii')))));
+  const san = seq(
+    ...hosts.map((h) => (isIP(h) ? implicit(7, ipBytes(h)) : implicit(2, Buffer.from(h, 'ascii')))),
+  );
   const certPem = build(o.commonName, caCommonName(caCert), publicKey, caKey, o.notBefore, o.notAfter, [
     extension(OID.basicConstraints, true, seq()),
     // digitalSignature (bit 0): 1000 0000, 7 unused bits.

@@ -48,8 +48,7 @@ export interface InjectionSettings {
 }
 
 export type InjectionDecision =
-  | { readonly inject: true; readonly policy: SmcPolicy }
-  | { readonly inject: false; readonly reason: string };
+  { readonly inject: true; readonly policy: SmcPolicy } | { readonly inject: false; readonly reason: string };
 
 /** Whether (and under which policy) a pod gets the sidecar. Pure: all inputs are given. */
 export function decideInjection(
@@ -60,8 +59,10 @@ export function decideInjection(
 ): InjectionDecision {
   const annotations = pod.metadata.annotations ?? {};
   const labels = pod.metadata.labels ?? {};
-  if (annotations[POD_INJECT_ANNOTATION] === 'false') return { inject: false, reason: 'opted out by annotation' };
-  const optedIn = namespaceLabels?.[NAMESPACE_INJECTION_LABEL] === 'enabled' || labels[POD_INJECT_LABEL] === 'true';
+  if (annotations[POD_INJECT_ANNOTATION] === 'false')
+    return { inject: false, reason: 'opted out by annotation' };
+  const optedIn =
+    namespaceLabels?.[NAMESPACE_INJECTION_LABEL] === 'enabled' || labels[POD_INJECT_LABEL] === 'true';
   if (!optedIn) return { inject: false, reason: 'not opted in' };
   if (alreadyInjected(pod)) return { inject: false, reason: 'already injected' };
   const policy = effectivePolicy(
@@ -69,7 +70,8 @@ export function decideInjection(
     policies,
   );
   if (!policy) return { inject: false, reason: 'no SmcPolicy selects the pod' };
-  if (policy.spec.mode === 'Disabled') return { inject: false, reason: `SmcPolicy ${policy.metadata.name} is Disabled` };
+  if (policy.spec.mode === 'Disabled')
+    return { inject: false, reason: `SmcPolicy ${policy.metadata.name} is Disabled` };
   return { inject: true, policy };
 }
 
@@ -201,7 +203,11 @@ export function injectionPatch(pod: AdmissionPod, policy: SmcPolicy, s: Injectio
       value: statusAnnotation(policy),
     });
   } else {
-    ops.push({ op: 'add', path: '/metadata/annotations', value: { [STATUS_ANNOTATION]: statusAnnotation(policy) } });
+    ops.push({
+      op: 'add',
+      path: '/metadata/annotations',
+      value: { [STATUS_ANNOTATION]: statusAnnotation(policy) },
+    });
   }
   return ops;
 }

@@ -1,0 +1,204 @@
+import os from 'node:os';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/** "150ms", "15s", "2m", "720h" (or a bare number of milliseconds) -> milliseconds. */
+export function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(s.trim());
+  if (!m) throw new Error(`invalid duration "${s}"`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 'ms'] ?? 1;
+  return n * unit;
+}
+
+const duration = z.string().transform((s, ctx) => {
+  try {
+    return parseDuration(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const port = z.coerce.number().int().min(0).max(65535);
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+
+/**
+ * Every flag, its environment variable and default. Flags win over the environment.
+ * The environment variable of `--some-flag` is SMC_OPERATOR_SOME_FLAG unless named here.
+ */
+export const FLAGS = {
+  kubeconfig: {
+    env: 'KUBECONFIG',
+    default: '',
+    help: 'kubeconfig file; empty = in-cluster config (or ~/.kube/config)',
+  },
+  namespace: {
+    env: 'POD_NAMESPACE',
+    default: 'smc-system',
+    help: 'namespace of the operator (Lease, webhook Secret)',
+  },
+  identity: { env: 'POD_NAME', default: os.hostname(), help: 'leader election identity' },
+  'sidecar-image': {
+    env: 'SIDECAR_IMAGE',
+    default: '',
+    help: 'image of smc-init and smc-sidecar (required with the webhook)',
+  },
+  'sidecar-image-pull-policy': {
+    default: 'IfNotPresent',
+    help: 'imagePullPolicy of the injected containers',
+  },
+  'bind-address': { default: '0.0.0.0', help: 'address the metrics, health and webhook servers listen on' },
+  'metrics-port': { default: '8080', help: 'Prometheus /metrics port (0 = off)' },
+  'health-port': { default: '8081', help: '/healthz and /readyz port (0 = off)' },
+  webhook: { default: 'true', help: 'serve the mutating webhook and manage its certificate' },
+  'webhook-port': { default: '9443', help: 'webhook HTTPS port (path /mutate-v1-pod)' },
+  'webhook-secret-name': {
+    default: 'smc-operator-webhook-tls',
+    help: 'Secret holding the webhook CA and serving certificate',
+  },
+  'webhook-config-name': {
+    default: 'smc-operator',
+    help: 'MutatingWebhookConfiguration whose caBundle is kept current ("" = none)',
+  },
+  'webhook-service-name': {
+    default: 'smc-operator-webhook',
+    help: 'Service in front of the webhook (names put in the certificate)',
+  },
+  'webhook-extra-hosts': { default: '', help: 'more DNS names / IPs for the certificate, comma-separated' },
+  'ca-validity': { default: '87600h', help: 'validity of the self-signed webhook CA' },
+  'cert-validity': { default: '8760h', help: 'validity of the webhook serving certificate' },
+  'cert-rotate-before': { default: '720h', help: 're-issue a certificate when less than this remains' },
+  'cert-check-interval': { default: '1h', help: 'longest time between certificate checks' },
+  'leader-elect': { default: 'true', help: 'use the Lease for leader election' },
+  'lease-name': { default: 'smc-operator-leader', help: 'name of the coordination.k8s.io/v1 Lease' },
+  'lease-duration': { default: '15s', help: 'lease duration' },
+  'renew-deadline': { default: '10s', help: 'leader steps down when it could not renew for this long' },
+  'retry-period': { default: '2s', help: 'interval of acquire / renew attempts' },
+  workers: { default: '4', help: 'concurrent reconciles' },
+  'directory-shards': { default: '4', help: 'directory ConfigMaps per namespace (smc-directory-0..N-1)' },
+  'directory-debounce': {
+    default: '50ms',
+    help: 'delay before publishing the directory after a change (batches bursts)',
+  },
+  'queue-base-delay': { default: '5ms', help: 'first retry delay of a failed key (doubles per failure)' },
+  'queue-max-delay': { default: '1000s', help: 'longest retry delay of a failed key' },
+  'queue-qps': { default: '10', help: 'overall retry rate limit (token bucket rate)' },
+  'queue-burst': { default: '100', help: 'overall retry rate limit (token bucket size)' },
+  'log-level': { env: 'LOG_LEVEL', default: 'info', help: 'pino log level' },
+} as const satisfies Record<string, { env?: string; default: string; help: string }>;
+
+export type FlagName = keyof typeof FLAGS;
+
+export function envName(flag: FlagName): string {
+  const f: { readonly env?: string; readonly default: string } = FLAGS[flag];
+  return f.env ?? `SMC_OPERATOR_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+const ConfigSchema = z
+  .object({
+    kubeconfig: z.string(),
+    namespace: z.string().min(1),
+    identity: z.string().min(1),
+    'sidecar-image': z.string(),
+    'sidecar-image-pull-policy': z.enum(['Always', 'IfNotPresent', 'Never']),
+    'bind-address': z.string().min(1),
+    'metrics-port': port,
+    'health-port': port,
+    webhook: bool,
+    'webhook-port': port,
+    'webhook-secret-name': z.string().min(1),
+    'webhook-config-name': z.string(),
+    'webhook-service-name': z.string().min(1),
+    'webhook-extra-hosts': list,
+    'ca-validity': duration,
+    'cert-validity': duration,
+    'cert-rotate-before': duration,
+    'cert-check-interval': duration,
+    'leader-elect': bool,
+    'lease-name': z.string().min(1),
+    'lease-duration': duration,
+    'renew-deadline': duration,
+    'retry-period': duration,
+    workers: z.coerce.number().int().min(1).max(64),
+    'directory-shards': z.coerce.number().int().min(1).max(64),
+    'directory-debounce': duration,
+    'queue-base-delay': duration,
+    'queue-max-delay': duration,
+    'queue-qps': z.coerce.number().positive(),
+    'queue-burst': z.coerce.number().int().min(1),
+    'log-level': z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  })
+  .refine((c) => !c.webhook || c['sidecar-image'] !== '', {
+    message: '--sidecar-image (SIDECAR_IMAGE) is required when the webhook is enabled',
+  })
+  .refine((c) => c['renew-deadline'] < c['lease-duration'], {
+    message: '--renew-deadline must be shorter than --lease-duration',
+  })
+  .refine((c) => c['cert-rotate-before'] * 2 < c['ca-validity'], {
+    message: '--cert-rotate-before must be less than half of --ca-validity',
+  })
+  .refine((c) => c['cert-rotate-before'] < c['cert-validity'], {
+    message: '--cert-rotate-before must be shorter than --cert-validity',
+  });
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Parses `--flag=value` / `--flag value` arguments over the environment over the defaults. */
+export function parseConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Config {
+  const raw: Record<string, string> = {};
+  for (const name of Object.keys(FLAGS) as FlagName[]) {
+    raw[name] = env[envName(name)] ?? FLAGS[name].default;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument "${a}"`);
+    const [name, given] = a.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    let value = given;
+    if (!(name in FLAGS)) throw new ConfigError(`unknown flag --${name}`);
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (next !== undefined && !next.startsWith('--')) {
+        value = next;
+        i++;
+      } else value = 'true';
+    }
+    raw[name] = value;
+  }
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) {
+    throw new ConfigError(
+      r.error.issues.map((i) => `${i.path.length ? `--${i.path.join('.')}: ` : ''}${i.message}`).join('; '),
+    );
+  }
+  return r.data;
+}
+
+/** The names the webhook certificate must cover. */
+export function webhookHosts(c: Config): string[] {
+  const svc = c['webhook-service-name'];
+  const ns = c.namespace;
+  return [
+    `${svc}.${ns}.svc`,
+    svc,
+    `${svc}.${ns}`,
+    `${svc}.${ns}.svc.cluster.local`,
+    ...c['webhook-extra-hosts'],
+  ];
+}
+
+export function usage(): string {
+  return Object.entries(FLAGS)
+    .map(
+      ([name, f]) =>
+        `  --${name.padEnd(28)} ${f.help} (env ${envName(name as FlagName)}, default "${f.default}")`,
+    )
+    .join('\n');
+}

@@ -1,0 +1,541 @@
+import type http from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import {
+  ConfigMapSchema,
+  NamespaceSchema,
+  NodeSchema,
+  PodSchema,
+  type ConfigMap,
+  type Namespace,
+  type Node,
+  type Pod,
+} from '../api/core.js';
+import { DIRECTORY_LABEL, type DirectoryEndpoint } from '../api/directory.js';
+import { objectKey, splitKey } from '../api/meta.js';
+import { SmcNodeSchema, type SmcNode } from '../api/smcnode.js';
+import { DIRECTORY_FINALIZER, SMC_API_VERSION, SmcPolicySchema, type SmcPolicy } from '../api/smcpolicy.js';
+import { buildViews, endpointFor, namespaceProfiles, type TenantProfile } from '../directory/build.js';
+import { DirectoryPublisher } from '../directory/publisher.js';
+import { ApiError, errorMessage } from '../errors.js';
+import { EventRecorder } from '../events.js';
+import { closeServer, startHealthServer, startMetricsServer } from '../health.js';
+import { KubeClient } from '../kube/client.js';
+import { Reflector, apiListerWatcher } from '../kube/reflector.js';
+import { Resources, resourcePath, type ResourceType } from '../kube/resources.js';
+import type { HasMeta } from '../kube/store.js';
+import { LeaderElector } from '../leader/lease.js';
+import { OperatorMetrics } from '../metrics.js';
+import { podHasAllowedDevice, type DeviceLookup } from '../policy/devices.js';
+import { resolveNamespace, type PolicyResolution } from '../policy/resolve.js';
+import { selectorMatches } from '../policy/selector.js';
+import { computeStatus, conditionChanges, statusEqual } from '../policy/status.js';
+import { CertManager } from '../webhook/certmanager.js';
+import { SIDECAR_PORTS } from '../webhook/inject.js';
+import { WebhookServer } from '../webhook/server.js';
+import { MaxOfRateLimiter } from './backoff.js';
+import { realClock } from './clock.js';
+import { podFingerprint, policyFingerprint } from './fingerprint.js';
+import { DIRECTORY_KEY, parseKey, policyKey, type QueueKey } from './keys.js';
+import { WorkQueue } from './workqueue.js';
+import type { z } from 'zod';
+
+export interface OperatorOptions {
+  readonly namespace: string;
+  readonly identity: string;
+  readonly workers: number;
+  readonly directoryShards: number;
+  /** Delay before a directory sync, to batch bursts of pod events. */
+  readonly directoryDebounceMs: number;
+  readonly sidecarImage: string;
+  readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  readonly bindAddress: string;
+  readonly metricsPort: number; // 0 = disabled
+  readonly healthPort: number; // 0 = disabled
+  readonly leaderElection: {
+    readonly enabled: boolean;
+    readonly leaseName: string;
+    readonly leaseDurationMs: number;
+    readonly renewDeadlineMs: number;
+    readonly retryPeriodMs: number;
+  };
+  readonly webhook: {
+    readonly enabled: boolean;
+    readonly port: number;
+    readonly secretName: string;
+    readonly configName: string;
+    readonly hosts: readonly string[];
+    readonly caValidityMs: number;
+    readonly certValidityMs: number;
+    readonly rotateBeforeMs: number;
+    readonly checkIntervalMs: number;
+  };
+  readonly queue: {
+    readonly baseDelayMs: number;
+    readonly maxDelayMs: number;
+    readonly qps: number;
+    readonly burst: number;
+  };
+}
+
+type Handlers<T> = { onAdd?(o: T): void; onUpdate?(a: T, b: T): void; onDelete?(o: T): void };
+
+/**
+ * The operator: informer caches for every kind it reads, a work queue of policy keys and one
+ * directory key, reconcilers, the webhook and the leader election that gates all writes.
+ */
+export class Operator {
+  readonly client: KubeClient;
+  readonly metrics: OperatorMetrics;
+  readonly policies: Reflector<SmcPolicy>;
+  readonly pods: Reflector<Pod>;
+  readonly namespaces: Reflector<Namespace>;
+  readonly nodes: Reflector<Node>;
+  readonly smcNodes: Reflector<SmcNode>;
+  readonly configMaps: Reflector<ConfigMap>;
+  readonly publisher: DirectoryPublisher;
+  readonly webhook: WebhookServer;
+  readonly events: EventRecorder;
+  private queue: WorkQueue<QueueKey> | undefined;
+  private elector: LeaderElector | undefined;
+  private certs: CertManager | undefined;
+  private readonly stopAll = new AbortController();
+  private electionDone: Promise<void> | undefined;
+  private workersDone: Promise<void>[] = [];
+  private servers: http.Server[] = [];
+  private leading = false;
+  private readonly deviceLookup: DeviceLookup;
+  /** Reconciles run since start (for tests and the benchmark). */
+  reconcileCount = 0;
+  /** Size of the last directory computed. */
+  lastDirectory: { endpoints: number; namespaces: number } = { endpoints: 0, namespaces: 0 };
+
+  constructor(
+    kc: KubeConfig,
+    readonly opts: OperatorOptions,
+    private readonly log: Logger,
+    metrics?: OperatorMetrics,
+  ) {
+    this.client = new KubeClient(kc, `smc-operator/${opts.identity}`);
+    this.metrics = metrics ?? new OperatorMetrics();
+    this.client.observe((verb, resource, code) =>
+      this.metrics.apiRequests.labels(verb, resource, String(code)).inc(),
+    );
+    this.events = new EventRecorder(this.client, 'smc.dev/operator', opts.identity, log);
+
+    this.policies = this.reflector('smcpolicies', Resources.smcpolicies, SmcPolicySchema, {
+      onAdd: (p) => this.onPolicy(p),
+      onUpdate: (a, b) => {
+        if (policyFingerprint(a) !== policyFingerprint(b)) this.onPolicy(b);
+      },
+      onDelete: (p) => this.onPolicy(p),
+    });
+    this.pods = this.reflector('pods', Resources.pods, PodSchema, {
+      onAdd: (p) => this.onPod(undefined, p),
+      onUpdate: (a, b) => {
+        if (podFingerprint(a) !== podFingerprint(b)) this.onPod(a, b);
+      },
+      onDelete: (p) => this.onPod(p, undefined),
+    });
+    this.namespaces = this.reflector('namespaces', Resources.namespaces, NamespaceSchema, {});
+    const nodeChanged = (): void => this.onDevicesChanged();
+    this.nodes = this.reflector('nodes', Resources.nodes, NodeSchema, {
+      onAdd: nodeChanged,
+      onUpdate: (a, b) => {
+        if (JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels)) nodeChanged();
+      },
+      onDelete: nodeChanged,
+    });
+    this.smcNodes = this.reflector('smcnodes', Resources.smcnodes, SmcNodeSchema, {
+      onAdd: nodeChanged,
+      onUpdate: (a, b) => {
+        if (JSON.stringify(a.status?.devices) !== JSON.stringify(b.status?.devices)) nodeChanged();
+      },
+      onDelete: nodeChanged,
+    });
+    this.configMaps = this.reflector(
+      'configmaps',
+      Resources.configmaps,
+      ConfigMapSchema,
+      {
+        onUpdate: (_a, b) => this.onDirectoryConfigMap(b, false),
+        onDelete: (c) => this.onDirectoryConfigMap(c, true),
+      },
+      `${DIRECTORY_LABEL}=true`,
+    );
+    this.publisher = new DirectoryPublisher(
+      this.client,
+      this.configMaps.store,
+      log.child({ c: 'directory' }),
+    );
+    this.deviceLookup = {
+      smcNode: (n) => this.smcNodes.store.get(n),
+      node: (n) => this.nodes.store.get(n),
+    };
+    this.webhook = new WebhookServer(
+      {
+        namespaceLabels: (ns) => this.namespaces.store.get(ns)?.metadata.labels,
+        policies: (ns) => this.policies.store.inNamespace(ns),
+      },
+      {
+        sidecarImage: opts.sidecarImage,
+        imagePullPolicy: opts.imagePullPolicy,
+        directoryShards: opts.directoryShards,
+      },
+      this.metrics,
+      log.child({ c: 'webhook' }),
+    );
+  }
+
+  private reflector<T extends HasMeta>(
+    name: string,
+    rt: ResourceType,
+    schema: z.ZodType<T>,
+    handlers: Handlers<T>,
+    labelSelector?: string,
+  ): Reflector<T> {
+    const r = new Reflector<T>(
+      name,
+      apiListerWatcher(this.client, rt, labelSelector ? { labelSelector } : {}),
+      schema,
+      handlers,
+      this.log.child({ c: 'reflector' }),
+    );
+    r.onSize = (n) => this.metrics.watchedObjects.labels(name).set(n);
+    return r;
+  }
+
+  private get allReflectors(): Reflector<HasMeta>[] {
+    return [
+      this.policies,
+      this.pods,
+      this.namespaces,
+      this.nodes,
+      this.smcNodes,
+      this.configMaps,
+    ] as Reflector<HasMeta>[];
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  get synced(): boolean {
+    return this.allReflectors.every((r) => r.synced);
+  }
+
+  ready(): { ok: boolean; detail: string } {
+    const notSynced = this.allReflectors.filter((r) => !r.synced).map((r) => r.name);
+    if (notSynced.length > 0) return { ok: false, detail: `caches not synced: ${notSynced.join(', ')}` };
+    if (this.opts.webhook.enabled && !this.webhook.listening)
+      return { ok: false, detail: 'webhook not serving' };
+    return { ok: true, detail: 'ok' };
+  }
+
+  // ---- event handlers -------------------------------------------------------------------------
+
+  private enqueue(key: QueueKey): void {
+    if (!this.queue) return;
+    if (key === DIRECTORY_KEY && this.opts.directoryDebounceMs > 0)
+      this.queue.addAfter(key, this.opts.directoryDebounceMs);
+    else this.queue.add(key);
+  }
+
+  private onPolicy(p: SmcPolicy): void {
+    const ns = p.metadata.namespace ?? '';
+    this.enqueue(policyKey(objectKey(p.metadata)));
+    for (const other of this.policies.store.inNamespace(ns))
+      this.enqueue(policyKey(objectKey(other.metadata)));
+    this.enqueue(DIRECTORY_KEY);
+  }
+
+  private onPod(oldPod: Pod | undefined, pod: Pod | undefined): void {
+    const ref = pod ?? oldPod;
+    if (!ref) return;
+    const ns = ref.metadata.namespace ?? '';
+    let any = false;
+    for (const p of this.policies.store.inNamespace(ns)) {
+      if (
+        (pod && selectorMatches(p.spec.podSelector, pod.metadata.labels)) ||
+        (oldPod && selectorMatches(p.spec.podSelector, oldPod.metadata.labels))
+      ) {
+        this.enqueue(policyKey(objectKey(p.metadata)));
+        any = true;
+      }
+    }
+    if (any) this.enqueue(DIRECTORY_KEY);
+  }
+
+  private onDevicesChanged(): void {
+    for (const p of this.policies.store.list()) {
+      if ((p.spec.devices ?? []).length > 0) this.enqueue(policyKey(objectKey(p.metadata)));
+    }
+    this.enqueue(DIRECTORY_KEY);
+  }
+
+  private onDirectoryConfigMap(cm: ConfigMap, deleted: boolean): void {
+    if (!deleted && this.publisher.isOwnWrite(cm)) return;
+    // Changed or deleted by someone else: forget what we wrote and publish again.
+    this.publisher.invalidate(objectKey(cm.metadata));
+    this.enqueue(DIRECTORY_KEY);
+  }
+
+  // ---- reconcilers ----------------------------------------------------------------------------
+
+  /** Idempotent: brings one key's world in line with the caches. */
+  async reconcile(key: QueueKey): Promise<void> {
+    const k = parseKey(key);
+    if (k.kind === 'directory') await this.reconcileDirectory();
+    else await this.reconcilePolicy(k.objKey);
+  }
+
+  private resolution(ns: string): Map<string, PolicyResolution> {
+    return resolveNamespace(this.pods.store.inNamespace(ns), this.policies.store.inNamespace(ns)).policies;
+  }
+
+  private async reconcilePolicy(objKey: string): Promise<void> {
+    const policy = this.policies.store.get(objKey);
+    if (!policy) return; // gone; the directory key takes care of its endpoints
+    const { namespace = '', name } = splitKey(objKey);
+    const path = resourcePath(Resources.smcpolicies, namespace, name);
+    const finalizers = policy.metadata.finalizers ?? [];
+    if (policy.metadata.deletionTimestamp) {
+      if (!finalizers.includes(DIRECTORY_FINALIZER)) return;
+      // Remove this policy's endpoints from the directory before letting the object go.
+      await this.reconcileDirectory();
+      const rest = finalizers.filter((f) => f !== DIRECTORY_FINALIZER);
+      await this.client.request('PATCH', path, SmcPolicySchema, {
+        body: { metadata: { finalizers: rest, resourceVersion: policy.metadata.resourceVersion } },
+        patch: 'merge',
+      });
+      this.log.info({ policy: objKey }, 'directory entries removed; finalizer released');
+      return;
+    }
+    if (!finalizers.includes(DIRECTORY_FINALIZER)) {
+      const updated = await this.client.request('PATCH', path, SmcPolicySchema, {
+        body: {
+          metadata: {
+            finalizers: [...finalizers, DIRECTORY_FINALIZER],
+            resourceVersion: policy.metadata.resourceVersion,
+          },
+        },
+        patch: 'merge',
+      });
+      this.policies.store.set(updated);
+    }
+    const current = this.policies.store.get(objKey) ?? policy;
+    const res = this.resolution(namespace).get(objKey) ?? {
+      matched: [],
+      shadowed: 0,
+      conflictsWith: new Set<string>(),
+    };
+    const status = computeStatus(
+      current,
+      res,
+      (pod, p) => podHasAllowedDevice(pod, p, this.deviceLookup),
+      new Date(),
+    );
+    if (statusEqual(current.status, status)) return;
+    const updated = await this.client.request('PATCH', `${path}/status`, SmcPolicySchema, {
+      body: { status },
+      patch: 'merge',
+    });
+    this.policies.store.set(updated);
+    for (const c of conditionChanges(current.status?.conditions, status.conditions ?? [])) {
+      void this.events.record(
+        { apiVersion: SMC_API_VERSION, kind: 'SmcPolicy', name, namespace, uid: current.metadata.uid },
+        c.eventType,
+        c.reason,
+        'Reconcile',
+        `${c.type}=${c.status} (${c.reason}): ${c.message}`,
+      );
+    }
+  }
+
+  /** Computes every namespace's view of the directory and writes the shards that changed. */
+  async reconcileDirectory(): Promise<void> {
+    const endpoints: DirectoryEndpoint[] = [];
+    const profiles = new Map<string, TenantProfile[]>();
+    for (const ns of this.policies.store.namespaces()) {
+      const pr = namespaceProfiles(this.policies.store.inNamespace(ns));
+      if (pr.length > 0) profiles.set(ns, pr);
+    }
+    for (const ns of this.pods.store.namespaces()) {
+      if (!profiles.has(ns)) continue;
+      const res = resolveNamespace(this.pods.store.inNamespace(ns), this.policies.store.inNamespace(ns));
+      for (const [pk, r] of res.policies) {
+        const policy = this.policies.store.get(pk);
+        if (!policy) continue;
+        for (const pod of r.matched) {
+          const e = endpointFor(
+            pod,
+            policy,
+            SIDECAR_PORTS.clc,
+            podHasAllowedDevice(pod, policy, this.deviceLookup),
+          );
+          if (e) endpoints.push(e);
+        }
+      }
+    }
+    const views = buildViews(endpoints, profiles, this.opts.directoryShards);
+    const r = await this.publisher.publish(views, this.opts.directoryShards);
+    this.metrics.directoryEndpoints.set(endpoints.length);
+    this.metrics.directoryWrites.labels('create').inc(r.created);
+    this.metrics.directoryWrites.labels('update').inc(r.updated);
+    this.metrics.directoryWrites.labels('delete').inc(r.deleted);
+    this.lastDirectory = { endpoints: endpoints.length, namespaces: views.size };
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  /** Starts caches, servers, certificate management and the leader election. */
+  async start(): Promise<void> {
+    for (const r of this.allReflectors) r.start();
+    if (this.opts.healthPort > 0) {
+      this.servers.push(
+        await startHealthServer(
+          { healthy: () => true, ready: () => this.ready() },
+          this.opts.bindAddress,
+          this.opts.healthPort,
+          this.log,
+        ),
+      );
+    }
+    if (this.opts.metricsPort > 0) {
+      this.servers.push(
+        await startMetricsServer(
+          this.metrics.registry,
+          this.opts.bindAddress,
+          this.opts.metricsPort,
+          this.log,
+        ),
+      );
+    }
+    if (this.opts.webhook.enabled) {
+      const w = this.opts.webhook;
+      this.certs = new CertManager(
+        this.client,
+        {
+          namespace: this.opts.namespace,
+          secretName: w.secretName,
+          webhookConfigName: w.configName,
+          hosts: w.hosts,
+          caValidityMs: w.caValidityMs,
+          certValidityMs: w.certValidityMs,
+          rotateBeforeMs: w.rotateBeforeMs,
+          checkIntervalMs: w.checkIntervalMs,
+        },
+        (tls) => {
+          this.webhook.setTls(tls, this.opts.bindAddress, w.port).catch((e: unknown) => {
+            this.log.error({ err: errorMessage(e) }, 'webhook server failed to start');
+          });
+        },
+        this.log.child({ c: 'certs' }),
+      );
+      this.certs.start();
+    }
+    await Promise.all(this.allReflectors.map((r) => r.waitForSync()));
+    this.log.info(
+      { objects: Object.fromEntries(this.allReflectors.map((r) => [r.name, r.store.size])) },
+      'caches synced',
+    );
+    const le = this.opts.leaderElection;
+    if (!le.enabled) {
+      this.startLeading(this.stopAll.signal);
+      return;
+    }
+    this.elector = new LeaderElector(
+      this.client,
+      {
+        namespace: this.opts.namespace,
+        name: le.leaseName,
+        identity: this.opts.identity,
+        leaseDurationMs: le.leaseDurationMs,
+        renewDeadlineMs: le.renewDeadlineMs,
+        retryPeriodMs: le.retryPeriodMs,
+      },
+      {
+        onStartedLeading: (signal) => this.startLeading(signal),
+        onStoppedLeading: () => this.stopLeading(),
+        onNewLeader: (id) => this.log.info({ leader: id }, 'leader observed'),
+      },
+      this.log.child({ c: 'leader' }),
+    );
+    this.electionDone = this.elector.run(this.stopAll.signal);
+  }
+
+  private startLeading(signal: AbortSignal): void {
+    if (this.leading) return;
+    this.leading = true;
+    this.metrics.leader.set(1);
+    const q = new WorkQueue<QueueKey>(
+      new MaxOfRateLimiter<QueueKey>(realClock, {
+        baseMs: this.opts.queue.baseDelayMs,
+        maxMs: this.opts.queue.maxDelayMs,
+        qps: this.opts.queue.qps,
+        burst: this.opts.queue.burst,
+      }),
+    );
+    q.onDepth = (d) => this.metrics.queueDepth.set(d);
+    this.queue = q;
+    for (const p of this.policies.store.list()) q.add(policyKey(objectKey(p.metadata)));
+    q.add(DIRECTORY_KEY);
+    this.workersDone = Array.from({ length: this.opts.workers }, () => this.worker(q));
+    signal.addEventListener('abort', () => this.stopLeading(), { once: true });
+    this.log.info({ workers: this.opts.workers }, 'controller started');
+  }
+
+  private stopLeading(): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.metrics.leader.set(0);
+    this.queue?.shutDown();
+    this.queue = undefined;
+    this.log.info('controller stopped (not leading)');
+  }
+
+  private async worker(q: WorkQueue<QueueKey>): Promise<void> {
+    for (;;) {
+      const key = await q.get();
+      if (key === undefined) return;
+      const kind = key === DIRECTORY_KEY ? 'directory' : 'policy';
+      const end = this.metrics.reconcileDuration.labels(kind).startTimer();
+      try {
+        await this.reconcile(key);
+        q.forget(key);
+      } catch (e) {
+        this.metrics.reconcileErrors.labels(kind).inc();
+        const conflict = e instanceof ApiError && (e.conflict || e.notFound);
+        this.log[conflict ? 'debug' : 'warn'](
+          { key, err: errorMessage(e), retries: q.retries(key) },
+          'reconcile failed; requeued',
+        );
+        if (!q.isShuttingDown()) q.addRateLimited(key);
+      } finally {
+        end();
+        this.reconcileCount++;
+        this.metrics.reconciles.labels(kind).inc();
+        q.done(key);
+      }
+    }
+  }
+
+  /** Whether the queue is empty and idle (used by tests and the benchmark). */
+  get idle(): boolean {
+    const q = this.queue;
+    return !q || (q.length === 0 && q.processingCount === 0 && q.waitingCount === 0);
+  }
+
+  /** Stops everything; releases the lease so another replica takes over at once. */
+  async stop(): Promise<void> {
+    this.stopAll.abort();
+    this.stopLeading();
+    await this.electionDone;
+    await Promise.all(this.workersDone);
+    this.certs?.stop();
+    await this.webhook.close();
+    await Promise.all(this.allReflectors.map((r) => r.stop()));
+    await Promise.all(this.servers.map((s) => closeServer(s)));
+    this.client.close();
+  }
+}

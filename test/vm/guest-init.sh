@@ -55,6 +55,8 @@ say "node$LAB_NODE ready ($LAB_IP, $LAB_RXE ACTIVE); stage 2 ran ${T0}s -> ${T1}
 
 export HOME=/root TMPDIR=/tmp USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb LANG=C.UTF-8
 export PATH="$LAB_REPO/node_modules/.bin:$PATH:/run/lab-bin"
+# Helper functions (lab_retry, lab_wait_tcp, ...) in every bash the script starts.
+export BASH_ENV="$LAB_REPO/test/vm/guest-lib.sh"
 export LAB_NODE LAB_IP LAB_PEER_IP LAB_RXE LAB_NETDEV LAB_OUT LAB_REPO
 cd "$LAB_REPO" || cd /
 set -o pipefail

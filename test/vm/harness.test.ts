@@ -6,15 +6,10 @@ import { describeResult, removeRunDir, runLab, runLabSingle } from './lab.js';
 
 // Retries the perftest client until the server on the peer listens (it may boot later).
 const perftestClient = (tool: string, port: number, extra: string): string => `
-ok=0
-for i in $(seq 1 100); do
-  if timeout 30 ${tool} -d "$LAB_RXE" -x 1 -p ${port} ${extra} "$LAB_PEER_IP" >"$LAB_OUT/${tool}.txt" 2>&1; then
-    ok=1; break
-  fi
-  sleep 0.3
-done
+lab_retry 60 timeout 30 ${tool} -d "$LAB_RXE" -x 1 -p ${port} ${extra} "$LAB_PEER_IP" >"$LAB_OUT/${tool}.txt" 2>&1
+rc=$?
 cat "$LAB_OUT/${tool}.txt"
-[ "$ok" = 1 ] || { echo "${tool} client failed"; exit 1; }
+[ "$rc" = 0 ] || { echo "${tool} client failed"; exit 1; }
 `;
 
 const node0 = `

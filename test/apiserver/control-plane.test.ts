@@ -305,6 +305,31 @@ describe('real control plane (etcd + kube-apiserver)', () => {
     );
     await expectStatus(aliceCore.listNamespacedSecret({ namespace: NS }), 403);
     await expectStatus(aliceCore.listNamespace(), 403);
+    // A ServiceAccount identity, granted through its service-account group.
+    await rbac.createNamespacedRoleBinding({
+      namespace: NS,
+      body: {
+        metadata: { name: 'widget-readers-sa' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'widget-reader' },
+        subjects: [
+          { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: `system:serviceaccounts:${NS}` },
+        ],
+      },
+    });
+    const sa = (await cp.serviceAccountKubeConfig(NS, 'reader')).kubeConfig.makeApiClient(CustomObjectsApi);
+    await eventually(() =>
+      sa.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL }),
+    );
+    await expectStatus(
+      sa.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NS,
+        plural: PLURAL,
+        body: widget('w-sa'),
+      }),
+      403,
+    );
     // A user outside the group gets nothing.
     const bob = await cp.userKubeConfig('bob');
     await expectStatus(

@@ -5,6 +5,7 @@
  *   const cp = await startControlPlane();          // builds the binaries on first use
  *   const core = cp.kubeConfig.makeApiClient(CoreV1Api);   // admin (system:masters)
  *   const alice = await cp.userKubeConfig('alice', ['smc-viewers']);  // RBAC-checked user
+ *   const sa = await cp.serviceAccountKubeConfig('smc-system', 'smc-operator');
  *   await cp.restartApiServer();                   // same port, same etcd data
  *   await cp.helm(['template', 'charts/smc-operator']);
  *   await cp.stop();                               // in afterAll
@@ -83,6 +84,12 @@ export interface ControlPlane {
   readonly binaries: Binaries;
   /** Kubeconfig for `user` in `groups` (no RBAC grants unless the test creates them). */
   userKubeConfig(user: string, groups?: string[]): Promise<UserKubeConfig>;
+  /**
+   * Kubeconfig that authenticates as ServiceAccount `name` in `namespace` (user
+   * system:serviceaccount:<ns>:<name>, groups system:serviceaccounts[:<ns>]), so RBAC written
+   * for the ServiceAccount applies. The ServiceAccount object itself need not exist.
+   */
+  serviceAccountKubeConfig(namespace: string, name: string): Promise<UserKubeConfig>;
   /** Stops the API server (SIGTERM) and starts it again on the same port with the same etcd. */
   restartApiServer(): Promise<void>;
   stopApiServer(): Promise<void>;
@@ -600,6 +607,13 @@ class ControlPlaneImpl implements ControlPlane {
       this.users.set(key, p);
     }
     return p;
+  }
+
+  serviceAccountKubeConfig(namespace: string, name: string): Promise<UserKubeConfig> {
+    return this.userKubeConfig(`system:serviceaccount:${namespace}:${name}`, [
+      'system:serviceaccounts',
+      `system:serviceaccounts:${namespace}`,
+    ]);
   }
 
   private async makeUserKubeConfig(user: string, groups: string[], index: number): Promise<UserKubeConfig> {

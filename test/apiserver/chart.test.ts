@@ -410,18 +410,19 @@ describe('helm lint and template', () => {
     expect(find(objs, 'ConfigMap', 'smc-operator-dashboard').metadata.labels?.['team']).toBe('networking');
   });
 
-  it('directoryNamespaces binds the ConfigMap rights per namespace instead of cluster-wide', async () => {
-    const objs = await template(['--set', 'operator.directoryNamespaces={apps,web}']);
-    const rbs = all<K8sObject & { roleRef: { kind: string; name: string } }>(objs, 'RoleBinding').filter(
-      (b) => b.metadata.name === 'smc-operator-directory',
+  it('the directory ConfigMap policy is rendered for the operator ServiceAccount, and can be turned off', async () => {
+    const objs = await template();
+    const vap = find<K8sObject & { spec: { matchConditions: { expression: string }[] } }>(
+      objs,
+      'ValidatingAdmissionPolicy',
+      'smc-operator-directory-configmaps',
     );
-    expect(rbs.map((b) => b.metadata.namespace).sort()).toEqual(['apps', 'web']);
-    expect(all(objs, 'ClusterRoleBinding').map((b) => b.metadata.name)).not.toContain(
-      'smc-operator-directory',
+    expect(vap.spec.matchConditions[0]?.expression).toBe(
+      'request.userInfo.username == "system:serviceaccount:smc-system:smc-operator"',
     );
-    expect(containerOf(find<Workload>(objs, 'Deployment'), 'operator').args).toContain(
-      '--directory-namespaces=apps,web',
-    );
+    find(objs, 'ValidatingAdmissionPolicyBinding', 'smc-operator-directory-configmaps');
+    const off = await template(['--set', 'operator.directoryAdmissionPolicy.enabled=false']);
+    expect(off.filter((o) => o.metadata.name === 'smc-operator-directory-configmaps')).toHaveLength(0);
   });
 
   it.each([
@@ -515,7 +516,9 @@ describe('helm install into a real API server', () => {
   beforeAll(async () => {
     cp = await startControlPlane();
     authz = cp.kubeConfig.makeApiClient(AuthorizationV1Api);
-    await cp.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: NS } } });
+    await core.createNamespace({ body: { metadata: { name: 'apps' } } });
     await cp.helm(['install', RELEASE, CHART, '--namespace', NS, '--wait=false'], { timeoutMs: 180_000 });
   });
 
@@ -585,6 +588,9 @@ describe('helm install into a real API server', () => {
       },
       { verb: 'create', group: '', resource: 'configmaps', namespace: 'apps' },
       { verb: 'update', group: '', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-0' },
+      { verb: 'delete', group: '', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-3' },
+      { verb: 'watch', group: '', resource: 'configmaps' },
+      { verb: 'list', resource: 'nodes' },
       { verb: 'create', resource: 'events', namespace: 'apps' },
       { verb: 'patch', group: 'events.k8s.io', resource: 'events', namespace: 'apps' },
       {
@@ -602,8 +608,8 @@ describe('helm install into a real API server', () => {
         name: 'smc-operator-leader',
       },
       { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: NS },
-      { verb: 'get', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-cert' },
-      { verb: 'update', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-cert' },
+      { verb: 'get', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-tls' },
+      { verb: 'update', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-tls' },
       { verb: 'create', resource: 'secrets', namespace: NS },
       {
         verb: 'patch',
@@ -656,7 +662,8 @@ describe('helm install into a real API server', () => {
         name: 'smc-operator-node-agent-own-smcnode',
       },
       { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
-      { verb: 'get', resource: 'nodes', name: 'node-a' },
+      { verb: 'update', resource: 'nodes', name: 'node-a' },
+      { verb: 'patch', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-0' },
     ];
     for (const attrs of denied) expect(await can(OPERATOR_SA, attrs), JSON.stringify(attrs)).toBe(false);
   });
@@ -681,7 +688,7 @@ describe('helm install into a real API server', () => {
       { verb: 'list', group: 'smc.dev', resource: 'smcpolicies' },
       { verb: 'delete', group: 'smc.dev', resource: 'smcnodes', name: 'node-a' },
       { verb: 'list', group: 'smc.dev', resource: 'smcnodes' },
-      { verb: 'get', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-cert' },
+      { verb: 'get', resource: 'secrets', namespace: NS, name: 'smc-operator-webhook-tls' },
       { verb: 'list', resource: 'pods' },
       { verb: 'get', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-0' },
     ];
@@ -769,6 +776,61 @@ describe('helm install into a real API server', () => {
     expect((await publishSmcNode(asNodeB, buildSmcNode('node-b', rxeInventory(), new Date()))).result).toBe(
       'created',
     );
+  });
+
+  it('the admission policy keeps the operator to its directory ConfigMaps', async () => {
+    const asOperator = new ImpersonatingKubeConfig(cp.kubeConfig, OPERATOR_SA).makeApiClient(CoreV1Api);
+    const admin = cp.kubeConfig.makeApiClient(CoreV1Api);
+    const labelled = { 'smc.dev/directory': 'true' };
+    await asOperator.createNamespacedConfigMap({
+      namespace: 'apps',
+      body: { metadata: { name: 'smc-directory-0', labels: labelled }, data: { 'shard-0.json': '{}' } },
+    });
+    const cm = await asOperator.readNamespacedConfigMap({ name: 'smc-directory-0', namespace: 'apps' });
+    await asOperator.replaceNamespacedConfigMap({
+      name: 'smc-directory-0',
+      namespace: 'apps',
+      body: { ...cm, data: { 'shard-0.json': '{"version":1}' } },
+    });
+    const forbidden = async (p: Promise<unknown>): Promise<string> => {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(codeOf(err)).toBe(403);
+      return String((err as { body?: unknown }).body);
+    };
+    // Another name, or the right name without the label: refused by the policy, although RBAC allows it.
+    expect(
+      await forbidden(
+        asOperator.createNamespacedConfigMap({
+          namespace: 'apps',
+          body: { metadata: { name: 'app-config' } },
+        }),
+      ),
+    ).toMatch(/may only write its peer-directory ConfigMaps/);
+    await forbidden(
+      asOperator.createNamespacedConfigMap({
+        namespace: 'apps',
+        body: { metadata: { name: 'smc-directory-1' } },
+      }),
+    );
+    await admin.createNamespacedConfigMap({
+      namespace: 'apps',
+      body: { metadata: { name: 'smc-directory-7' }, data: { owner: 'someone else' } },
+    });
+    const foreign = await admin.readNamespacedConfigMap({ name: 'smc-directory-7', namespace: 'apps' });
+    await forbidden(
+      asOperator.replaceNamespacedConfigMap({
+        name: 'smc-directory-7',
+        namespace: 'apps',
+        body: { ...foreign, metadata: { ...foreign.metadata, labels: labelled } },
+      }),
+    );
+    await forbidden(asOperator.deleteNamespacedConfigMap({ name: 'smc-directory-7', namespace: 'apps' }));
+    await admin.createNamespacedConfigMap({ namespace: 'apps', body: { metadata: { name: 'app-config' } } });
+    await forbidden(asOperator.deleteNamespacedConfigMap({ name: 'app-config', namespace: 'apps' }));
+    await asOperator.deleteNamespacedConfigMap({ name: 'smc-directory-0', namespace: 'apps' });
   });
 
   it('helm upgrade keeps the caBundle the operator filled in, and applies new values', async () => {

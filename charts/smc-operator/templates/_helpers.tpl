@@ -99,7 +99,7 @@ app.kubernetes.io/component: node-agent
 {{- end -}}
 
 {{- define "smc.webhook.certSecretName" -}}
-{{- default (printf "%s-webhook-cert" (include "smc.fullname" .)) .Values.webhook.certSecretName -}}
+{{- default (printf "%s-webhook-tls" (include "smc.fullname" .)) .Values.webhook.certSecretName -}}
 {{- end -}}
 
 {{/* The Lease name is fixed by convention. */}}

@@ -20,6 +20,9 @@
  * creating Pods, since the ServiceAccount admission plugin requires it), deleted namespaces stay
  * Terminating, Deployments/DaemonSets create no Pods, garbage collection does not happen.
  *
+ * After restartApiServer() the API server's watch cache starts afresh, so a watch resumed from a
+ * resourceVersion older than the restart usually gets 410 Gone: relist, as informers do.
+ *
  * Files: certificates in `certDir`, logs in `etcdLogPath` / `apiServerLogPath` (the tail of the
  * relevant log is included in any startup error). Processes are killed by `stop()`, on process
  * exit, and by a small watchdog if the test process dies without running either.
@@ -411,7 +414,7 @@ async function waitUntil(
   for (;;) {
     const exited = proc.exited;
     if (exited !== undefined) {
-      throw new Error(`${what}: ${proc.name} ${exited} before becoming ready\n${proc.logTail()}`);
+      throw new Error(`${proc.name} ${exited} before becoming ready\n${proc.logTail()}`);
     }
     try {
       const r = await probe();

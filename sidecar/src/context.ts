@@ -1,0 +1,34 @@
+import type { SidecarConfig } from './config/schema.js';
+import type { EndpointDirectory } from './directory/endpoint-directory.js';
+import type { OriginalDstResolver } from './intercept/original-dst.js';
+import type { Logger } from './log.js';
+import type { SidecarMetrics } from './ops/metrics.js';
+import type { LocalIdentity } from './policy/decide.js';
+import type { ConnectionLimiter } from './relay/limiter.js';
+import type { LinkGroupManager } from './smc/link-group-manager.js';
+
+/** Everything a proxied connection's handler needs; built once by `run`, injected everywhere. */
+export interface ProxyContext {
+  config: SidecarConfig;
+  identity: LocalIdentity;
+  /** The current directory snapshot (it is replaced when the file changes). */
+  directory: () => EndpointDirectory;
+  originalDst: OriginalDstResolver;
+  links: LinkGroupManager;
+  metrics: SidecarMetrics;
+  limiter: ConnectionLimiter;
+  log: Logger;
+}
+
+/** How much of one side's data is held in memory while the CLC handshake decides the path. */
+export const HANDSHAKE_HOLD_BYTES = 256 * 1024;
+
+export function identityFromConfig(cfg: SidecarConfig): LocalIdentity {
+  return {
+    tenant: cfg.tenant,
+    allowedPeerTenants: cfg.policy.allowedPeerTenants,
+    vlan: cfg.rdma.vlan,
+    pkey: cfg.rdma.pkey,
+    mode: cfg.policy.mode,
+  };
+}

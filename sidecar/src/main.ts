@@ -1,0 +1,84 @@
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { ConfigError } from './config/errors.js';
+import { loadConfig } from './config/load.js';
+import { runInterceptCommand } from './intercept/command.js';
+import { createLogger } from './log.js';
+import { runSidecar } from './run.js';
+import { parseArgs, USAGE, UsageError } from './cli.js';
+
+async function runNodeAgent(argv: readonly string[]): Promise<number> {
+  // Owned by the node-agent module; loaded by path so the sidecar builds without it.
+  const mod: unknown = await import(new URL('./node-agent/main.js', import.meta.url).href);
+  const main = (mod as { main?: unknown }).main;
+  if (typeof main === 'function') {
+    const rc: unknown = await (main as (argv: readonly string[]) => unknown)(argv);
+    return typeof rc === 'number' ? rc : 0;
+  }
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let cmd;
+  try {
+    cmd = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (cmd.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (cmd.kind === 'node-agent') return runNodeAgent(cmd.args);
+
+  let cfg;
+  try {
+    cfg = loadConfig({ file: cmd.configFile });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 78; // EX_CONFIG
+    }
+    throw err;
+  }
+  const log = createLogger(cfg.logLevel);
+  if (cmd.kind === 'intercept') {
+    await runInterceptCommand(cmd.action, cfg, log);
+    return 0;
+  }
+  const sidecar = await runSidecar(cfg, log);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await sidecar.stop();
+  return 0;
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,104 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FallbackReason } from '../policy/reasons.js';
+import type { Direction } from '../relay/pipe.js';
+import type { LinkGroupStats } from '../smc/link-group-manager.js';
+
+/**
+ * Connection outcomes (label `outcome` of smc_connections_total):
+ *  - upgraded: the data flows over SMC-R;
+ *  - fallback: the data flows over plain TCP (`reason` says why);
+ *  - declined: the connection was refused (reset) instead of carried: Require
+ *    mode with a failed upgrade, the connection limit, an unknown destination.
+ */
+export type ConnectionOutcome = 'upgraded' | 'fallback' | 'declined';
+export type DataPath = 'rdma' | 'tcp';
+
+/** The metric names are fixed: the Grafana dashboard queries them. */
+export const METRIC_NAMES = {
+  connections: 'smc_connections_total',
+  bytes: 'smc_bytes_total',
+  linkGroups: 'smc_link_groups',
+  links: 'smc_links',
+  rdmaErrors: 'smc_rdma_errors_total',
+  handshakeDuration: 'smc_handshake_duration_seconds',
+} as const;
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  private readonly connections: Counter<'outcome' | 'reason'>;
+  private readonly bytes: Counter<'path' | 'direction'>;
+  private readonly rdmaErrors: Counter<'kind'>;
+  private readonly handshake: Histogram;
+
+  constructor(linkStats: () => LinkGroupStats, opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.connections = new Counter({
+      name: METRIC_NAMES.connections,
+      help: 'Proxied TCP connections by outcome (upgraded, fallback, declined) and reason',
+      labelNames: ['outcome', 'reason'],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: METRIC_NAMES.bytes,
+      help: 'Application bytes carried, by path (rdma, tcp) and direction (tx from the local app, rx to it)',
+      labelNames: ['path', 'direction'],
+      registers,
+    });
+    new Gauge({
+      name: METRIC_NAMES.linkGroups,
+      help: 'SMC-R link groups of this sidecar',
+      registers,
+      collect() {
+        this.set(linkStats().linkGroups);
+      },
+    });
+    new Gauge({
+      name: METRIC_NAMES.links,
+      help: 'SMC-R links (RC queue pairs) of this sidecar',
+      registers,
+      collect() {
+        this.set(linkStats().links);
+      },
+    });
+    this.rdmaErrors = new Counter({
+      name: METRIC_NAMES.rdmaErrors,
+      help: 'RDMA errors by kind (link setup, work completion errors, ...)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.handshake = new Histogram({
+      name: METRIC_NAMES.handshakeDuration,
+      help: 'Duration of the CLC handshake, preamble to SMC-R or fallback',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 6, 10],
+      registers,
+    });
+    for (const path of ['rdma', 'tcp'] as const) {
+      for (const direction of ['tx', 'rx'] as const) this.bytes.inc({ path, direction }, 0);
+    }
+    if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  connection(outcome: ConnectionOutcome, reason: FallbackReason | 'none'): void {
+    this.connections.inc({ outcome, reason });
+  }
+
+  byteCounter(path: DataPath): (direction: Direction, n: number) => void {
+    return (direction, n) => this.bytes.inc({ path, direction }, n);
+  }
+
+  rdmaError(kind: string): void {
+    this.rdmaErrors.inc({ kind });
+  }
+
+  handshakeSeconds(seconds: number): void {
+    this.handshake.observe(seconds);
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,163 @@
+import type { Server, Socket } from 'node:net';
+import type { SidecarConfig } from './config/schema.js';
+import { identityFromConfig, type ProxyContext } from './context.js';
+import { DirectoryWatcher } from './directory/watcher.js';
+import { ConntrackOriginalDstResolver } from './intercept/conntrack-original-dst.js';
+import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
+import type { OriginalDstResolver } from './intercept/original-dst.js';
+import type { Logger } from './log.js';
+import { loadNative } from './native-loader.js';
+import { HealthState } from './ops/health.js';
+import { startHealthServer, startMetricsServer } from './ops/http.js';
+import { SidecarMetrics } from './ops/metrics.js';
+import { handleInbound } from './relay/inbound.js';
+import { newConnectionId } from './relay/ids.js';
+import { ConnectionLimiter } from './relay/limiter.js';
+import { closeServer, listen } from './relay/listener.js';
+import { handleOutbound } from './relay/outbound.js';
+import type { LinkGroupManager } from './smc/link-group-manager.js';
+import { serveSmcConnection } from './smc/server-session.js';
+import { UnavailableLinkGroupManager } from './smc/unavailable-link-group-manager.js';
+
+/** Replaceable parts, for tests and for the RDMA layer as it lands. */
+export interface RunDeps {
+  originalDst?: OriginalDstResolver;
+  links?: LinkGroupManager;
+  /** Address the listeners bind; "::" (all, dual stack) by default. */
+  host?: string;
+}
+
+export interface RunningSidecar {
+  ctx: ProxyContext;
+  health: HealthState;
+  /** Bound ports (equal to the configured ones unless those were 0). */
+  ports: { outbound: number; inbound: number; smc: number; metrics: number; health: number };
+  stop(): Promise<void>;
+}
+
+function port(server: Server): number {
+  const a = server.address();
+  return a !== null && typeof a !== 'string' ? a.port : 0;
+}
+
+async function defaultParts(
+  log: Logger,
+): Promise<{ originalDst: OriginalDstResolver; links: LinkGroupManager }> {
+  const native = await loadNative();
+  if (!native.ok) {
+    log.warn(
+      { err: native.error },
+      'verbs addon not loadable: original destinations come from conntrack, every connection relays over TCP',
+    );
+    return {
+      originalDst: new ConntrackOriginalDstResolver(),
+      links: new UnavailableLinkGroupManager(`verbs addon not loadable: ${native.error.message}`),
+    };
+  }
+  return {
+    originalDst: new NativeOriginalDstResolver(native.module.getOriginalDst),
+    // The RDMA link layer (QPs, LLC Confirm Link, RMBs, CDC) plugs in here once the addon's data pump lands.
+    links: new UnavailableLinkGroupManager('SMC-R link layer not available in this build'),
+  };
+}
+
+/** `run`: the listeners, the directory watcher, metrics and health; resolves once everything is bound. */
+export async function runSidecar(
+  cfg: SidecarConfig,
+  log: Logger,
+  deps: RunDeps = {},
+): Promise<RunningSidecar> {
+  const defaults =
+    deps.originalDst !== undefined && deps.links !== undefined ? null : await defaultParts(log);
+  const originalDst = deps.originalDst ?? defaults?.originalDst;
+  const links = deps.links ?? defaults?.links;
+  if (originalDst === undefined || links === undefined) throw new Error('unreachable: parts not resolved');
+  const host = deps.host ?? '::';
+
+  const health = new HealthState();
+  health.register('directory');
+  health.register('listeners');
+  const metrics = new SidecarMetrics(() => links.stats(), { defaultMetrics: true });
+  const watcher = new DirectoryWatcher({
+    path: cfg.directory.path,
+    pollIntervalMs: cfg.directory.pollIntervalMs,
+    log: log.child({ component: 'directory' }),
+  });
+  const ctx: ProxyContext = {
+    config: cfg,
+    identity: identityFromConfig(cfg),
+    directory: () => watcher.directory,
+    originalDst,
+    links,
+    metrics,
+    limiter: new ConnectionLimiter(cfg.limits.maxConnections),
+    log,
+  };
+  watcher.on('change', () => health.set('directory', true));
+  await watcher.start();
+  health.set('directory', watcher.ready);
+
+  const servers: Server[] = [];
+  const sockets = new Set<Socket>();
+  const track = (s: Socket): void => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  };
+  const onError = (what: string) => (err: unknown) => log.error({ err }, `${what} handler failed`);
+  try {
+    const outbound = await listen({ port: cfg.ports.outbound, host }, (s) => {
+      track(s);
+      handleOutbound(ctx, s).catch(onError('outbound'));
+    });
+    servers.push(outbound);
+    const inbound = await listen({ port: cfg.ports.inbound, host }, (s) => {
+      track(s);
+      handleInbound(ctx, s).catch(onError('inbound'));
+    });
+    servers.push(inbound);
+    const smc = await listen({ port: cfg.ports.smc, host }, (s) => {
+      track(s);
+      s.on('error', (err) => log.debug({ err }, 'SMC port socket error'));
+      serveSmcConnection(ctx, s, newConnectionId()).catch(onError('SMC'));
+    });
+    servers.push(smc);
+    const metricsServer = await startMetricsServer(metrics, cfg.ports.metrics, log, host);
+    servers.push(metricsServer);
+    const healthServer = await startHealthServer(health, cfg.ports.health, host);
+    servers.push(healthServer);
+    health.set('listeners', true);
+    const ports = {
+      outbound: port(outbound),
+      inbound: port(inbound),
+      smc: port(smc),
+      metrics: port(metricsServer),
+      health: port(healthServer),
+    };
+    log.info(
+      {
+        ports,
+        tenant: cfg.tenant,
+        mode: cfg.policy.mode,
+        rdma: links.available(),
+        originalDst: originalDst.name,
+      },
+      'sidecar running',
+    );
+    return {
+      ctx,
+      health,
+      ports,
+      async stop() {
+        health.drain();
+        watcher.stop();
+        for (const s of sockets) s.destroy();
+        await Promise.all(servers.map(closeServer));
+        await links.close();
+      },
+    };
+  } catch (err) {
+    watcher.stop();
+    await Promise.all(servers.map(closeServer));
+    throw err;
+  }
+}

@@ -1,0 +1,150 @@
+import type { Socket } from 'node:net';
+import type { DirectoryEndpoint } from '../../../operator/src/api/directory.js';
+import { HANDSHAKE_HOLD_BYTES, type ProxyContext } from '../context.js';
+import { ClcClient } from '../handshake/client.js';
+import type { Logger } from '../log.js';
+import type { SocketAddress } from '../net/ip.js';
+import { afterFailure } from '../policy/decide.js';
+import type { FallbackReason } from '../policy/reasons.js';
+import { relay } from '../relay/pipe.js';
+import { runClcHandshake } from './clc-driver.js';
+import { SocketHold } from './hold.js';
+import { asLinkSetupError } from './link-errors.js';
+import type { PreparedSmcConnection } from './link-group-manager.js';
+import { proposalAreaFor } from './local-subnet.js';
+import { encodePreamble } from './preamble.js';
+
+export interface ClientUpgrade {
+  ctx: ProxyContext;
+  app: Socket;
+  /** The connected TCP socket to the peer sidecar's SMC port (paused). */
+  tcp: Socket;
+  dst: SocketAddress;
+  peer: DirectoryEndpoint;
+  connId: string;
+  log: Logger;
+}
+
+function resetBoth(app: Socket, tcp: Socket): void {
+  if (!app.destroyed) app.resetAndDestroy();
+  if (!tcp.destroyed) tcp.resetAndDestroy();
+}
+
+/** Without CLC: tell the peer sidecar to relay (plain preamble) and carry the bytes over TCP. */
+export async function relayViaPeerSidecar(
+  ctx: ProxyContext,
+  app: Socket,
+  tcp: Socket,
+  port: number,
+  reason: FallbackReason,
+  log: Logger,
+): Promise<void> {
+  tcp.write(encodePreamble({ clc: false, port }));
+  ctx.metrics.connection('fallback', reason);
+  log.info({ reason, via: 'peer-sidecar' }, 'relaying over TCP');
+  const result = await relay({ socket: app }, { socket: tcp }, { onBytes: ctx.metrics.byteCounter('tcp') });
+  log.debug({ result }, 'relay finished');
+}
+
+/**
+ * The client half of an upgrade: preamble, CLC Proposal/Accept/Confirm with
+ * the ClcClient machine, then SMC-R, or TCP on the same connection with the
+ * application's bytes (read meanwhile) replayed and nothing lost.
+ */
+export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
+  const { ctx, app, tcp, dst, peer, log } = u;
+  let prepared: PreparedSmcConnection;
+  try {
+    prepared = await ctx.links.prepare({ address: dst.address, role: 'client', connId: u.connId });
+  } catch (err) {
+    const e = asLinkSetupError(err);
+    ctx.metrics.rdmaError(e.reason);
+    log.info({ err: e }, 'no SMC-R resources for this connection');
+    const next = afterFailure(ctx.identity, e.reason, 'peer-sidecar');
+    if (next.action === 'reject') {
+      ctx.metrics.connection('declined', e.reason);
+      resetBoth(app, tcp);
+      return;
+    }
+    await relayViaPeerSidecar(ctx, app, tcp, dst.port, e.reason, log);
+    return;
+  }
+
+  const hold = new SocketHold(app, HANDSHAKE_HOLD_BYTES);
+  // An application that resets during the handshake takes the whole attempt down.
+  void hold.whenFailed().then(() => {
+    if (!tcp.destroyed) tcp.resetAndDestroy();
+  });
+  const started = process.hrtime.bigint();
+  tcp.write(encodePreamble({ clc: true, port: dst.port }));
+  const machine = new ClcClient({
+    peerId: ctx.links.peerId,
+    clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    rdma: prepared.rdma,
+    peerIndicatedSmc: true,
+    ipArea: proposalAreaFor(tcp.localAddress ?? '0.0.0.0'),
+    firstContact: prepared.firstContact,
+  });
+  const outcome = await runClcHandshake({
+    machine,
+    socket: tcp,
+    prepared,
+    peerId: ctx.links.peerId,
+    syncTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    log,
+  });
+  ctx.metrics.handshakeSeconds(Number(process.hrtime.bigint() - started) / 1e9);
+  const held = hold.release();
+
+  if (held.error !== null) {
+    ctx.metrics.connection('declined', 'internal-error');
+    log.info({ err: held.error }, 'application failed during the handshake');
+    resetBoth(app, tcp);
+    return;
+  }
+
+  switch (outcome.kind) {
+    case 'established': {
+      ctx.metrics.connection('upgraded', 'none');
+      const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
+      clog.info({ peer: peer.pod }, 'connection upgraded to SMC-R');
+      const result = await outcome.connection.run(
+        { socket: app, pending: held.pending, ended: held.ended },
+        ctx.metrics.byteCounter('rdma'),
+      );
+      clog.debug({ result }, 'SMC-R connection finished');
+      tcp.end();
+      return;
+    }
+    case 'fallback': {
+      const next = afterFailure(ctx.identity, outcome.reason, 'peer-sidecar');
+      log.info(
+        {
+          reason: outcome.reason,
+          code: outcome.code,
+          origin: outcome.origin,
+          description: outcome.description,
+        },
+        next.action === 'reject' ? 'SMC-R required but not established; resetting' : 'falling back to TCP',
+      );
+      if (next.action === 'reject') {
+        ctx.metrics.connection('declined', outcome.reason);
+        resetBoth(app, tcp);
+        return;
+      }
+      ctx.metrics.connection('fallback', outcome.reason);
+      const result = await relay(
+        { socket: app, pending: held.pending, ended: held.ended },
+        { socket: tcp, pending: outcome.residual },
+        { onBytes: ctx.metrics.byteCounter('tcp') },
+      );
+      log.debug({ result }, 'relay finished');
+      return;
+    }
+    case 'aborted':
+      ctx.metrics.connection('declined', 'protocol-error');
+      log.info({ why: outcome.reason }, 'CLC handshake aborted; resetting');
+      resetBoth(app, tcp);
+      return;
+  }
+}

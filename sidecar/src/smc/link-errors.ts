@@ -1,0 +1,30 @@
+import { FallbackReason } from '../policy/reasons.js';
+
+/** Why an SMC-R connection could not be set up; the handshake declines with the matching code. */
+export type LinkSetupReason =
+  | typeof FallbackReason.NoRdmaDevice
+  | typeof FallbackReason.LinkSetupFailed
+  | typeof FallbackReason.BufferRegistrationFailed
+  | typeof FallbackReason.LimitReached;
+
+export class LinkSetupError extends Error {
+  constructor(
+    readonly reason: LinkSetupReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'LinkSetupError';
+  }
+}
+
+export function asLinkSetupError(err: unknown): LinkSetupError {
+  if (err instanceof LinkSetupError) return err;
+  return new LinkSetupError(
+    FallbackReason.LinkSetupFailed,
+    err instanceof Error ? err.message : String(err),
+    {
+      cause: err,
+    },
+  );
+}

@@ -1,0 +1,54 @@
+import type { Socket } from 'node:net';
+import type { LocalRdmaParams, NegotiatedLink } from '../handshake/types.js';
+import type { SmcConnection } from './smc-connection.js';
+
+export interface LinkGroupStats {
+  linkGroups: number;
+  links: number;
+}
+
+/** The peer a connection is prepared for. */
+export interface SmcPeer {
+  /** The peer pod's IP (canonical). */
+  address: string;
+  role: 'client' | 'server';
+  /** Connection id for logs. */
+  connId: string;
+}
+
+/**
+ * Resources reserved for one connection before its CLC exchange: an RMB
+ * (registered for remote write) and, when no link group to the peer exists
+ * yet, a new QP. Its parameters go into our Proposal / Accept / Confirm.
+ */
+export interface PreparedSmcConnection {
+  readonly rdma: LocalRdmaParams;
+  /** No link group with this peer exists: the CLC exchange creates one. */
+  readonly firstContact: boolean;
+  /**
+   * After Accept (client) / Confirm (server): brings the QP to RTS with the
+   * peer's parameters, runs LLC Confirm Link on a first contact, and hands
+   * back the connection. Rejects with LinkSetupError; the handshake then
+   * declines and both sides continue over TCP.
+   */
+  establish(link: NegotiatedLink, tcp: Socket): Promise<SmcConnection>;
+  /** Gives the reserved resources back (the handshake fell back). Idempotent. */
+  release(): void;
+}
+
+/**
+ * Owns the RDMA device and every link group of this sidecar. The control path
+ * (CLC over TCP) asks it for resources; it decides link group reuse (one
+ * group per peer, first contact when none), idles groups out after
+ * timeouts.linkGroupIdleMs, and counts what it has for the metrics.
+ */
+export interface LinkGroupManager {
+  /** Our 8-byte SMC system id (the CLC "peer id"). */
+  readonly peerId: Buffer;
+  /** A device is open and its port is ACTIVE. */
+  available(): boolean;
+  /** Rejects with LinkSetupError. */
+  prepare(peer: SmcPeer): Promise<PreparedSmcConnection>;
+  stats(): LinkGroupStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,171 @@
+import type { Socket } from 'node:net';
+import { HANDSHAKE_HOLD_BYTES, type ProxyContext } from '../context.js';
+import { ClcServer } from '../handshake/server.js';
+import type { LocalRdmaParams, PeerPolicy } from '../handshake/types.js';
+import type { Logger } from '../log.js';
+import { canonicalIp } from '../net/ip.js';
+import { afterFailure, decideInbound } from '../policy/decide.js';
+import { declineCodeFor, type FallbackReason } from '../policy/reasons.js';
+import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
+import { connectTcp } from '../relay/connect.js';
+import { relay } from '../relay/pipe.js';
+import { runClcHandshake } from './clc-driver.js';
+import { SocketHold } from './hold.js';
+import { asLinkSetupError } from './link-errors.js';
+import type { PreparedSmcConnection } from './link-group-manager.js';
+import { interfaceAddressesFor } from './local-subnet.js';
+import { decodePreamble, PREAMBLE_LENGTH } from './preamble.js';
+import { readExactly } from './read-exactly.js';
+
+/**
+ * Stands in for our RDMA parameters when we already know we will decline: the
+ * machine's policy check refuses the Proposal before any of it is sent.
+ */
+const UNUSED_RDMA: LocalRdmaParams = {
+  gid: Buffer.alloc(16),
+  mac: Buffer.alloc(6),
+  qpn: 0,
+  rmbRkey: 0,
+  rmbeIndex: 0,
+  rmbeAlertToken: 0,
+  rmbeSize: 0,
+  qpMtu: 1,
+  rmbVirtualAddress: 0n,
+  initialPsn: 0,
+};
+
+function resetBoth(a: Socket | null, b: Socket): void {
+  if (a !== null && !a.destroyed) a.resetAndDestroy();
+  if (!b.destroyed) b.resetAndDestroy();
+}
+
+/**
+ * The server half, on the SMC port: reads the preamble, connects to the local
+ * application on the port the client's app dialled, then relays (plain
+ * preamble) or runs the ClcServer machine and continues over SMC-R or TCP.
+ */
+export async function serveSmcConnection(ctx: ProxyContext, tcp: Socket, connId: string): Promise<void> {
+  const log = ctx.log.child({ conn: connId, side: 'server', peer: tcp.remoteAddress });
+  const timeoutMs = ctx.config.timeouts.clcHandshakeMs;
+  let preamble;
+  let rest: Buffer;
+  try {
+    const read = await readExactly(tcp, PREAMBLE_LENGTH, timeoutMs, 'sidecar preamble');
+    preamble = decodePreamble(read.bytes);
+    rest = read.rest;
+  } catch (err) {
+    log.info({ err }, 'no valid preamble from the peer sidecar; resetting');
+    resetBoth(null, tcp);
+    return;
+  }
+  const localAddress = canonicalIp(tcp.localAddress ?? '::1');
+  let app: Socket;
+  try {
+    app = await connectTcp({ address: localAddress, port: preamble.port }, ctx.config.timeouts.connectMs);
+  } catch (err) {
+    log.info({ err, port: preamble.port }, 'local application not reachable; resetting');
+    resetBoth(null, tcp);
+    return;
+  }
+  app.on('error', (err) => log.debug({ err }, 'application socket error'));
+  const alog = log.child({ appPort: preamble.port });
+
+  if (!preamble.clc) {
+    alog.debug('plain relay requested by the peer sidecar');
+    await relay({ socket: app }, { socket: tcp, pending: rest }, { onBytes: ctx.metrics.byteCounter('tcp') });
+    return;
+  }
+  await serveClc(ctx, tcp, app, rest, connId, alog);
+}
+
+async function serveClc(
+  ctx: ProxyContext,
+  tcp: Socket,
+  app: Socket,
+  initial: Buffer,
+  connId: string,
+  log: Logger,
+): Promise<void> {
+  const peerAddress = canonicalIp(tcp.remoteAddress ?? '::');
+  const peer = ctx.directory().lookup(peerAddress);
+  const decision = decideInbound(ctx.identity, peer, { rdmaAvailable: ctx.links.available() });
+  let refusal: FallbackReason | null = decision.action === 'upgrade' ? null : decision.reason;
+  let prepared: PreparedSmcConnection | null = null;
+  if (refusal === null) {
+    try {
+      prepared = await ctx.links.prepare({ address: peerAddress, role: 'server', connId });
+    } catch (err) {
+      const e = asLinkSetupError(err);
+      ctx.metrics.rdmaError(e.reason);
+      refusal = e.reason;
+    }
+  }
+  const policy: PeerPolicy | undefined =
+    refusal === null
+      ? undefined
+      : () => ({
+          allow: false,
+          reasonCode: declineCodeFor(refusal ?? 'internal-error') ?? SMC_CLC_DECL.PEERDECL,
+          reason: refusal ?? undefined,
+        });
+
+  const hold = new SocketHold(app, HANDSHAKE_HOLD_BYTES);
+  void hold.whenFailed().then(() => {
+    if (!tcp.destroyed) tcp.resetAndDestroy();
+  });
+  const machine = new ClcServer({
+    peerId: ctx.links.peerId,
+    clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    rdma: prepared?.rdma ?? UNUSED_RDMA,
+    peerIndicatedSmc: true,
+    localAddresses: interfaceAddressesFor(tcp.localAddress ?? '::1'),
+    firstContact: prepared?.firstContact ?? true,
+    ...(policy === undefined ? {} : { policy }),
+  });
+  const outcome = await runClcHandshake({
+    machine,
+    socket: tcp,
+    initial,
+    prepared,
+    peerId: ctx.links.peerId,
+    syncTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    log,
+  });
+  const held = hold.release();
+  if (held.error !== null) {
+    log.info({ err: held.error }, 'application failed during the handshake');
+    resetBoth(app, tcp);
+    return;
+  }
+  switch (outcome.kind) {
+    case 'established': {
+      const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
+      clog.info('connection upgraded to SMC-R');
+      await outcome.connection.run(
+        { socket: app, pending: held.pending, ended: held.ended },
+        ctx.metrics.byteCounter('rdma'),
+      );
+      tcp.end();
+      return;
+    }
+    case 'fallback': {
+      const reason = refusal ?? outcome.reason;
+      if (afterFailure(ctx.identity, reason, 'peer-sidecar').action === 'reject') {
+        log.info({ reason, code: outcome.code }, 'SMC-R required but not established; resetting');
+        resetBoth(app, tcp);
+        return;
+      }
+      log.info({ reason, code: outcome.code, origin: outcome.origin }, 'falling back to TCP');
+      await relay(
+        { socket: app, pending: held.pending, ended: held.ended },
+        { socket: tcp, pending: outcome.residual },
+        { onBytes: ctx.metrics.byteCounter('tcp') },
+      );
+      return;
+    }
+    case 'aborted':
+      log.info({ why: outcome.reason }, 'CLC handshake aborted; resetting');
+      resetBoth(app, tcp);
+      return;
+  }
+}

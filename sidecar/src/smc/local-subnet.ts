@@ -1,6 +1,6 @@
 import { networkInterfaces } from 'node:os';
 import { type InterfaceAddress, ipv4ProposalArea } from '../handshake/prefix-match.js';
-import { canonicalIp, parseCidr, parseIp } from '../net/ip.js';
+import { canonicalIp, cidrContains, formatIp, parseCidr, parseIp } from '../net/ip.js';
 import type { ClcIpArea } from '../protocol/clc/proposal.js';
 
 interface IfaceAddr {
@@ -24,12 +24,16 @@ export function interfaceAddressesFor(
   table: InterfaceTable = networkInterfaces(),
 ): InterfaceAddress[] {
   const ip = canonicalIp(localAddress);
-  for (const addrs of Object.values(table)) {
-    if (addrs === undefined) continue;
-    if (!addrs.some((a) => canonicalIp(a.address) === ip)) continue;
-    return addrs.map(toInterfaceAddress).filter((a): a is InterfaceAddress => a !== null);
-  }
-  return [];
+  const all = Object.values(table).filter((a): a is IfaceAddr[] => a !== undefined);
+  const convert = (addrs: IfaceAddr[]): InterfaceAddress[] =>
+    addrs.map(toInterfaceAddress).filter((a): a is InterfaceAddress => a !== null);
+  const exact = all.find((addrs) => addrs.some((a) => canonicalIp(a.address) === ip));
+  if (exact !== undefined) return convert(exact);
+  // An address answered by an interface's subnet without being configured (e.g. 127.0.0.2 on lo).
+  const containing = all.find((addrs) =>
+    addrs.some((a) => a.cidr !== null && cidrContains(parseCidr(a.cidr), ip)),
+  );
+  return containing === undefined ? [] : convert(containing);
 }
 
 /** The IP area of our Proposal for a connection leaving from `localAddress` (smc_clc_prfx_set). */
@@ -38,8 +42,13 @@ export function proposalAreaFor(
   table: InterfaceTable = networkInterfaces(),
 ): ClcIpArea {
   const ip = canonicalIp(localAddress);
-  const own = interfaceAddressesFor(ip, table).find((a) => Buffer.from(a.address).equals(parseIp(ip)));
   const bytes = parseIp(ip);
+  const candidates = interfaceAddressesFor(ip, table).filter((a) => a.address.byteLength === bytes.length);
+  const own =
+    candidates.find((a) => Buffer.from(a.address).equals(bytes)) ??
+    candidates.find((a) =>
+      cidrContains(parseCidr(`${formatIp(Buffer.from(a.address))}/${a.prefixLength}`), ip),
+    );
   if (bytes.length === 4) return ipv4ProposalArea(bytes, own?.prefixLength ?? 32);
   const prefixLength = own?.prefixLength ?? 128;
   return {

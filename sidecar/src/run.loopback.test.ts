@@ -74,7 +74,6 @@ describe('two sidecars on loopback', () => {
   let dir: string;
   let httpServer: HttpServer;
   let httpPort = 0;
-  let appPort = 0;
   const running: RunningSidecar[] = [];
 
   beforeAll(async () => {

@@ -6,6 +6,7 @@
  *     [--inventory-source=sysfs|native] [--metrics-port=15090] [--health-port=15021]
  */
 import { realpath } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { basename } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
@@ -32,7 +33,8 @@ export { SysfsInventorySource, ProcVlanSource } from './sysfs.js';
 export { NativeInventorySource } from './native-source.js';
 export { scanOnce, startLoop } from './agent.js';
 
-const port = z.coerce.number().int().min(1).max(65535);
+/** 0 listens on an ephemeral port (tests). */
+const port = z.coerce.number().int().min(0).max(65535);
 
 export const NodeAgentOptionsSchema = z.object({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -91,15 +93,37 @@ async function inventorySource(kind: NodeAgentOptions['inventorySource']): Promi
   );
 }
 
-/** Runs the node agent until SIGTERM/SIGINT. Resolves with the process exit code. */
+export interface RunNodeAgentHooks {
+  /** Stops the agent (in addition to SIGTERM / SIGINT). */
+  readonly signal?: AbortSignal;
+  /** Called once the health and metrics servers listen. */
+  readonly onListening?: (ports: { health: number; metrics: number }) => void;
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, () => {
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr !== null ? addr.port : port);
+    });
+  });
+}
+
+/**
+ * Runs the node agent until SIGTERM/SIGINT (or `hooks.signal`). Resolves with the process exit
+ * code. The API server is reached with KUBECONFIG from `env` when set, else the in-cluster config.
+ */
 export async function runNodeAgent(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  hooks: RunNodeAgentHooks = {},
 ): Promise<number> {
   const opts = parseNodeAgentArgs(argv, env);
   const log = createLogger(opts.logLevel, 'smc-node-agent');
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  if (env['KUBECONFIG']) kc.loadFromFile(env['KUBECONFIG']);
+  else kc.loadFromDefault();
   const metrics = createNodeAgentMetrics();
   const intervalMs = opts.rescanIntervalSeconds * 1000;
   const loop = startLoop(
@@ -113,20 +137,45 @@ export async function runNodeAgent(
     },
     intervalMs,
   );
-  const health = createHealthServer(loop, intervalMs).listen(opts.healthPort);
-  const metricsServer = createMetricsServer(metrics.registry).listen(opts.metricsPort);
-  log.info(
-    { node: opts.nodeName, source: opts.inventorySource, intervalSeconds: opts.rescanIntervalSeconds },
-    'node agent started',
-  );
-  const stop = (signal: string) => {
-    log.info({ signal }, 'node agent stopping');
+  const health = createHealthServer(loop, intervalMs);
+  const metricsServer = createMetricsServer(metrics.registry);
+  const stop = (reason: string) => {
+    log.info({ reason }, 'node agent stopping');
     loop.stop();
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-  await loop.done;
-  health.close();
-  metricsServer.close();
-  return 0;
+  const onSignal = (signal: NodeJS.Signals) => stop(signal);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const onAbort = () => stop('aborted');
+  if (hooks.signal?.aborted) stop('aborted');
+  hooks.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const ports = {
+      health: await listen(health, opts.healthPort),
+      metrics: await listen(metricsServer, opts.metricsPort),
+    };
+    log.info(
+      {
+        node: opts.nodeName,
+        source: opts.inventorySource,
+        intervalSeconds: opts.rescanIntervalSeconds,
+        ports,
+      },
+      'node agent started',
+    );
+    hooks.onListening?.(ports);
+    await loop.done;
+    return 0;
+  } catch (err) {
+    log.error({ err }, 'node agent failed');
+    loop.stop();
+    await loop.done;
+    return 1;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    hooks.signal?.removeEventListener('abort', onAbort);
+    health.close();
+    metricsServer.close();
+  }
 }

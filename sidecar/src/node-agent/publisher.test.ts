@@ -88,6 +88,21 @@ describe('publishSmcNode', () => {
     expect(store.objects.get('node-a')?.status?.observedTime).toBe(T0.toISOString());
   });
 
+  it('a node without devices still gets a status on create', async () => {
+    const store = new MemoryStore();
+    const out = await publishSmcNode(store, buildSmcNode('cpu-only', { devices: [], vlans: [] }, T0));
+    expect(out.writes).toEqual(['create', 'status']);
+    expect(store.objects.get('cpu-only')?.status).toEqual({
+      observedTime: T0.toISOString(),
+      deviceCount: 0,
+      devices: [],
+      vlanNetdevs: [],
+    });
+    expect(
+      (await publishSmcNode(store, buildSmcNode('cpu-only', { devices: [], vlans: [] }, T0))).result,
+    ).toBe('unchanged');
+  });
+
   it('updates only the status when the content changed', async () => {
     const store = new MemoryStore();
     await publishSmcNode(store, buildSmcNode('node-a', rxeInventory(), T0));

@@ -213,7 +213,8 @@ export async function publishSmcNode(
         });
         writes.push('labels');
       }
-      if (!sameContent(live.status, desired.status)) {
+      // A missing status (just created) is written even when the inventory is empty.
+      if (live.status == null || !sameContent(live.status, desired.status)) {
         live = await store.replaceStatus({
           ...desired,
           metadata: {

@@ -1,0 +1,194 @@
+import type { Server, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClcClient } from '../handshake/client.js';
+import { ClcServer } from '../handshake/server.js';
+import { ipv4ProposalArea } from '../handshake/prefix-match.js';
+import { silentLogger } from '../log.js';
+import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
+import { decodeClcMessage } from '../protocol/clc/message.js';
+import { FallbackReason } from '../policy/reasons.js';
+import { closeAll, collect, connectLoopback, listenLoopback, portOf } from '../relay/testing.js';
+import { type ClcOutcome, runClcHandshake } from './clc-driver.js';
+import { LinkSetupError } from './link-errors.js';
+import type { PreparedSmcConnection } from './link-group-manager.js';
+import { makePeerId } from './peer-id.js';
+import type { SmcConnection } from './smc-connection.js';
+import { fakeRdmaParams } from './testing.js';
+
+const LOCAL = { family: 'ipv4' as const, address: Uint8Array.of(127, 0, 0, 1), prefixLength: 8 };
+
+function prepared(establish: () => Promise<SmcConnection>): PreparedSmcConnection & { releases: number } {
+  const p = {
+    rdma: fakeRdmaParams(3),
+    firstContact: true,
+    releases: 0,
+    establish,
+    release: () => {
+      p.releases++;
+    },
+  };
+  return p;
+}
+
+const failingLink = () => Promise.reject(new LinkSetupError(FallbackReason.LinkSetupFailed, 'no QP'));
+
+const sockets: Socket[] = [];
+
+async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
+  let accept: (s: Socket) => void = () => undefined;
+  const accepted = new Promise<Socket>((r) => (accept = r));
+  const server = await listenLoopback((s) => {
+    s.pause();
+    accept(s);
+  });
+  servers.push(server);
+  const client = await connectLoopback(portOf(server));
+  client.pause();
+  const pair: [Socket, Socket] = [client, await accepted];
+  sockets.push(...pair);
+  return pair;
+}
+
+function client(socket: Socket, p: PreparedSmcConnection | null, clcTimeoutMs = 2000) {
+  const peerId = makePeerId(null);
+  return runClcHandshake({
+    machine: new ClcClient({
+      peerId,
+      clcTimeoutMs,
+      rdma: fakeRdmaParams(1),
+      peerIndicatedSmc: true,
+      ipArea: ipv4ProposalArea(Uint8Array.of(127, 0, 0, 1), 8),
+      firstContact: true,
+    }),
+    socket,
+    prepared: p,
+    peerId,
+    syncTimeoutMs: 300,
+    log: silentLogger(),
+  });
+}
+
+function server(socket: Socket, p: PreparedSmcConnection | null, policyCode?: number) {
+  const peerId = makePeerId(null);
+  return runClcHandshake({
+    machine: new ClcServer({
+      peerId,
+      rdma: fakeRdmaParams(2),
+      peerIndicatedSmc: true,
+      localAddresses: [LOCAL],
+      firstContact: true,
+      ...(policyCode === undefined ? {} : { policy: () => ({ allow: false, reasonCode: policyCode }) }),
+    }),
+    socket,
+    prepared: p,
+    peerId,
+    syncTimeoutMs: 300,
+    log: silentLogger(),
+  });
+}
+
+function fallback(o: ClcOutcome): Extract<ClcOutcome, { kind: 'fallback' }> {
+  if (o.kind !== 'fallback') throw new Error(`expected fallback, got ${o.kind}`);
+  return o;
+}
+
+/** After the handshake: each side sends a line and FIN; each must read exactly the other's line. */
+async function exchangeAfter(
+  a: Socket,
+  aResidual: Buffer,
+  b: Socket,
+  bResidual: Buffer,
+): Promise<[string, string]> {
+  const ga = collect(a);
+  const gb = collect(b);
+  a.resume();
+  b.resume();
+  a.end('from-a');
+  b.end('from-b');
+  const ra = Buffer.concat([aResidual, await ga.data]).toString();
+  const rb = Buffer.concat([bResidual, await gb.data]).toString();
+  return [ra, rb];
+}
+
+describe('runClcHandshake', () => {
+  const servers: Server[] = [];
+  afterEach(() => {
+    sockets.splice(0).forEach((s) => s.destroy());
+    return closeAll(servers.splice(0));
+  });
+
+  it('falls back on both sides when the link cannot come up, with clean data afterwards', async () => {
+    const [c, s] = await socketPair(servers);
+    const pc = prepared(failingLink);
+    const ps = prepared(failingLink);
+    const [oc, os] = await Promise.all([client(c, pc), server(s, ps)]);
+    expect(fallback(oc)).toMatchObject({ reason: 'link-setup-failed', code: SMC_CLC_DECL.ERR_RDYLNK });
+    expect(fallback(os).reason).toMatch(/link-setup-failed|peer-declined/);
+    expect(pc.releases).toBe(1);
+    expect(ps.releases).toBe(1);
+    const [atClient, atServer] = await exchangeAfter(c, fallback(oc).residual, s, fallback(os).residual);
+    expect(atClient).toBe('from-b');
+    expect(atServer).toBe('from-a');
+  });
+
+  it('falls back when the server declines the Proposal; the client answers with its own Decline', async () => {
+    const [c, s] = await socketPair(servers);
+    const [oc, os] = await Promise.all([
+      client(c, prepared(failingLink)),
+      server(s, null, SMC_CLC_DECL.CNFERR),
+    ]);
+    expect(fallback(oc)).toMatchObject({
+      origin: 'peer',
+      reason: 'peer-declined',
+      code: SMC_CLC_DECL.CNFERR,
+    });
+    expect(fallback(os)).toMatchObject({ origin: 'local', code: SMC_CLC_DECL.CNFERR });
+    const [atClient, atServer] = await exchangeAfter(c, fallback(oc).residual, s, fallback(os).residual);
+    expect([atClient, atServer]).toEqual(['from-b', 'from-a']);
+  });
+
+  it('establishes when both links come up', async () => {
+    const [c, s] = await socketPair(servers);
+    const conn: SmcConnection = {
+      id: 'c1',
+      linkId: 'l1',
+      run: () => Promise.resolve({ tx: 0, rx: 0, outcome: 'closed' }),
+      abort: () => undefined,
+    };
+    const [oc, os] = await Promise.all([
+      client(
+        c,
+        prepared(() => Promise.resolve(conn)),
+      ),
+      server(
+        s,
+        prepared(() => Promise.resolve(conn)),
+      ),
+    ]);
+    expect(oc.kind).toBe('established');
+    expect(os.kind).toBe('established');
+  });
+
+  it('times out a silent peer, declines, and aborts when no Decline comes back', async () => {
+    const [c, s] = await socketPair(servers);
+    const seen: Buffer[] = [];
+    s.on('data', (d: Buffer) => seen.push(d));
+    s.resume();
+    const o = await client(c, prepared(failingLink), 200);
+    expect(o.kind).toBe('aborted');
+    const kinds = [];
+    let all = Buffer.concat(seen);
+    while (all.byteLength >= 8) {
+      const len = all.readUInt16BE(5);
+      kinds.push(decodeClcMessage(all.subarray(0, len)).kind);
+      all = all.subarray(len);
+    }
+    expect(kinds).toEqual(['proposal', 'decline']);
+  });
+
+  it('aborts when the peer closes during the handshake', async () => {
+    const [c, s] = await socketPair(servers);
+    s.end();
+    expect((await client(c, prepared(failingLink))).kind).toBe('aborted');
+  });
+});

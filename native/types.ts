@@ -194,7 +194,9 @@ export interface QpRtsAttr {
   psn: number;
   /** Local ACK timeout exponent: 4.096 us * 2^timeout. Default 14 (~67 ms). */
   timeout?: number;
+  /** Transport retries, 0-7. Default 6: rxe treats 7 as infinite, so a dead peer would never fail. */
   retryCnt?: number;
+  /** RNR retries, 0-7; 7 (default) = infinite, as in the IB spec. */
   rnrRetry?: number;
   maxRdAtomic?: number;
 }

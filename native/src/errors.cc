@@ -239,7 +239,9 @@ Napi::Object WcToObject(Napi::Env env, const ibv_wc& wc) {
   o.Set("srcQp", Napi::Number::New(env, wc.src_qp));
   o.Set("wcFlags", Napi::Number::New(env, wc.wc_flags));
   o.Set("vendorErr", Napi::Number::New(env, wc.vendor_err));
-  if (wc.wc_flags & IBV_WC_WITH_IMM) o.Set("immData", Napi::Number::New(env, ntohl(wc.imm_data)));
+  // Only receive completions carry immediate data (some providers also flag the sender's completion).
+  if ((wc.wc_flags & IBV_WC_WITH_IMM) && (wc.opcode & IBV_WC_RECV))
+    o.Set("immData", Napi::Number::New(env, ntohl(wc.imm_data)));
   return o;
 }
 

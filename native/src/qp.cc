@@ -255,7 +255,9 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
            "INIT->RTR");
   }
 
-  // modifyToRts({ psn, timeout = 14, retryCnt = 7, rnrRetry = 7, maxRdAtomic = 1 })
+  // modifyToRts({ psn, timeout = 14, retryCnt = 6, rnrRetry = 7, maxRdAtomic = 1 })
+  // retryCnt defaults to 6, not 7: soft-RoCE (rxe) treats 7 as "retry forever", so a vanished peer
+  // would never produce IBV_WC_RETRY_EXC_ERR. rnrRetry 7 is infinite by the IB spec.
   void ToRts(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = OptObject(env, info[0], "attr");
@@ -264,7 +266,7 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
     a.qp_state = IBV_QPS_RTS;
     a.sq_psn = ReqU32(env, o, "psn", 0xffffff);
     a.timeout = static_cast<uint8_t>(GetU32(env, o, "timeout", 14, 31));
-    a.retry_cnt = static_cast<uint8_t>(GetU32(env, o, "retryCnt", 7, 7));
+    a.retry_cnt = static_cast<uint8_t>(GetU32(env, o, "retryCnt", 6, 7));
     a.rnr_retry = static_cast<uint8_t>(GetU32(env, o, "rnrRetry", 7, 7));
     a.max_rd_atomic = static_cast<uint8_t>(GetU32(env, o, "maxRdAtomic", 1, 255));
     Modify(env, a,

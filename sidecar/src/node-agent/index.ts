@@ -62,7 +62,7 @@ const FLAGS: Record<string, keyof NodeAgentOptions> = {
 /** Parses `--flag=value` / `--flag value` arguments and NODE_NAME; throws a ZodError or Error on bad input. */
 export function parseNodeAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv): NodeAgentOptions {
   const raw: Record<string, string> = {};
-  if (env['NODE_NAME']) raw['nodeName'] = env['NODE_NAME'];
+  raw['nodeName'] = env['NODE_NAME'] ?? '';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);

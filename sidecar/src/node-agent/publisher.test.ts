@@ -290,3 +290,25 @@ describe('parseNodeAgentArgs', () => {
     expect(() => parseNodeAgentArgs(['--health-port'], { NODE_NAME: 'w' })).toThrow(/needs a value/);
   });
 });
+
+describe('main', () => {
+  it('bad arguments print a message and return 2', async () => {
+    const { main } = await import('./main.js');
+    const writes: string[] = [];
+    const orig = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => {
+      writes.push(chunk);
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      expect(await main(['--rescan-interval=1'], { NODE_NAME: 'n' })).toBe(2);
+      expect(await main([], {})).toBe(2);
+      expect(await main(['--nope'], { NODE_NAME: 'n' })).toBe(2);
+    } finally {
+      process.stderr.write = orig;
+    }
+    expect(writes.join('')).toMatch(/rescanIntervalSeconds/);
+    expect(writes.join('')).toMatch(/NODE_NAME is required/);
+    expect(writes.join('')).toMatch(/unknown argument --nope/);
+  });
+});

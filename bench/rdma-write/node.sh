@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# VM side of the RDMA WRITE benchmark (both nodes; run by run.sh through test/vm/lab-run).
+# node1 serves, node0 drives and prints the results. Steps alternate perftest and the addon so
+# that drift of the emulated link hits both alike.
+set -u
+: "${LAB_NODE:?}" "${LAB_RXE:?}" "${LAB_PEER_IP:?}" "${BENCH_REPO:?}"
+ITERS_BW=${BENCH_ITERS_BW:-1000}
+ITERS_LAT=${BENCH_ITERS_LAT:-1000}
+JS="$BENCH_REPO/native/build/vm-js/bench/rdma-write/bench.js"
+export SMC_VERBS_ADDON="$BENCH_REPO/native/build/Release/smc_verbs.node"
+cd "$BENCH_REPO"
+
+# A perftest client retries until the server on the peer listens.
+client() {
+  local out=$1
+  shift
+  for _ in $(seq 1 150); do
+    if timeout 120 "$@" "$LAB_PEER_IP" >"$out" 2>&1; then
+      cat "$out"
+      return 0
+    fi
+    sleep 0.3
+  done
+  cat "$out"
+  return 1
+}
+
+PT=(-d "$LAB_RXE" -x 1 -F)
+rc=0
+if [[ $LAB_NODE == 1 ]]; then
+  timeout 300 ib_write_bw "${PT[@]}" -p 18701 -s 65536 -n "$ITERS_BW" >/dev/null 2>&1 || rc=1
+  timeout 300 node "$JS" bw 18702 "$ITERS_BW" 65536 128 || rc=1
+  timeout 300 ib_write_lat "${PT[@]}" -p 18703 -s 64 -n "$ITERS_LAT" >/dev/null 2>&1 || rc=1
+  timeout 300 node "$JS" lat 18704 "$ITERS_LAT" 64 || rc=1
+  exit $rc
+fi
+echo "== perftest ib_write_bw"
+client "$LAB_OUT/write_bw.txt" ib_write_bw "${PT[@]}" -p 18701 -s 65536 -n "$ITERS_BW" || rc=1
+echo "== addon bw"
+timeout 300 node "$JS" bw 18702 "$ITERS_BW" 65536 128 || rc=1
+echo "== perftest ib_write_lat"
+client "$LAB_OUT/write_lat.txt" ib_write_lat "${PT[@]}" -p 18703 -s 64 -n "$ITERS_LAT" || rc=1
+echo "== addon lat"
+timeout 300 node "$JS" lat 18704 "$ITERS_LAT" 64 || rc=1
+exit $rc

@@ -7,6 +7,8 @@ type Kind = 'string' | 'int' | 'nullableInt' | 'bool' | 'intList' | 'stringList'
 
 interface EnvBinding {
   env: string;
+  /** Other names accepted for the same field (the primary name wins), e.g. those the operator's webhook sets. */
+  aliases?: readonly string[];
   path: readonly string[];
   kind: Kind;
 }
@@ -19,12 +21,12 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_GID_INDEX', path: ['rdma', 'gidIndex'], kind: 'int' },
   { env: 'SMC_VLAN', path: ['rdma', 'vlan'], kind: 'nullableInt' },
   { env: 'SMC_PKEY', path: ['rdma', 'pkey'], kind: 'int' },
-  { env: 'SMC_PORT_OUTBOUND', path: ['ports', 'outbound'], kind: 'int' },
-  { env: 'SMC_PORT_INBOUND', path: ['ports', 'inbound'], kind: 'int' },
+  { env: 'SMC_PORT_OUTBOUND', aliases: ['SMC_OUTBOUND_PORT'], path: ['ports', 'outbound'], kind: 'int' },
+  { env: 'SMC_PORT_INBOUND', aliases: ['SMC_INBOUND_PORT'], path: ['ports', 'inbound'], kind: 'int' },
   { env: 'SMC_PORT_SMC', path: ['ports', 'smc'], kind: 'int' },
   { env: 'SMC_PORT_METRICS', path: ['ports', 'metrics'], kind: 'int' },
   { env: 'SMC_PORT_HEALTH', path: ['ports', 'health'], kind: 'int' },
-  { env: 'SMC_DIRECTORY_PATH', path: ['directory', 'path'], kind: 'string' },
+  { env: 'SMC_DIRECTORY_PATH', aliases: ['SMC_DIRECTORY'], path: ['directory', 'path'], kind: 'string' },
   { env: 'SMC_DIRECTORY_POLL_MS', path: ['directory', 'pollIntervalMs'], kind: 'int' },
   { env: 'SMC_SIDECAR_UID', path: ['intercept', 'sidecarUid'], kind: 'int' },
   { env: 'SMC_INTERCEPT_INBOUND', path: ['intercept', 'inbound'], kind: 'bool' },
@@ -32,7 +34,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_EXCLUDE_INBOUND_PORTS', path: ['intercept', 'excludeInboundPorts'], kind: 'intList' },
   { env: 'SMC_EXCLUDE_OUTBOUND_CIDRS', path: ['intercept', 'excludeOutboundCidrs'], kind: 'stringList' },
   { env: 'SMC_EXCLUDE_INBOUND_CIDRS', path: ['intercept', 'excludeInboundCidrs'], kind: 'stringList' },
-  { env: 'SMC_POLICY_MODE', path: ['policy', 'mode'], kind: 'string' },
+  { env: 'SMC_POLICY_MODE', aliases: ['SMC_MODE'], path: ['policy', 'mode'], kind: 'string' },
   { env: 'SMC_ALLOWED_PEER_TENANTS', path: ['policy', 'allowedPeerTenants'], kind: 'stringList' },
   { env: 'SMC_MAX_CONNECTIONS', path: ['limits', 'maxConnections'], kind: 'int' },
   { env: 'SMC_RMB_SIZE', path: ['limits', 'rmbSize'], kind: 'int' },
@@ -92,8 +94,9 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
   const values: Record<string, unknown> = {};
   const sources = new Map<string, string>();
   for (const b of ENV_BINDINGS) {
-    const raw = env[b.env];
-    if (raw === undefined) continue;
+    const name = [b.env, ...(b.aliases ?? [])].find((n) => env[n] !== undefined);
+    const raw = name === undefined ? undefined : env[name];
+    if (name === undefined || raw === undefined) continue;
     let node = values;
     for (const key of b.path.slice(0, -1)) {
       const child = node[key];
@@ -106,7 +109,7 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
       }
     }
     node[b.path[b.path.length - 1] ?? ''] = convert(b.kind, raw);
-    sources.set(b.path.join('.'), b.env);
+    sources.set(b.path.join('.'), name);
   }
   return { values, sources };
 }

@@ -60,6 +60,28 @@ describe('loadConfig', () => {
     expect(cfg.rdma).toMatchObject({ device: 'mlx5_0', vlan: 100, pkey: 0x8001 });
   });
 
+  it('accepts the names the operator webhook sets', () => {
+    const cfg = loadConfig({
+      env: {
+        SMC_TENANT: 't',
+        SMC_MODE: 'Require',
+        SMC_DIRECTORY: '/var/run/smc/directory',
+        SMC_OUTBOUND_PORT: '16001',
+        SMC_INBOUND_PORT: '16006',
+        SMC_PKEY: '0x8001',
+        SMC_ALLOWED_PEER_TENANTS: '',
+      },
+    });
+    expect(cfg.policy).toEqual({ mode: 'Require', allowedPeerTenants: [] });
+    expect(cfg.ports).toMatchObject({ outbound: 16001, inbound: 16006 });
+    expect(cfg.rdma.pkey).toBe(0x8001);
+    expect(
+      loadConfig({ env: { SMC_TENANT: 't', SMC_MODE: 'Require', SMC_POLICY_MODE: 'Disabled' } }).policy.mode,
+    ).toBe('Disabled');
+    const err = errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_MODE: 'Off' } }));
+    expect(err.issues[0]?.source).toBe('env SMC_MODE');
+  });
+
   it('works from the environment alone', () => {
     const cfg = loadConfig({ env: { SMC_TENANT: 'solo' } });
     expect(cfg.tenant).toBe('solo');

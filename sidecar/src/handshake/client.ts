@@ -61,7 +61,8 @@ export class ClcClient extends ClcMachine {
   }
 
   protected onMessage(message: ClcMessage): HandshakeAction[] {
-    if (this.current !== 'awaiting-accept' || message.kind !== 'accept') return this.unexpected(message);
+    if (this.current !== 'awaiting-accept' || message.kind !== 'accept' || message.version !== 1)
+      return this.unexpected(message);
     return this.onAccept(message);
   }
 

@@ -105,6 +105,11 @@ export abstract class ClcMachine {
 
   protected abstract start(): HandshakeAction[];
 
+  /** Highest Accept/Confirm version this side takes in the current exchange; a newer one is declined VERSMISMAT. */
+  protected maxAcceptConfirmVersion(): 1 | 2 {
+    return 1;
+  }
+
   /** Handles one complete, decoded message in a waiting state. */
   protected abstract onMessage(message: ClcMessage): HandshakeAction[];
 
@@ -120,7 +125,7 @@ export abstract class ClcMachine {
       try {
         const frame = this.framer.next();
         if (frame === null) break;
-        message = decodeClcMessage(frame);
+        message = decodeClcMessage(frame, { maxAcceptConfirmVersion: this.maxAcceptConfirmVersion() });
       } catch (err) {
         if (!(err instanceof ProtocolDecodeError)) throw err;
         // The stream can no longer be trusted to be framed: nothing is handed to the application.

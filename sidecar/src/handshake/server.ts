@@ -47,7 +47,8 @@ export class ClcServer extends ClcMachine {
 
   protected onMessage(message: ClcMessage): HandshakeAction[] {
     if (this.current === 'awaiting-proposal' && message.kind === 'proposal') return this.onProposal(message);
-    if (this.current === 'awaiting-confirm' && message.kind === 'confirm') return this.onConfirm(message);
+    if (this.current === 'awaiting-confirm' && message.kind === 'confirm' && message.version === 1)
+      return this.onConfirm(message);
     return this.unexpected(message);
   }
 

@@ -1,4 +1,4 @@
-import { ByteWriter, checkBits } from '../bytes.js';
+import { type ByteReader, ByteWriter, checkBits } from '../bytes.js';
 import { ProtocolDecodeError } from '../errors.js';
 import {
   CLC_FLAG_FIRST_CONTACT,
@@ -78,11 +78,20 @@ export function decodeClcAcceptConfirm(bytes: Uint8Array): ClcAcceptConfirm {
   if (!r.equals(64, SMCR_EYECATCHER)) {
     throw new ProtocolDecodeError('eyecatcher', 'trailer', 'trailer is not "SMCR" (EBCDIC)');
   }
-  const sizeMtu = r.u8(50, 'rmbeSize');
   return {
     kind: header.type === CLC_TYPE.accept ? 'accept' : 'confirm',
     version: 1,
     firstContact: (r.u8(7, 'flags') & CLC_FLAG_FIRST_CONTACT) !== 0,
+    ...readSmcrAcceptConfirmR0(r),
+  };
+}
+
+/** The SMC-R fields of struct smcr_clc_msg_accept_confirm ("r0"), bytes 8..63, shared by v1 and v2. */
+export type SmcrAcceptConfirmR0 = Omit<ClcAcceptConfirm, 'kind' | 'version' | 'firstContact'>;
+
+export function readSmcrAcceptConfirmR0(r: ByteReader): SmcrAcceptConfirmR0 {
+  const sizeMtu = r.u8(50, 'rmbeSize');
+  return {
     peerId: r.copy(8, SMC_SYSTEMID_LEN, 'peerId'),
     gid: r.copy(16, SMC_GID_SIZE, 'gid'),
     mac: r.copy(32, ETH_ALEN, 'mac'),
@@ -97,15 +106,7 @@ export function decodeClcAcceptConfirm(bytes: Uint8Array): ClcAcceptConfirm {
   };
 }
 
-export function encodeClcAcceptConfirm(m: ClcAcceptConfirm): Buffer {
-  const w = new ByteWriter(SMCR_CLC_ACCEPT_CONFIRM_LEN);
-  writeClcFrame(
-    w.bytes,
-    m.kind === 'accept' ? CLC_TYPE.accept : CLC_TYPE.confirm,
-    1,
-    m.firstContact ? CLC_FLAG_FIRST_CONTACT >> 2 : 0,
-    SMC_TYPE.R,
-  );
+export function writeSmcrAcceptConfirmR0(w: ByteWriter, m: SmcrAcceptConfirmR0): void {
   w.fixed(8, m.peerId, SMC_SYSTEMID_LEN, 'peerId');
   w.fixed(16, m.gid, SMC_GID_SIZE, 'gid');
   w.fixed(32, m.mac, ETH_ALEN, 'mac');
@@ -116,5 +117,17 @@ export function encodeClcAcceptConfirm(m: ClcAcceptConfirm): Buffer {
   w.u8(50, (checkBits('rmbeSize', m.rmbeSize, 4) << 4) | checkBits('qpMtu', m.qpMtu, 4), 'rmbeSize');
   w.u64(52, m.rmbVirtualAddress, 'rmbVirtualAddress');
   w.u24(61, m.initialPsn, 'initialPsn');
+}
+
+export function encodeClcAcceptConfirm(m: ClcAcceptConfirm): Buffer {
+  const w = new ByteWriter(SMCR_CLC_ACCEPT_CONFIRM_LEN);
+  writeClcFrame(
+    w.bytes,
+    m.kind === 'accept' ? CLC_TYPE.accept : CLC_TYPE.confirm,
+    1,
+    m.firstContact ? CLC_FLAG_FIRST_CONTACT >> 2 : 0,
+    SMC_TYPE.R,
+  );
+  writeSmcrAcceptConfirmR0(w, m);
   return w.bytes;
 }

@@ -35,6 +35,8 @@ export function smcdIndicated(t: SmcType): boolean {
 
 /** Bit 3 of header byte 7: first contact on Accept/Confirm, out-of-sync on Decline (SMC_FIRST_CONTACT_MASK within typev2). */
 export const CLC_FLAG_FIRST_CONTACT = 0x08;
+/** SMC_FIRST_CONTACT_MASK (smc_clc.h): the same bit, seen inside the 2-bit typev2 field. */
+export const SMC_FIRST_CONTACT_MASK = 0b10;
 
 export const CLC_HEADER_LENGTH = 8;
 export const CLC_TRAILER_LENGTH = 4;
@@ -47,8 +49,35 @@ export const SMCR_CLC_ACCEPT_CONFIRM_LEN = 68;
 /** sizeof(struct smc_clc_msg_decline) and sizeof(struct smc_clc_msg_decline_v2). */
 export const SMC_CLC_DECLINE_LEN = 28;
 export const SMC_CLC_DECLINE_V2_LEN = 44;
-/** SMC_MAX_EID_LEN in include/linux/smc.h. */
+/** SMC_MAX_EID_LEN in include/uapi/linux/smc.h. */
 export const SMC_MAX_EID_LEN = 32;
+/** SMC_MAX_HOSTNAME_LEN in include/uapi/linux/smc.h: the first-contact extension's hostname field. */
+export const SMC_MAX_HOSTNAME_LEN = 32;
+/** SMC_CLC_MAX_UEID in smc_clc.h (and SMC_MAX_UEID in uapi smc.h): user EIDs a Proposal carries at most. */
+export const SMC_CLC_MAX_UEID = 8;
+/** SMCR_CLC_ACCEPT_CONFIRM_LEN_V2 in smc_clc.c: v1 part, eid (32), reserved (8), trailer. */
+export const SMCR_CLC_ACCEPT_CONFIRM_LEN_V2 = 108;
+/** sizeof(struct smc_clc_first_contact_ext) and sizeof(struct smc_clc_first_contact_ext_v2x). */
+export const SMC_CLC_FCE_LEN = 36;
+export const SMC_CLC_FCE_V2X_LEN = 52;
+/** offsetof(struct smc_clc_fce_gid_ext, gid): gid_cnt plus three reserved bytes. */
+export const SMC_CLC_FCE_GID_EXT_HDR_LEN = 4;
+
+/** SMC_CLC_OS_* (smc_clc.h): the os_type nibble of the first-contact extension and of v2 Declines. */
+export const SMC_CLC_OS = { ZOS: 1, LINUX: 2, AIX: 3 } as const;
+
+/** SMC_RELEASE_0 / SMC_RELEASE_1 / SMC_RELEASE (net/smc/smc.h): v2.0, v2.1 and the newest we speak. */
+export const SMC_RELEASE_0 = 0;
+export const SMC_RELEASE_1 = 1;
+export const SMC_RELEASE = SMC_RELEASE_1;
+
+/** SMC-Rv2.1 limits (net/smc/smc_core.h). */
+export const SMC_CONN_PER_LGR_MIN = 16;
+export const SMC_CONN_PER_LGR_MAX = 255;
+export const SMC_CONN_PER_LGR_PREFER = 255;
+export const SMC_LINKS_ADD_LNK_MIN = 1;
+export const SMC_LINKS_ADD_LNK_MAX = 2;
+export const SMC_LINKS_PER_LGR_MAX_PREFER = 2;
 /** CLC_WAIT_TIME in smc_clc.h: 6 * HZ. */
 export const CLC_WAIT_TIME_MS = 6000;
 

@@ -1,3 +1,4 @@
+export * from './accept-confirm-v2.js';
 export * from './accept-confirm.js';
 export * from './constants.js';
 export * from './decline-codes.js';

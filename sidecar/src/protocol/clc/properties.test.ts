@@ -1,9 +1,15 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { arbitraryAcceptConfirm, arbitraryDecline, arbitraryProposal } from '../testing/arbitrary.js';
+import {
+  arbitraryAcceptConfirm,
+  arbitraryAcceptConfirmV2,
+  arbitraryDecline,
+  arbitraryProposal,
+} from '../testing/arbitrary.js';
 import { fuzzDecoder } from '../testing/fuzz.js';
 import { Prng } from '../testing/prng.js';
 import { decodeClcAcceptConfirm, encodeClcAcceptConfirm } from './accept-confirm.js';
+import { decodeClcAcceptConfirmV2, encodeClcAcceptConfirmV2 } from './accept-confirm-v2.js';
 import { decodeClcDecline, encodeClcDecline } from './decline.js';
 import { clcMessageLength, decodeClcHeader } from './header.js';
 import { type ClcMessage, decodeClcMessage, encodeClcMessage } from './message.js';
@@ -35,14 +41,32 @@ describe('CLC codec properties', () => {
     }
   });
 
+  it('encode then decode is the identity for random valid v2 Accept/Confirm messages', () => {
+    const g = new Prng(2);
+    for (let i = 0; i < ROUND_TRIPS * 2; i++) {
+      const m = arbitraryAcceptConfirmV2(g);
+      const bytes = encodeClcAcceptConfirmV2(m);
+      expect(isDeepStrictEqual(decodeClcAcceptConfirmV2(bytes), m)).toBe(true);
+      expect(isDeepStrictEqual(decodeClcMessage(bytes), m)).toBe(true);
+      expect(clcMessageLength(bytes)).toBe(bytes.length);
+    }
+  });
+
   const cases: [string, (g: Prng) => ClcMessage, (b: Uint8Array) => ClcMessage][] = [
     ['Proposal', arbitraryProposal, decodeClcProposal],
     ['Accept/Confirm', arbitraryAcceptConfirm, decodeClcAcceptConfirm],
+    ['v2 Accept/Confirm', arbitraryAcceptConfirmV2, decodeClcAcceptConfirmV2],
     ['Decline', arbitraryDecline, decodeClcDecline],
     [
       'any CLC message',
       (g) => g.pick([arbitraryProposal, arbitraryAcceptConfirm, arbitraryDecline])(g),
       decodeClcMessage,
+    ],
+    [
+      'any CLC message of either version',
+      (g) =>
+        g.pick([arbitraryProposal, arbitraryAcceptConfirm, arbitraryAcceptConfirmV2, arbitraryDecline])(g),
+      (b) => decodeClcMessage(b),
     ],
   ];
 

@@ -143,6 +143,57 @@ describe('CLC Proposal', () => {
     expect(decodeClcProposal(bytes)).toEqual(model);
   });
 
+  it('round-trips a v2-only SMC-Rv2 Proposal with user EIDs as Linux sends it', () => {
+    // smc_clc_send_proposal() with typev1 N: the local area (peer id, GID, MAC) stays zero, there is no
+    // prefix area, v2_ext_offset = sizeof(smc_clc_msg_smcd) - offsetofend(v2_ext_offset) = 28, and the
+    // v2 extension carries the UEID table (smc_clc_eid_table) and the RoCEv2 GID with the preferred
+    // SMC_CONN_PER_LGR_PREFER / SMC_LINKS_PER_LGR_MAX_PREFER limits: 40 + 40 + 40 + 2 * 32 + 4 = 188 bytes.
+    const EID_A = '534d434b38532d54454e414e542d412020202020202020202020202020202020'; // "SMCK8S-TENANT-A"
+    const EID_B = '534d434b38532d54454e414e542d422020202020202020202020202020202020'; // "SMCK8S-TENANT-B"
+    const bytes = hex(
+      'e2d4c3d9 01 00bc 22', // version 2 | typev2 R (0) | typev1 N (2)
+      '0000000000000000', // peer id: not set without typev1
+      '00000000000000000000000000000000', // GID
+      '000000000000', // MAC
+      '0000', // iparea_offset: no prefix area
+      '0000000000000000 0000', // ISM GID, CHID
+      '001c', // v2_ext_offset
+      '000000 0000000000',
+      '0000000000000000000000000000000000000000',
+      '02 00 00 10 0000 0000', // eid_cnt 2, ism_gid_cnt 0, reserved, release 1 | seid 0, reserved, smcd_v2_ext_offset
+      '00000000000000000000ffffc0a80101', // RoCEv2 GID
+      'ff 02 0000', // max_conns 255, max_links 2, feature mask
+      '000000000000000000000000',
+      EID_A,
+      EID_B,
+      'e2d4c3d9',
+    );
+    const model: ClcProposal = {
+      kind: 'proposal',
+      version: 2,
+      typeV1: SMC_TYPE.N,
+      typeV2: SMC_TYPE.R,
+      peerId: Buffer.alloc(8),
+      gid: Buffer.alloc(16),
+      mac: Buffer.alloc(6),
+      smcd: { ismGid: 0n, ismChid: 0 },
+      ipArea: null,
+      v2Extension: {
+        release: 1,
+        seid: false,
+        userEids: [hex(EID_A), hex(EID_B)],
+        roceV2Gid: hex('00000000000000000000ffffc0a80101'),
+        maxConns: 255,
+        maxLinks: 2,
+        featureMask: 0,
+        smcdV2: null,
+      },
+    };
+    expect(bytes).toHaveLength(188);
+    expect(decodeClcProposal(bytes)).toEqual(model);
+    expect(encodeClcProposal(model)).toEqual(bytes);
+  });
+
   it('ignores reserved bytes', () => {
     const dirty = Buffer.from(PROPOSAL_V2);
     dirty[88 + 2] = 0xff; // v2 extension header reserved

@@ -1,3 +1,4 @@
+import type { ByteReader, ByteWriter } from '../bytes.js';
 import { readLlcFrame, newLlcMessage } from './header.js';
 import { LLC_FLAG_NO_RMBE_EYEC, LLC_TYPE, SMC_LGR_ID_SIZE } from './constants.js';
 
@@ -23,6 +24,11 @@ export interface LlcConfirmLink {
 
 export function decodeLlcConfirmLink(bytes: Uint8Array): LlcConfirmLink {
   const { reader: r, response, flags } = readLlcFrame(bytes, LLC_TYPE.confirmLink);
+  return readConfirmLinkBody(r, response, flags);
+}
+
+/** Fields after the header; shared with the SMC-Rv2 CONFIRM LINK (0x21), which has the same layout. */
+export function readConfirmLinkBody(r: ByteReader, response: boolean, flags: number): LlcConfirmLink {
   return {
     kind: 'confirm-link',
     response,
@@ -38,7 +44,16 @@ export function decodeLlcConfirmLink(bytes: Uint8Array): LlcConfirmLink {
 }
 
 export function encodeLlcConfirmLink(m: LlcConfirmLink): Buffer {
-  const w = newLlcMessage(LLC_TYPE.confirmLink, m.response, m.noRmbeEyecatcher ? LLC_FLAG_NO_RMBE_EYEC : 0);
+  const w = newLlcMessage(LLC_TYPE.confirmLink, m.response, confirmLinkFlags(m));
+  writeConfirmLinkBody(w, m);
+  return w.bytes;
+}
+
+export function confirmLinkFlags(m: Pick<LlcConfirmLink, 'noRmbeEyecatcher'>): number {
+  return m.noRmbeEyecatcher ? LLC_FLAG_NO_RMBE_EYEC : 0;
+}
+
+export function writeConfirmLinkBody(w: ByteWriter, m: Omit<LlcConfirmLink, 'kind'>): void {
   w.fixed(4, m.senderMac, 6, 'senderMac');
   w.fixed(10, m.senderGid, 16, 'senderGid');
   w.u24(26, m.senderQpn, 'senderQpn');
@@ -46,5 +61,4 @@ export function encodeLlcConfirmLink(m: LlcConfirmLink): Buffer {
   w.fixed(30, m.linkUid, SMC_LGR_ID_SIZE, 'linkUid');
   w.u8(34, m.maxLinks, 'maxLinks');
   w.u8(35, m.maxConns, 'maxConns');
-  return w.bytes;
 }

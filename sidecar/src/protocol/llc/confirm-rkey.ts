@@ -1,3 +1,4 @@
+import type { ByteReader, ByteWriter } from '../bytes.js';
 import { ProtocolDecodeError, ProtocolEncodeError } from '../errors.js';
 import { LLC_FLAG_RKEY_NEG, LLC_FLAG_RKEY_RETRY, LLC_RKEYS_PER_MSG, LLC_TYPE } from './constants.js';
 import { newLlcMessage, readLlcFrame } from './header.js';
@@ -28,6 +29,11 @@ const OTHER_SLOTS = LLC_RKEYS_PER_MSG - 1;
 
 export function decodeLlcConfirmRkey(bytes: Uint8Array): LlcConfirmRkey {
   const { reader: r, response, flags } = readLlcFrame(bytes, LLC_TYPE.confirmRkey);
+  return readConfirmRkeyBody(r, response, flags);
+}
+
+/** Fields after the header; shared with the SMC-Rv2 CONFIRM RKEY (0x26). */
+export function readConfirmRkeyBody(r: ByteReader, response: boolean, flags: number): LlcConfirmRkey {
   const first = readRtoken(r, 4, 'rtokens[0]');
   if (first.linkId > LLC_RKEYS_PER_MSG) {
     throw new ProtocolDecodeError('overrun', 'numRkeys', `at most ${LLC_RKEYS_PER_MSG}, got ${first.linkId}`);
@@ -48,15 +54,22 @@ export function decodeLlcConfirmRkey(bytes: Uint8Array): LlcConfirmRkey {
 }
 
 export function encodeLlcConfirmRkey(m: LlcConfirmRkey): Buffer {
+  const w = newLlcMessage(LLC_TYPE.confirmRkey, m.response, confirmRkeyFlags(m));
+  writeConfirmRkeyBody(w, m);
+  return w.bytes;
+}
+
+export function confirmRkeyFlags(m: Pick<LlcConfirmRkey, 'negative' | 'retry'>): number {
+  return (m.negative ? LLC_FLAG_RKEY_NEG : 0) | (m.retry ? LLC_FLAG_RKEY_RETRY : 0);
+}
+
+export function writeConfirmRkeyBody(
+  w: ByteWriter,
+  m: Pick<LlcConfirmRkey, 'numRkeys' | 'own' | 'others'>,
+): void {
   if (m.numRkeys > LLC_RKEYS_PER_MSG || m.others.length !== Math.min(m.numRkeys, OTHER_SLOTS)) {
     throw new ProtocolEncodeError('others', 'must hold min(numRkeys, 2) rtokens, numRkeys at most 3');
   }
-  const w = newLlcMessage(
-    LLC_TYPE.confirmRkey,
-    m.response,
-    (m.negative ? LLC_FLAG_RKEY_NEG : 0) | (m.retry ? LLC_FLAG_RKEY_RETRY : 0),
-  );
   writeRtoken(w, 4, { linkId: m.numRkeys, ...m.own }, 'rtokens[0]');
   m.others.forEach((t, i) => writeRtoken(w, 4 + (i + 1) * RTOKEN_LENGTH, t, `rtokens[${i + 1}]`));
-  return w.bytes;
 }

@@ -1,3 +1,4 @@
+import type { ByteReader, ByteWriter } from '../bytes.js';
 import { LLC_FLAG_DEL_LINK_ALL, LLC_FLAG_DEL_LINK_ORDERLY, LLC_TYPE } from './constants.js';
 import { newLlcMessage, readLlcFrame } from './header.js';
 
@@ -18,6 +19,11 @@ export interface LlcDeleteLink {
 
 export function decodeLlcDeleteLink(bytes: Uint8Array): LlcDeleteLink {
   const { reader: r, response, flags } = readLlcFrame(bytes, LLC_TYPE.deleteLink);
+  return readDeleteLinkBody(r, response, flags);
+}
+
+/** Fields after the header; shared with the SMC-Rv2 DELETE LINK (0x24). */
+export function readDeleteLinkBody(r: ByteReader, response: boolean, flags: number): LlcDeleteLink {
   return {
     kind: 'delete-link',
     response,
@@ -29,12 +35,16 @@ export function decodeLlcDeleteLink(bytes: Uint8Array): LlcDeleteLink {
 }
 
 export function encodeLlcDeleteLink(m: LlcDeleteLink): Buffer {
-  const w = newLlcMessage(
-    LLC_TYPE.deleteLink,
-    m.response,
-    (m.all ? LLC_FLAG_DEL_LINK_ALL : 0) | (m.orderly ? LLC_FLAG_DEL_LINK_ORDERLY : 0),
-  );
+  const w = newLlcMessage(LLC_TYPE.deleteLink, m.response, deleteLinkFlags(m));
+  writeDeleteLinkBody(w, m);
+  return w.bytes;
+}
+
+export function deleteLinkFlags(m: Pick<LlcDeleteLink, 'all' | 'orderly'>): number {
+  return (m.all ? LLC_FLAG_DEL_LINK_ALL : 0) | (m.orderly ? LLC_FLAG_DEL_LINK_ORDERLY : 0);
+}
+
+export function writeDeleteLinkBody(w: ByteWriter, m: Pick<LlcDeleteLink, 'linkNum' | 'reason'>): void {
   w.u8(4, m.linkNum, 'linkNum');
   w.u32(5, m.reason, 'reason');
-  return w.bytes;
 }

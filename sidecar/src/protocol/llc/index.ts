@@ -10,3 +10,4 @@ export * from './header.js';
 export * from './message.js';
 export * from './rtoken.js';
 export * from './test-link.js';
+export * from './v2.js';

@@ -1,3 +1,4 @@
+import type { ByteReader } from '../bytes.js';
 import { LLC_TYPE } from './constants.js';
 import { newLlcMessage, readLlcFrame } from './header.js';
 
@@ -14,6 +15,11 @@ export interface LlcTestLink {
 
 export function decodeLlcTestLink(bytes: Uint8Array): LlcTestLink {
   const { reader: r, response } = readLlcFrame(bytes, LLC_TYPE.testLink);
+  return readTestLinkBody(r, response);
+}
+
+/** Fields after the header; shared with the SMC-Rv2 TEST LINK (0x27). */
+export function readTestLinkBody(r: ByteReader, response: boolean): LlcTestLink {
   return { kind: 'test-link', response, userData: r.copy(4, 16, 'userData') };
 }
 

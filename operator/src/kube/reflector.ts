@@ -112,6 +112,7 @@ export class Reflector<T extends HasMeta> {
       }
       const rv = this.resourceVersion;
       if (rv === undefined) continue;
+      if (signal.aborted) break;
       try {
         this.stats.watches++;
         await this.lw.watch(rv, (ev) => this.onEvent(ev), signal);

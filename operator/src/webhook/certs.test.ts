@@ -38,8 +38,7 @@ describe('certificates', () => {
 
 describe('planCertificates', () => {
   it('creates everything when nothing exists, then keeps it', () => {
-    const p = planCertificates(undefined, opts, now);
-    expect(p).toBeDefined();
+    const p = must(planCertificates(undefined, opts, now));
     expect(certCovers(p.certPem, p.caCertPem, opts.hosts)).toBe(true);
     expect(p.caBundlePem.trim()).toBe(p.caCertPem.trim());
     const cur = {

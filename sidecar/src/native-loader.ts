@@ -1,31 +1,30 @@
 import type { NativeGetOriginalDst } from './intercept/original-dst.js';
 
-/** The subset of native/index.ts the sidecar uses today. */
-export interface NativeModule {
-  getOriginalDst: NativeGetOriginalDst;
-  listDevices(): { name: string }[];
-}
+/** The verbs addon's TypeScript API (native/index.ts); imported for its type only. */
+export type VerbsModule = typeof import('../../native/index.js');
 
-function isNativeModule(m: unknown): m is NativeModule {
+function hasFunctions(m: unknown, names: readonly string[]): boolean {
   if (typeof m !== 'object' || m === null) return false;
   const r = m as Record<string, unknown>;
-  return typeof r['getOriginalDst'] === 'function' && typeof r['listDevices'] === 'function';
+  return names.every((n) => typeof r[n] === 'function');
 }
 
-export type NativeLoad = { ok: true; module: NativeModule } | { ok: false; error: Error };
+export type NativeLoad =
+  { ok: true; module: VerbsModule; getOriginalDst: NativeGetOriginalDst } | { ok: false; error: Error };
 
 /**
- * Loads the verbs addon's TypeScript API (native/index.ts, which throws at
- * import when the .node file is not built). Loaded lazily so that the sidecar
- * runs, relaying plain TCP, where the addon is absent.
+ * Loads native/index.ts at run time (it throws at import when the .node file
+ * is not built), so that the sidecar still runs, relaying plain TCP, without it.
  */
 export async function loadNative(): Promise<NativeLoad> {
   const specifier = new URL('../../native/index.js', import.meta.url).href;
   try {
     const m: unknown = await import(specifier);
-    if (!isNativeModule(m))
+    if (!hasFunctions(m, ['getOriginalDst', 'openDevice', 'allocBuffer', 'randomPsn'])) {
       return { ok: false, error: new Error('native module lacks the expected exports') };
-    return { ok: true, module: m };
+    }
+    const module = m as VerbsModule;
+    return { ok: true, module, getOriginalDst: (fd) => module.getOriginalDst(fd) };
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
   }

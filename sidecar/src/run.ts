@@ -17,7 +17,9 @@ import { closeServer, listen } from './relay/listener.js';
 import { handleOutbound } from './relay/outbound.js';
 import type { LinkGroupManager } from './smc/link-group-manager.js';
 import { serveSmcConnection } from './smc/server-session.js';
+import { openRdmaDevice } from './smc/rdma-device.js';
 import { UnavailableLinkGroupManager } from './smc/unavailable-link-group-manager.js';
+import { VerbsLinkGroupManager } from './smc/verbs-link-group-manager.js';
 
 /** Replaceable parts, for tests and for the RDMA layer as it lands. */
 export interface RunDeps {
@@ -41,6 +43,7 @@ function port(server: Server): number {
 }
 
 async function defaultParts(
+  cfg: SidecarConfig,
   log: Logger,
 ): Promise<{ originalDst: OriginalDstResolver; links: LinkGroupManager }> {
   const native = await loadNative();
@@ -54,11 +57,25 @@ async function defaultParts(
       links: new UnavailableLinkGroupManager(`verbs addon not loadable: ${native.error.message}`),
     };
   }
-  return {
-    originalDst: new NativeOriginalDstResolver(native.module.getOriginalDst),
-    // The RDMA link layer (QPs, LLC Confirm Link, RMBs, CDC) plugs in here once the addon's data pump lands.
-    links: new UnavailableLinkGroupManager('SMC-R link layer not available in this build'),
-  };
+  const originalDst = new NativeOriginalDstResolver(native.getOriginalDst);
+  try {
+    const device = openRdmaDevice(native.module, cfg.rdma);
+    const links = new VerbsLinkGroupManager({
+      device,
+      config: cfg,
+      log: log.child({ component: 'links' }),
+      attemptWithoutDataPump: cfg.rdma.linkWithoutDataPump,
+    });
+    log.info(
+      { device: cfg.rdma.device, gid: device.gidText, mtu: device.mtu, smcR: links.available() },
+      'RDMA device open',
+    );
+    return { originalDst, links };
+  } catch (err) {
+    log.warn({ err, device: cfg.rdma.device }, 'RDMA device not usable: every connection relays over TCP');
+    const why = err instanceof Error ? err.message : String(err);
+    return { originalDst, links: new UnavailableLinkGroupManager(why) };
+  }
 }
 
 /** `run`: the listeners, the directory watcher, metrics and health; resolves once everything is bound. */
@@ -68,7 +85,7 @@ export async function runSidecar(
   deps: RunDeps = {},
 ): Promise<RunningSidecar> {
   const defaults =
-    deps.originalDst !== undefined && deps.links !== undefined ? null : await defaultParts(log);
+    deps.originalDst !== undefined && deps.links !== undefined ? null : await defaultParts(cfg, log);
   const originalDst = deps.originalDst ?? defaults?.originalDst;
   const links = deps.links ?? defaults?.links;
   if (originalDst === undefined || links === undefined) throw new Error('unreachable: parts not resolved');

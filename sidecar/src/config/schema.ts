@@ -46,6 +46,11 @@ export const SidecarConfigSchema = z
         vlan: z.number().int().min(1).max(4094).nullable().default(null),
         /** InfiniBand partition key; 0xffff is the default full-membership partition. */
         pkey: z.number().int().min(0).max(0xffff).default(0xffff),
+        /**
+         * Attempt SMC-R (CLC, QP to RTS, LLC Confirm Link) even though the native data pump is
+         * missing, then fall back to TCP: exercises the link layer on real devices. Off in production.
+         */
+        linkWithoutDataPump: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+import type {
+  CompletionChannel,
+  Context,
+  GidEntry,
+  Mtu,
+  PortAttr,
+  ProtectionDomain,
+} from '../../../native/index.js';
+import type { SidecarConfig } from '../config/schema.js';
+import type { VerbsModule } from '../native-loader.js';
+import { parseIp } from '../net/ip.js';
+import { FallbackReason } from '../policy/reasons.js';
+import { IB_MTU } from '../protocol/clc/constants.js';
+import { LinkSetupError } from './link-errors.js';
+
+/** The opened RoCE device and the per-device objects every link shares. */
+export interface RdmaDevice {
+  readonly verbs: VerbsModule;
+  readonly context: Context;
+  readonly pd: ProtectionDomain;
+  readonly channel: CompletionChannel;
+  readonly ibPort: number;
+  readonly gidIndex: number;
+  /** Our GID, 16 bytes, and as text for modifyToRtr. */
+  readonly gid: Buffer;
+  readonly gidText: string;
+  readonly mac: Buffer;
+  readonly mtu: Mtu;
+  /** The same MTU as enum ib_mtu, for CLC. */
+  readonly ibMtu: number;
+  close(): void;
+}
+
+/** MAC of a RoCE GID's network device, from sysfs. */
+export function netdevMac(netdev: string | null): Buffer | null {
+  if (netdev === null) return null;
+  try {
+    const text = readFileSync(`/sys/class/net/${netdev}/address`, 'utf8').trim();
+    return /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(text) ? Buffer.from(text.replace(/:/g, ''), 'hex') : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Checks the port and GID entry the configuration names; pure, so the rules are testable. */
+export function checkPortAndGid(
+  port: PortAttr,
+  gids: readonly GidEntry[],
+  gidIndex: number,
+): { gid: GidEntry } | { problem: string } {
+  if (port.state !== 'ACTIVE') return { problem: `port ${port.port} is ${port.state}, not ACTIVE` };
+  if (port.linkLayer !== 'Ethernet') return { problem: `port ${port.port} is ${port.linkLayer}, not RoCE` };
+  const gid = gids.find((g) => g.index === gidIndex);
+  if (gid === undefined) return { problem: `GID index ${gidIndex} is not populated` };
+  if (gid.type !== 'RoCEv1' && gid.type !== 'RoCEv2') return { problem: `GID ${gidIndex} is ${gid.type}` };
+  return { gid };
+}
+
+/** Opens the configured device; throws LinkSetupError(no-rdma-device) with the reason when unusable. */
+export function openRdmaDevice(
+  verbs: VerbsModule,
+  rdma: SidecarConfig['rdma'],
+  macOf: (netdev: string | null) => Buffer | null = netdevMac,
+): RdmaDevice {
+  let context: Context;
+  try {
+    context = verbs.openDevice(rdma.device);
+  } catch (err) {
+    throw new LinkSetupError(FallbackReason.NoRdmaDevice, `cannot open ${rdma.device}`, { cause: err });
+  }
+  try {
+    const port = context.queryPort(rdma.ibPort);
+    const checked = checkPortAndGid(port, context.queryGidTable(rdma.ibPort), rdma.gidIndex);
+    if ('problem' in checked) throw new LinkSetupError(FallbackReason.NoRdmaDevice, checked.problem);
+    const mac = macOf(checked.gid.netdev);
+    if (mac === null) {
+      throw new LinkSetupError(
+        FallbackReason.NoRdmaDevice,
+        `no MAC for netdev ${checked.gid.netdev ?? '(none)'}`,
+      );
+    }
+    const pd = context.allocPd();
+    const channel = context.createCompletionChannel();
+    channel.unref();
+    return {
+      verbs,
+      context,
+      pd,
+      channel,
+      ibPort: rdma.ibPort,
+      gidIndex: rdma.gidIndex,
+      gid: parseIp(checked.gid.gid),
+      gidText: checked.gid.gid,
+      mac,
+      mtu: port.activeMtu,
+      ibMtu: IB_MTU[port.activeMtu],
+      close() {
+        channel.close();
+        pd.close();
+        context.close();
+      },
+    };
+  } catch (err) {
+    context.close();
+    if (err instanceof LinkSetupError) throw err;
+    throw new LinkSetupError(FallbackReason.NoRdmaDevice, `cannot use ${rdma.device}`, { cause: err });
+  }
+}

@@ -1,0 +1,245 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { CompletionQueue, MemoryRegion, QueuePair } from '../../../native/index.js';
+import type { SidecarConfig } from '../config/schema.js';
+import { LLC_WAIT_FIRST_TIME_MS } from '../handshake/machine.js';
+import type { LocalRdmaParams, NegotiatedLink } from '../handshake/types.js';
+import type { Logger } from '../log.js';
+import { FallbackReason } from '../policy/reasons.js';
+import { ibMtuToBytes, rmbeSizeToCompressed } from '../protocol/clc/constants.js';
+import type { LlcConfirmLink } from '../protocol/llc/confirm-link.js';
+import { LinkSetupError } from './link-errors.js';
+import type {
+  LinkGroupManager,
+  LinkGroupStats,
+  PreparedSmcConnection,
+  SmcPeer,
+} from './link-group-manager.js';
+import { LlcChannel } from './llc-channel.js';
+import { makePeerId } from './peer-id.js';
+import type { RdmaDevice } from './rdma-device.js';
+import type { SmcConnection } from './smc-connection.js';
+
+/** SMC_LINKS_PER_LGR_MAX / SMC_RMBS_PER_LGR_MAX as we advertise them: one link, one connection. */
+const MAX_LINKS = 1;
+const MAX_CONNS = 1;
+
+/** Per-link resources: its own CQ, the RC QP, the RMB (remote-writable) and the send ring for the pump. */
+interface Link {
+  readonly id: string;
+  readonly uid: Buffer;
+  readonly cq: CompletionQueue;
+  readonly qp: QueuePair;
+  readonly rmb: Buffer;
+  readonly rmbMr: MemoryRegion;
+  readonly sendRing: Buffer;
+  readonly sendMr: MemoryRegion;
+  readonly llc: LlcChannel;
+  readonly psn: number;
+  readonly alertToken: number;
+  closed: boolean;
+}
+
+export interface VerbsLinkGroupManagerOptions {
+  device: RdmaDevice;
+  config: SidecarConfig;
+  log: Logger;
+  /**
+   * The native data pump is what carries bytes once a link is up. Until the
+   * addon provides it, available() is false (so no handshake is attempted);
+   * tests of the link layer set this to exercise QP setup and Confirm Link.
+   */
+  attemptWithoutDataPump?: boolean;
+}
+
+/**
+ * SMC-R resources on a real RoCE device. Because the native data pump takes
+ * a QP exclusively, every SMC connection gets its own link group with one
+ * link (first contact each time): CQ, RC QP, RMB and send ring. After CLC the
+ * QP goes to RTS and the first link is confirmed over LLC (the server sends
+ * CONFIRM LINK, the client answers), as in smcr_serv_conf_first_link /
+ * smcr_clnt_conf_first_link.
+ */
+export class VerbsLinkGroupManager implements LinkGroupManager {
+  readonly peerId: Buffer;
+  private readonly links = new Set<Link>();
+  private nextAlertToken = randomInt(1, 0x7fffffff);
+
+  constructor(private readonly opts: VerbsLinkGroupManagerOptions) {
+    this.peerId = makePeerId(opts.device.mac);
+  }
+
+  private get pumpAvailable(): boolean {
+    return typeof (this.opts.device.verbs as unknown as Record<string, unknown>)['DataPump'] === 'function';
+  }
+
+  available(): boolean {
+    return this.pumpAvailable || this.opts.attemptWithoutDataPump === true;
+  }
+
+  stats(): LinkGroupStats {
+    return { linkGroups: this.links.size, links: this.links.size };
+  }
+
+  prepare(peer: SmcPeer): Promise<PreparedSmcConnection> {
+    const link = this.createLink(peer);
+    this.links.add(link);
+    const { device } = this.opts;
+    const rdma: LocalRdmaParams = {
+      gid: device.gid,
+      mac: device.mac,
+      qpn: link.qp.qpn,
+      rmbRkey: link.rmbMr.rkey,
+      rmbeIndex: 1,
+      rmbeAlertToken: link.alertToken,
+      rmbeSize: rmbeSizeToCompressed(link.rmb.byteLength),
+      qpMtu: device.ibMtu,
+      rmbVirtualAddress: BigInt(link.rmbMr.addr),
+      initialPsn: link.psn,
+    };
+    const log = this.opts.log.child({
+      conn: peer.connId,
+      link: link.id,
+      peer: peer.address,
+      role: peer.role,
+    });
+    return Promise.resolve({
+      rdma,
+      firstContact: true,
+      establish: (negotiated: NegotiatedLink, tcp: Socket) => this.establish(link, negotiated, tcp, log),
+      release: () => this.destroyLink(link),
+    });
+  }
+
+  private createLink(peer: SmcPeer): Link {
+    const { device, config } = this.opts;
+    const { verbs, context, pd, channel } = device;
+    const made: { close(): void }[] = [];
+    try {
+      const cq = context.createCq(channel, 64);
+      made.push(cq);
+      const qp = pd.createQp({ sendCq: cq, maxSendWr: 32, maxRecvWr: 32, maxSendSge: 2, maxRecvSge: 1 });
+      made.unshift(qp);
+      const rmb = verbs.allocBuffer(config.limits.rmbSize);
+      const rmbMr = pd.registerMr(rmb, { localWrite: true, remoteWrite: true });
+      made.unshift(rmbMr);
+      const sendRing = verbs.allocBuffer(config.limits.rmbSize);
+      const sendMr = pd.registerMr(sendRing, { localWrite: true });
+      made.unshift(sendMr);
+      const llc = new LlcChannel(verbs, pd, qp, cq);
+      made.unshift(llc);
+      qp.modifyToInit({ port: device.ibPort, remoteWrite: true });
+      llc.postReceives();
+      const alertToken = this.nextAlertToken;
+      this.nextAlertToken = (this.nextAlertToken % 0x7fffffff) + 1;
+      return {
+        id: `${peer.connId}/${qp.qpn.toString(16)}`,
+        uid: randomBytes(4),
+        cq,
+        qp,
+        rmb,
+        rmbMr,
+        sendRing,
+        sendMr,
+        llc,
+        psn: verbs.randomPsn(),
+        alertToken,
+        closed: false,
+      };
+    } catch (err) {
+      for (const m of made) m.close();
+      throw new LinkSetupError(FallbackReason.BufferRegistrationFailed, 'cannot create link resources', {
+        cause: err,
+      });
+    }
+  }
+
+  private async establish(link: Link, n: NegotiatedLink, _tcp: Socket, log: Logger): Promise<SmcConnection> {
+    const { device } = this.opts;
+    const mtuBytes = ibMtuToBytes(n.qpMtu);
+    try {
+      link.qp.modifyToRtr({
+        remoteQpn: n.peer.qpn,
+        remotePsn: n.peer.initialPsn,
+        remoteGid: n.peer.gid,
+        sgidIndex: device.gidIndex,
+        port: device.ibPort,
+        ...(mtuBytes === null ? {} : { mtu: mtuBytes as 256 | 512 | 1024 | 2048 | 4096 }),
+      });
+      link.qp.modifyToRts({ psn: link.psn });
+    } catch (err) {
+      throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'QP did not reach RTS', { cause: err });
+    }
+    const confirm = (response: boolean): LlcConfirmLink => ({
+      kind: 'confirm-link',
+      response,
+      noRmbeEyecatcher: true,
+      senderMac: device.mac,
+      senderGid: device.gid,
+      senderQpn: link.qp.qpn,
+      linkNum: 1,
+      linkUid: link.uid,
+      maxLinks: MAX_LINKS,
+      maxConns: MAX_CONNS,
+    });
+    try {
+      if (n.role === 'server') {
+        await link.llc.send(confirm(false), LLC_WAIT_FIRST_TIME_MS);
+        const answer = await link.llc.receive(LLC_WAIT_FIRST_TIME_MS);
+        if (answer.kind !== 'confirm-link' || !answer.response) {
+          throw new LinkSetupError(
+            FallbackReason.LinkSetupFailed,
+            `expected CONFIRM LINK response, got ${answer.kind}`,
+          );
+        }
+      } else {
+        const request = await link.llc.receive(LLC_WAIT_FIRST_TIME_MS);
+        if (request.kind !== 'confirm-link' || request.response) {
+          throw new LinkSetupError(
+            FallbackReason.LinkSetupFailed,
+            `expected CONFIRM LINK, got ${request.kind}`,
+          );
+        }
+        await link.llc.send(confirm(true), LLC_WAIT_FIRST_TIME_MS);
+      }
+    } catch (err) {
+      if (err instanceof LinkSetupError) throw err;
+      throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'LLC CONFIRM LINK failed', { cause: err });
+    }
+    log.info({ peerQpn: n.peer.qpn, mtu: mtuBytes }, 'SMC-R link confirmed');
+    if (!this.pumpAvailable) {
+      throw new LinkSetupError(
+        FallbackReason.LinkSetupFailed,
+        'link confirmed, but the native data pump is not available',
+      );
+    }
+    // The native DataPump (native/README.md) will bind the socket fd, QP, send ring, RMB and the peer's RMB here.
+    throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'data pump binding not implemented');
+  }
+
+  private destroyLink(link: Link): void {
+    if (link.closed) return;
+    link.closed = true;
+    this.links.delete(link);
+    const steps = [
+      () => link.qp.close(),
+      () => link.llc.close(),
+      () => link.sendMr.close(),
+      () => link.rmbMr.close(),
+      () => link.cq.close(),
+    ];
+    for (const step of steps) {
+      try {
+        step();
+      } catch (err) {
+        this.opts.log.warn({ err, link: link.id }, 'releasing link resources failed');
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    for (const link of [...this.links]) this.destroyLink(link);
+    this.opts.device.close();
+    return Promise.resolve();
+  }
+}

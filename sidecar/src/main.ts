@@ -8,14 +8,9 @@ import { runSidecar } from './run.js';
 import { parseArgs, USAGE, UsageError } from './cli.js';
 
 async function runNodeAgent(argv: readonly string[]): Promise<number> {
-  // Owned by the node-agent module; loaded by path so the sidecar builds without it.
-  const mod: unknown = await import(new URL('./node-agent/main.js', import.meta.url).href);
-  const main = (mod as { main?: unknown }).main;
-  if (typeof main === 'function') {
-    const rc: unknown = await (main as (argv: readonly string[]) => unknown)(argv);
-    return typeof rc === 'number' ? rc : 0;
-  }
-  return 0;
+  // Loaded lazily: the node agent's modules (and the native addon they may load) stay out of the sidecar's path.
+  const agent = await import('./node-agent/main.js');
+  return agent.main(argv);
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

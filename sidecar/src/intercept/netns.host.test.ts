@@ -1,11 +1,11 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directoryDoc, endpoint } from '../directory/testing.js';
+import { ensureBuilt, REPO } from '../testing/build.js';
 
 /*
  * The real interception path, on this host: two network namespaces ("pods")
@@ -17,7 +17,6 @@ import { directoryDoc, endpoint } from '../directory/testing.js';
  */
 
 const run = promisify(execFile);
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = join(REPO, 'dist/sidecar/src/main.js');
 const TAG = `${process.pid % 10000}`;
 const NS_A = `smc-a-${TAG}`;
@@ -44,25 +43,6 @@ function hostAllows(): boolean {
   } catch {
     return false;
   }
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** The test runs the compiled sidecar (`npm run build:ts`); rebuilds when sources are newer. */
-async function ensureBuilt(): Promise<void> {
-  const src = Math.max(newestMtime(join(REPO, 'sidecar/src')), newestMtime(join(REPO, 'operator/src/api')));
-  if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= src) return;
-  // Type errors elsewhere in the tree do not stop tsc from emitting; the file check below decides.
-  await run('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO }).catch(() => undefined);
-  if (!existsSync(MAIN)) throw new Error(`build did not produce ${MAIN}`);
 }
 
 async function sh(cmd: string): Promise<string> {
@@ -123,7 +103,7 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
   }
 
   beforeAll(async () => {
-    await ensureBuilt();
+    await ensureBuilt(['dist/sidecar/src/main.js'], ['sidecar/src', 'operator/src/api']);
     await sh(`ip netns add ${NS_A} && ip netns add ${NS_B}`);
     await sh(`ip link add smcva${TAG} netns ${NS_A} type veth peer name smcvb${TAG} netns ${NS_B}`);
     for (const [ns, dev, v4, v6] of [

@@ -1,5 +1,5 @@
-import type { ClcAcceptConfirm } from '../protocol/clc/accept-confirm.js';
-import { rmbeSizeFromCompressed, SMC_SYSTEMID_LEN } from '../protocol/clc/constants.js';
+import type { SmcrAcceptConfirmR0 } from '../protocol/clc/accept-confirm.js';
+import { rmbeSizeFromCompressed, SMC_CLC_OS, SMC_SYSTEMID_LEN } from '../protocol/clc/constants.js';
 import { describeDeclineCode, SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { type ClcDecline, encodeClcDecline } from '../protocol/clc/decline.js';
 import { type ClcMessage, decodeClcMessage } from '../protocol/clc/message.js';
@@ -25,7 +25,7 @@ export function declineCodeForDecodeError(err: ProtocolDecodeError): number {
   return err.code === 'version' ? SMC_CLC_DECL.VERSMISMAT : SMC_CLC_DECL.SYNCERR;
 }
 
-export function peerParamsFrom(m: ClcAcceptConfirm): PeerRdmaParams {
+export function peerParamsFrom(m: SmcrAcceptConfirmR0): PeerRdmaParams {
   return {
     peerId: m.peerId,
     gid: m.gid,
@@ -105,6 +105,14 @@ export abstract class ClcMachine {
 
   protected abstract start(): HandshakeAction[];
 
+  /**
+   * Version of the Declines we send: the kernel answers in the version of
+   * the exchange (the Proposal's on the server, the Accept's on the client).
+   */
+  protected declineVersion(): 1 | 2 {
+    return 1;
+  }
+
   /** Highest Accept/Confirm version this side takes in the current exchange; a newer one is declined VERSMISMAT. */
   protected maxAcceptConfirmVersion(): 1 | 2 {
     return 1;
@@ -180,16 +188,18 @@ export abstract class ClcMachine {
 
   /** Sends a Decline with `reasonCode` and falls back. */
   protected decline(reasonCode: number, detail?: string): HandshakeAction[] {
+    const v2 = this.declineVersion() === 2;
     const message: ClcDecline = {
       kind: 'decline',
-      version: 1,
+      version: v2 ? 2 : 1,
       eyecatcher: 'SMC-R',
       // As smc_clc_send_decline: the out-of-sync flag accompanies exactly SYNCERR.
       outOfSync: reasonCode === SMC_CLC_DECL.SYNCERR,
       peerId: this.peerId,
       peerDiagnosis: reasonCode >>> 0,
-      osType: 0,
-      diagnosisV2: null,
+      // smc_clc_send_decline: SMC_CLC_OS_LINUX and four empty further codes in a v2 Decline.
+      osType: v2 ? SMC_CLC_OS.LINUX : 0,
+      diagnosisV2: v2 ? [0, 0, 0, 0] : null,
     };
     this.current = 'fallback';
     const description = describeDeclineCode(reasonCode);

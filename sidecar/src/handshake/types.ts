@@ -1,4 +1,5 @@
 import type { ClcAcceptConfirm } from '../protocol/clc/accept-confirm.js';
+import type { ClcAcceptConfirmV2, ClcFirstContactExt } from '../protocol/clc/accept-confirm-v2.js';
 import type { ClcMessage } from '../protocol/clc/message.js';
 import type { ClcProposal } from '../protocol/clc/proposal.js';
 
@@ -34,8 +35,40 @@ export interface PeerRdmaParams {
   initialPsn: number;
 }
 
+/** What an SMC-Rv2 handshake settled beyond the v1 parameters. */
+export interface NegotiatedV2 {
+  /** The EID both sides share (the tenant's UEID). */
+  eid: Buffer;
+  /** Release and link-group limits fixed by this handshake's first-contact extensions; null when an existing link group is reused. */
+  limits: { release: number; maxConns: number; maxLinks: number } | null;
+  /** The peer's first-contact extension (its OS, release, host name, v2_direct), null without first contact. */
+  peerFirstContact: ClcFirstContactExt | null;
+  /** RoCEv2 GIDs the client listed in its first-contact Confirm (server side). */
+  peerGidList: Buffer[] | null;
+}
+
+/** Local SMC-Rv2 settings shared by client and server. */
+export interface SmcrV2Options {
+  /** This side's user EIDs (32 bytes each, at most 8): the tenant's UEID first. */
+  ueids: readonly Buffer[];
+  /** RoCEv2 GID (IPv4-mapped) of the port SMC-Rv2 uses: the Proposal's v2 extension and the v2 Accept/Confirm GID. */
+  roceV2Gid: Buffer;
+  /** Highest release offered or accepted: 0 (v2.0) or 1 (v2.1, default SMC_RELEASE). */
+  release?: number;
+  /** Preferred connections per link group, 16..255 (default SMC_CONN_PER_LGR_PREFER 255). */
+  maxConns?: number;
+  /** Preferred links per link group, 1..2 (default SMC_LINKS_PER_LGR_MAX_PREFER 2). */
+  maxLinks?: number;
+  /** Host name for the first-contact extension (ASCII, up to 32 bytes, blank padded); default blanks. */
+  hostname?: Buffer | string;
+}
+
 export interface NegotiatedLink {
   role: 'client' | 'server';
+  /** SMC-R version of the link: absent means 1. */
+  smcVersion?: 1 | 2;
+  /** Present exactly when smcVersion is 2. */
+  v2?: NegotiatedV2;
   /** A new link group is set up (LLC Confirm Link follows on the new QP). */
   firstContact: boolean;
   /** min(local path MTU, peer MTU), enum ib_mtu. */
@@ -49,7 +82,9 @@ export interface ClcPeerInfo {
   peerId: Buffer;
   gid: Buffer;
   mac: Buffer;
-  message: ClcProposal | ClcAcceptConfirm;
+  message: ClcProposal | ClcAcceptConfirm | ClcAcceptConfirmV2;
+  /** The EID the two sides share for SMC-Rv2 (the peer's tenant), absent for SMC-R v1. */
+  eid?: Buffer;
 }
 
 export type PolicyVerdict = { allow: true } | { allow: false; reasonCode: number; reason?: string };

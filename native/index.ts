@@ -23,6 +23,9 @@ import type {
   MrAccess,
   NativeBinding,
   OriginalDst,
+  PumpEventDetail,
+  PumpEventType,
+  PumpOptions,
   QpCaps,
   RegistrableMemory,
   WorkCompletion,
@@ -324,5 +327,46 @@ export class QueuePair extends binding.QueuePair {
     if (o.retryCnt !== undefined) rts.retryCnt = o.retryCnt;
     if (o.rnrRetry !== undefined) rts.rnrRetry = o.rnrRetry;
     this.modifyToRts(rts);
+  }
+}
+
+export type PumpEnd = { type: 'closed' | 'aborted' | 'error'; detail: PumpEventDetail };
+
+/**
+ * Moves one TCP connection's bytes over an RC QP in native code (SMC-R CDC + RDMA WRITE into the
+ * peer's RMBE). The QP must be in RTS, have CQs of its own, maxInlineData >= 44 and maxRecvWr >= 32;
+ * while the pump runs, JS cannot post on it. `close()` ends the pump, moves the QP to ERR and hands
+ * the CQs back (their receive flushes then reach the CQ with wrIds >= 2^48).
+ */
+export class DataPump extends binding.DataPump {
+  readonly #listeners = new Map<PumpEventType, Set<(detail: PumpEventDetail) => void>>();
+  #resolveDone: ((end: PumpEnd) => void) | undefined;
+  /** Settles when the pump ends: closed (both directions finished), aborted or error. */
+  readonly done: Promise<PumpEnd>;
+
+  constructor(
+    readonly qp: QueuePair,
+    opts: PumpOptions,
+  ) {
+    super(qp, opts);
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+  }
+
+  /** Called by the addon. */
+  onPumpEvent(type: PumpEventType, detail: PumpEventDetail): void {
+    for (const l of this.#listeners.get(type) ?? []) l(detail);
+    if ((type === 'closed' || type === 'aborted' || type === 'error') && this.#resolveDone) {
+      this.#resolveDone({ type, detail });
+      this.#resolveDone = undefined;
+    }
+  }
+
+  on(type: PumpEventType, listener: (detail: PumpEventDetail) => void): () => void {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
   }
 }

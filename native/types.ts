@@ -322,6 +322,66 @@ export interface NativeQueuePair {
   close(): void;
 }
 
+export type PumpState = 'running' | 'closed' | 'aborted' | 'failed' | 'detached';
+
+/** eof: our socket's peer finished writing; peerDone: the RDMA peer did (we shut our socket's write side). */
+export type PumpEventType = 'eof' | 'peerDone' | 'closed' | 'aborted' | 'error' | 'llc';
+
+export interface PumpEventDetail {
+  /** What happened: e.g. 'peer abort', 'socket read', or a completion status for 'error'. */
+  readonly reason?: string;
+  readonly code?: string;
+  readonly errno?: number;
+  /** The message, for 'llc'. */
+  readonly data?: Buffer;
+}
+
+export interface PumpPeer {
+  /** Address of the peer's RMBE. */
+  addr: number | bigint;
+  rkey: number;
+  /** Size of the peer's RMBE. */
+  size: number;
+  /** The peer's alert token: put into the CDC messages we send. */
+  token: number;
+}
+
+export interface PumpOptions {
+  /** TCP socket fd: the pump dup()s it; stop using yours (accept with pauseOnConnect, then destroy). */
+  fd: number;
+  /** Local staging ring for outgoing bytes; at least peer.size bytes (it mirrors the peer's RMBE). */
+  stageMr: NativeMemoryRegion;
+  /** Our RMBE, registered with remoteWrite. */
+  rmbMr: NativeMemoryRegion;
+  rmbOffset?: number;
+  rmbSize?: number;
+  /** Our alert token: received CDC messages must carry it. */
+  localToken: number;
+  peer: PumpPeer;
+}
+
+export interface PumpStats {
+  readonly bytesFromSocket: number;
+  readonly bytesToSocket: number;
+  readonly cdcSent: number;
+  readonly cdcReceived: number;
+  readonly llcReceived: number;
+  readonly badCdc: number;
+  readonly stallsPeerFull: number;
+  readonly stallsSocketFull: number;
+  readonly producer: number;
+  readonly peerConsumer: number;
+  readonly peerProducer: number;
+  readonly consumer: number;
+}
+
+export interface NativeDataPump {
+  readonly state: PumpState;
+  stats(): PumpStats;
+  sendLlc(msg: Uint8Array): void;
+  close(): void;
+}
+
 export type VerbsErrorCtor = new (message: string, code: string, syscall: string, errno: number) => Error;
 
 export interface NativeBinding {
@@ -345,6 +405,7 @@ export interface NativeBinding {
     recvCq: NativeCompletionQueue,
     caps?: QpCaps,
   ) => NativeQueuePair;
+  DataPump: new (qp: NativeQueuePair, opts: PumpOptions) => NativeDataPump;
   listDevices(): DeviceInfo[];
   allocBuffer(size: number): Buffer;
   getOriginalDst(fd: number): OriginalDst;

@@ -121,7 +121,8 @@ struct CqRes : std::enable_shared_from_this<CqRes> {
   std::shared_ptr<DeviceRes> dev;
   std::shared_ptr<ChannelRes> channel;
   ibv_cq* cq = nullptr;
-  CqSink* sink = nullptr;
+  CqSink* sink = nullptr;    // who gets the completions now
+  CqSink* jsSink = nullptr;  // the JS CompletionQueue, while it exists (a pump restores it on detach)
   int children = 0;
   CqRes(std::shared_ptr<DeviceRes> d, std::shared_ptr<ChannelRes> ch, ibv_cq* c);
   ~CqRes();

@@ -198,7 +198,7 @@ class CompletionQueue : public Napi::ObjectWrap<CompletionQueue>, public CqSink 
     if (!cq) ThrowVerbs(env, errno ? errno : ENOMEM, "ibv_create_cq");
     res_ = std::make_shared<CqRes>(dev, ch, cq);
     cq->cq_context = res_.get();
-    res_->sink = this;
+    res_->sink = res_->jsSink = this;
     int r = res_->Arm();
     if (r) {
       res_.reset();
@@ -207,7 +207,9 @@ class CompletionQueue : public Napi::ObjectWrap<CompletionQueue>, public CqSink 
   }
 
   ~CompletionQueue() override {
-    if (res_ && res_->sink == this) res_->sink = nullptr;
+    if (!res_) return;
+    if (res_->sink == this) res_->sink = nullptr;
+    res_->jsSink = nullptr;
   }
 
   std::shared_ptr<CqRes> Res(Napi::Env env, const char* op) {
@@ -243,12 +245,9 @@ class CompletionQueue : public Napi::ObjectWrap<CompletionQueue>, public CqSink 
     if (!res_) return;
     if (res_->children > 0)
       ThrowVerbs(info.Env(), EBUSY, "ibv_destroy_cq", std::to_string(res_->children) + " queue pair use(s) still open");
-    res_->sink = nullptr;
     int r = res_->Destroy();
-    if (r) {
-      res_->sink = this;
-      ThrowVerbs(info.Env(), r, "ibv_destroy_cq");
-    }
+    if (r) ThrowVerbs(info.Env(), r, "ibv_destroy_cq");
+    res_->sink = res_->jsSink = nullptr;
     res_.reset();
   }
 };

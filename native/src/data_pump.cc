@@ -1,8 +1,776 @@
-// SMC-R connection data pump (socket <-> RMBE over an RC QP). See native/README.md.
+// SMC-R connection data pump: moves the bytes of one TCP connection over an RC QP, entirely in
+// native code on the libuv loop (see native/README.md, "Data pump").
+//
+//   socket -> staging ring (registered) -> RDMA WRITE into the peer's RMBE -> CDC (SEND, inline)
+//   peer's CDC (RECV) -> bytes [consumer, producer) of the local RMBE -> socket -> CDC (consumer)
+//
+// Cursors are kept as 64-bit running byte totals and put on the wire as (wrap, count) of the RMBE
+// they refer to. The staging ring has the peer RMBE's size and mirrors its offsets, so one RDMA
+// WRITE (two when it wraps) moves staging[o..] to peerRmbe[o..]. A staging byte is reused only after
+// the CDC SEND that followed its WRITE has completed (all CDCs are signalled, WRITEs are not; the
+// send queue completes in order).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <vector>
+
 #include "common.h"
 
 namespace smc {
+namespace {
 
-void InitDataPump(Napi::Env env, Napi::Object exports) {}
+constexpr int kCdcLen = 44;
+constexpr uint8_t kCdcType = 0xFE;
+constexpr int kRecvSlots = 32;
+constexpr int kSlotSize = 64;
+constexpr int kMaxChain = 3;  // WRITE, WRITE (wrap), CDC
+// Work request ids: kind << 48 | index, so they stay safe integers should JS ever see them (the
+// receive flushes after close() go to the CQ's JS object).
+constexpr uint64_t kKindShift = 48;
+enum WrKind : uint64_t { kWrWrite = 1, kWrCdc = 2, kWrRecv = 3, kWrLlc = 4 };
+
+// Connection state flags (byte 25) and producer flags (byte 24).
+constexpr uint8_t kConnPeerDoneWriting = 0x80;
+constexpr uint8_t kConnClosed = 0x40;
+constexpr uint8_t kConnAbort = 0x20;
+constexpr uint8_t kProdWriteBlocked = 0x80;
+constexpr uint8_t kProdConsUpdateReq = 0x10;
+
+void PutU16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+uint16_t GetU16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+uint32_t GetU32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+struct Cdc {
+  uint16_t seq = 0;
+  uint32_t token = 0;
+  uint16_t prodWrap = 0;
+  uint32_t prodCount = 0;
+  uint16_t consWrap = 0;
+  uint32_t consCount = 0;
+  uint8_t prodFlags = 0;
+  uint8_t connFlags = 0;
+};
+
+void EncodeCdc(const Cdc& c, uint8_t* out) {
+  memset(out, 0, kCdcLen);
+  out[0] = kCdcType;
+  out[1] = kCdcLen;
+  PutU16(out + 2, c.seq);
+  PutU32(out + 4, c.token);
+  PutU16(out + 10, c.prodWrap);
+  PutU32(out + 12, c.prodCount);
+  PutU16(out + 18, c.consWrap);
+  PutU32(out + 20, c.consCount);
+  out[24] = c.prodFlags;
+  out[25] = c.connFlags;
+}
+
+bool DecodeCdc(const uint8_t* p, uint32_t len, Cdc* c) {
+  if (len < kCdcLen || p[0] != kCdcType || p[1] != kCdcLen) return false;
+  c->seq = GetU16(p + 2);
+  c->token = GetU32(p + 4);
+  c->prodWrap = GetU16(p + 10);
+  c->prodCount = GetU32(p + 12);
+  c->consWrap = GetU16(p + 18);
+  c->consCount = GetU32(p + 20);
+  c->prodFlags = p[24];
+  c->connFlags = p[25];
+  return true;
+}
+
+// Running total <-> (wrap, count) of a ring of `size` bytes.
+void ToCursor(uint64_t total, uint64_t size, uint16_t* wrap, uint32_t* count) {
+  *wrap = static_cast<uint16_t>((total / size) & 0xffff);
+  *count = static_cast<uint32_t>(total % size);
+}
+// Advances `total` to the wire cursor (wrap, count); a cursor never moves back or by more than one
+// 2^16-wrap window. Returns false on an invalid cursor.
+bool FromCursor(uint64_t* total, uint64_t size, uint16_t wrap, uint32_t count) {
+  if (count >= size) return false;
+  uint16_t curWrap = static_cast<uint16_t>((*total / size) & 0xffff);
+  uint64_t curCount = *total % size;
+  uint64_t dw = static_cast<uint16_t>(wrap - curWrap);
+  int64_t delta = static_cast<int64_t>(dw * size) + static_cast<int64_t>(count) - static_cast<int64_t>(curCount);
+  if (delta < 0) return false;
+  *total += static_cast<uint64_t>(delta);
+  return true;
+}
+
+struct Event {
+  std::string type;
+  std::string reason;
+  int err = 0;
+  std::vector<uint8_t> data;
+};
+
+}  // namespace
+
+class DataPump;
+
+// The pump's state, shared so that it survives re-entrant close() from JS event handlers.
+struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
+  // wiring
+  std::shared_ptr<QpRes> qp;
+  std::shared_ptr<MrRes> stageMr, rmbMr;
+  uint8_t* stage = nullptr;
+  uint8_t* rmb = nullptr;
+  uint64_t peerSize = 0, rmbSize = 0;
+  uint64_t peerAddr = 0;
+  uint32_t peerRkey = 0, peerToken = 0, localToken = 0;
+  uint8_t* ctrl = nullptr;  // kRecvSlots * kSlotSize receive slots
+  size_t ctrlLen = 0;
+  ibv_mr* ctrlMr = nullptr;
+  int fd = -1;
+  uv_poll_t* poll = nullptr;
+  int pollEvents = 0;
+  uint32_t maxSendWr = 0;
+  DataPump* owner = nullptr;
+  bool attached = false;
+
+  // sender (socket -> peer)
+  uint64_t prod = 0;      // bytes written into the peer's RMBE
+  uint64_t peerCons = 0;  // bytes the peer has consumed (its CDC consumer cursor)
+  uint64_t acked = 0;     // staging bytes whose WRITE has completed
+  uint16_t seq = 0;
+  bool sockEof = false;
+  bool doneSent = false;
+  struct Inflight {
+    uint64_t prod;
+    int wrs;
+  };
+  std::deque<Inflight> inflight;
+  int sqOutstanding = 0;
+
+  // receiver (peer -> socket)
+  uint64_t peerProd = 0;  // bytes the peer has written into our RMBE
+  uint64_t cons = 0;      // bytes delivered to the socket
+  uint64_t consAnnounced = 0;
+  bool peerWantsUpdate = false;
+  bool peerDone = false;
+  bool shutWr = false;
+  bool wantWritable = false;
+
+  // state
+  enum State { kRunning, kClosed, kAborted, kFailed } state = kRunning;
+  bool abortPending = false;
+  std::vector<Event> events;
+
+  // stats
+  uint64_t bytesFromSocket = 0, bytesToSocket = 0, cdcSent = 0, cdcRecv = 0, llcRecv = 0, badCdc = 0,
+           stallsPeerFull = 0, stallsSocketFull = 0;
+
+  ~PumpCore() override {
+    Detach();
+    if (ctrlMr) ibv_dereg_mr(ctrlMr);
+    if (ctrl) munmap(ctrl, ctrlLen);
+    if (fd >= 0) close(fd);
+  }
+
+  void Emit(const char* type, std::string reason = "", int err = 0) {
+    Event e;
+    e.type = type;
+    e.reason = std::move(reason);
+    e.err = err;
+    events.push_back(std::move(e));
+  }
+
+  int PostRecv(int slot) {
+    ibv_sge sge;
+    sge.addr = reinterpret_cast<uintptr_t>(ctrl + slot * kSlotSize);
+    sge.length = kSlotSize;
+    sge.lkey = ctrlMr->lkey;
+    ibv_recv_wr wr;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = (uint64_t(kWrRecv) << kKindShift) | uint64_t(slot);
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    ibv_recv_wr* bad;
+    return ibv_post_recv(qp->qp, &wr, &bad);
+  }
+
+  uint8_t ConnFlags() const {
+    uint8_t f = 0;
+    if (sockEof) f |= kConnPeerDoneWriting;
+    if (abortPending) f |= kConnAbort;
+    if (state == kClosed) f |= kConnClosed;
+    return f;
+  }
+
+  void FillCdc(ibv_send_wr& wr, ibv_sge& sge, uint8_t* buf, uint8_t prodFlags) {
+    Cdc c;
+    c.seq = ++seq;
+    c.token = peerToken;
+    ToCursor(prod, peerSize, &c.prodWrap, &c.prodCount);
+    ToCursor(cons, rmbSize, &c.consWrap, &c.consCount);
+    c.prodFlags = prodFlags;
+    c.connFlags = ConnFlags();
+    EncodeCdc(c, buf);
+    sge.addr = reinterpret_cast<uintptr_t>(buf);
+    sge.length = kCdcLen;
+    sge.lkey = 0;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = (uint64_t(kWrCdc) << kKindShift) | c.seq;
+    wr.opcode = IBV_WR_SEND;
+    wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    consAnnounced = cons;
+  }
+
+  bool SqRoom(int wrs) const { return sqOutstanding + wrs <= static_cast<int>(maxSendWr); }
+
+  // Posts WRITE(s) for staging [from, prod) followed by a CDC. `from` == prod: CDC only.
+  bool PostData(uint64_t from, uint8_t prodFlags) {
+    ibv_send_wr wrs[kMaxChain];
+    ibv_sge sges[kMaxChain];
+    uint8_t cdc[kCdcLen];
+    int n = 0;
+    uint64_t len = prod - from;
+    uint64_t off = from % peerSize;
+    while (len > 0) {
+      uint64_t part = std::min(len, peerSize - off);
+      ibv_send_wr& w = wrs[n];
+      memset(&w, 0, sizeof w);
+      sges[n].addr = reinterpret_cast<uintptr_t>(stage + off);
+      sges[n].length = static_cast<uint32_t>(part);
+      sges[n].lkey = stageMr->mr->lkey;
+      w.wr_id = uint64_t(kWrWrite) << kKindShift;
+      w.opcode = IBV_WR_RDMA_WRITE;
+      w.sg_list = &sges[n];
+      w.num_sge = 1;
+      w.wr.rdma.remote_addr = peerAddr + off;
+      w.wr.rdma.rkey = peerRkey;
+      n++;
+      len -= part;
+      off = 0;
+    }
+    FillCdc(wrs[n], sges[n], cdc, prodFlags);
+    n++;
+    for (int i = 0; i + 1 < n; i++) wrs[i].next = &wrs[i + 1];
+    ibv_send_wr* bad = nullptr;
+    int r = ibv_post_send(qp->qp, wrs, &bad);
+    if (r) {
+      Fail("ibv_post_send", r);
+      return false;
+    }
+    sqOutstanding += n;
+    inflight.push_back({prod, n});
+    cdcSent++;
+    return true;
+  }
+
+  bool SendCdcOnly(uint8_t prodFlags = 0) {
+    if (!SqRoom(1)) return false;
+    return PostData(prod, prodFlags);
+  }
+
+  void SocketToPeer() {
+    for (int round = 0; round < 16 && state == kRunning && !sockEof; round++) {
+      uint64_t used = prod - std::min(peerCons, acked);
+      uint64_t free = used >= peerSize ? 0 : peerSize - used;
+      if (free == 0) {
+        stallsPeerFull++;
+        return;
+      }
+      if (!SqRoom(kMaxChain)) return;
+      uint64_t off = prod % peerSize;
+      iovec iov[2];
+      int niov = 1;
+      iov[0].iov_base = stage + off;
+      iov[0].iov_len = std::min(free, peerSize - off);
+      if (iov[0].iov_len < free) {
+        iov[1].iov_base = stage;
+        iov[1].iov_len = free - iov[0].iov_len;
+        niov = 2;
+      }
+      ssize_t n = readv(fd, iov, niov);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if (errno == EINTR) continue;
+        Abort("socket read", errno);
+        return;
+      }
+      if (n == 0) {
+        sockEof = true;
+        Emit("eof");
+        doneSent = SendCdcOnly();  // done-writing flag; retried from Pump() if the SQ is full
+        MaybeClosed();
+        return;
+      }
+      uint64_t from = prod;
+      prod += static_cast<uint64_t>(n);
+      bytesFromSocket += static_cast<uint64_t>(n);
+      bool full = static_cast<uint64_t>(n) == free;
+      if (!PostData(from, full ? kProdWriteBlocked : 0)) return;
+      if (static_cast<uint64_t>(n) < free) return;  // socket drained
+    }
+  }
+
+  void PeerToSocket() {
+    while (state == kRunning && !shutWr) {
+      uint64_t avail = peerProd - cons;
+      if (avail == 0) break;
+      uint64_t off = cons % rmbSize;
+      iovec iov[2];
+      int niov = 1;
+      iov[0].iov_base = rmb + off;
+      iov[0].iov_len = std::min(avail, rmbSize - off);
+      if (iov[0].iov_len < avail) {
+        iov[1].iov_base = rmb;
+        iov[1].iov_len = avail - iov[0].iov_len;
+        niov = 2;
+      }
+      msghdr mh;
+      memset(&mh, 0, sizeof mh);
+      mh.msg_iov = iov;
+      mh.msg_iovlen = niov;
+      ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          if (!wantWritable) stallsSocketFull++;
+          wantWritable = true;
+          break;
+        }
+        Abort("socket write", errno);
+        return;
+      }
+      wantWritable = false;
+      cons += static_cast<uint64_t>(n);
+      bytesToSocket += static_cast<uint64_t>(n);
+    }
+    if (state != kRunning) return;
+    uint64_t unannounced = cons - consAnnounced;
+    if (unannounced > 0 && (unannounced >= rmbSize / 2 || peerWantsUpdate)) {
+      if (SendCdcOnly()) peerWantsUpdate = false;
+    }
+    if (peerDone && peerProd == cons && !shutWr) {
+      shutdown(fd, SHUT_WR);
+      shutWr = true;
+      Emit("peerDone");
+      MaybeClosed();
+    }
+  }
+
+  void HandleRecv(const ibv_wc& wc) {
+    int slot = static_cast<int>(wc.wr_id & 0xffff);
+    const uint8_t* p = ctrl + slot * kSlotSize;
+    Cdc c;
+    bool isCdc = wc.byte_len >= 2 && p[0] == kCdcType;
+    if (!isCdc) {
+      Event e;
+      e.type = "llc";
+      e.data.assign(p, p + std::min<uint32_t>(wc.byte_len, kSlotSize));
+      events.push_back(std::move(e));
+      llcRecv++;
+    } else if (!DecodeCdc(p, wc.byte_len, &c) || c.token != localToken) {
+      badCdc++;
+    } else {
+      cdcRecv++;
+      uint64_t np = peerProd, nc = peerCons;
+      if (!FromCursor(&np, rmbSize, c.prodWrap, c.prodCount) || np - cons > rmbSize ||
+          !FromCursor(&nc, peerSize, c.consWrap, c.consCount) || nc > prod) {
+        badCdc++;
+        Abort("invalid CDC cursor", EPROTO);
+      } else {
+        peerProd = np;
+        peerCons = nc;
+        if (c.prodFlags & (kProdWriteBlocked | kProdConsUpdateReq)) peerWantsUpdate = true;
+        if (c.connFlags & kConnAbort) {
+          Abort("peer abort", ECONNRESET, false);
+        } else if (c.connFlags & (kConnPeerDoneWriting | kConnClosed)) {
+          peerDone = true;
+        }
+      }
+    }
+    if (state == kRunning || state == kClosed) {
+      int r = PostRecv(slot);
+      if (r && state == kRunning) Fail("ibv_post_recv", r);
+    }
+  }
+
+  void OnCompletions(CqRes*, const ibv_wc* wc, int n) override {
+    auto guard = shared_from_this();
+    for (int i = 0; i < n; i++) {
+      const ibv_wc& w = wc[i];
+      if (qp && qp->qp && w.qp_num != qp->qp->qp_num) continue;
+      uint64_t kind = w.wr_id >> kKindShift;
+      if (w.status != IBV_WC_SUCCESS) {
+        if (state == kRunning) {
+          state = kFailed;
+          Emit("error", WcStatusName(w.status), 0);
+          CloseSocket(true);
+        }
+        if (kind == kWrCdc || kind == kWrLlc) sqOutstanding--;
+        continue;
+      }
+      if (kind == kWrCdc) {
+        if (!inflight.empty()) {
+          acked = inflight.front().prod;
+          sqOutstanding -= inflight.front().wrs;
+          inflight.pop_front();
+        }
+      } else if (kind == kWrLlc) {
+        sqOutstanding--;
+      } else if (kind == kWrRecv) {
+        HandleRecv(w);
+      }
+    }
+    Pump();
+  }
+
+  void Pump() {
+    if (state == kRunning) PeerToSocket();
+    if (state == kRunning) SocketToPeer();
+    if (state == kRunning && sockEof && !doneSent) doneSent = SendCdcOnly();
+    UpdatePoll();
+    FlushEvents();
+  }
+
+  void MaybeClosed() {
+    if (state != kRunning) return;
+    if (sockEof && doneSent && shutWr) {
+      state = kClosed;
+      SendCdcOnly();  // conn closed
+      CloseSocket(false);
+      Emit("closed");
+    }
+  }
+
+  void Abort(const char* reason, int err, bool tellPeer = true) {
+    if (state != kRunning) return;
+    if (tellPeer) {
+      abortPending = true;
+      SendCdcOnly();
+    }
+    state = kAborted;
+    CloseSocket(true);
+    Emit("aborted", reason, err);
+  }
+
+  void Fail(const char* reason, int err) {
+    if (state != kRunning) return;
+    state = kFailed;
+    CloseSocket(true);
+    Emit("error", reason, err);
+  }
+
+  void CloseSocket(bool reset) {
+    StopPoll();
+    if (fd < 0) return;
+    if (reset) {
+      linger l{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    close(fd);
+    fd = -1;
+  }
+
+  void StopPoll() {
+    if (!poll) return;
+    uv_poll_stop(poll);
+    poll->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll = nullptr;
+    pollEvents = 0;
+  }
+
+  void UpdatePoll() {
+    if (!poll || state != kRunning) return;
+    int ev = 0;
+    if (!sockEof) {
+      uint64_t used = prod - std::min(peerCons, acked);
+      if (used < peerSize && SqRoom(kMaxChain)) ev |= UV_READABLE;
+    }
+    if (wantWritable) ev |= UV_WRITABLE;
+    if (ev == pollEvents) return;
+    pollEvents = ev;
+    if (ev)
+      uv_poll_start(poll, ev, OnSocket);
+    else
+      uv_poll_stop(poll);
+  }
+
+  static void OnSocket(uv_poll_t* h, int status, int events) {
+    auto* self = static_cast<PumpCore*>(h->data);
+    if (!self) return;
+    auto guard = self->shared_from_this();
+    if (status < 0) {
+      // libuv reports EPOLLERR as UV_EBADF and stops the handle; a read gets the real error.
+      self->pollEvents = 0;
+      self->SocketToPeer();
+      self->Abort("socket poll", -status);
+      self->FlushEvents();
+      return;
+    }
+    if (events & UV_WRITABLE) self->wantWritable = false;
+    self->Pump();
+  }
+
+  void FlushEvents();  // below: needs DataPump
+
+  void Detach() {
+    if (!attached) return;
+    attached = false;
+    StopPoll();
+    if (fd >= 0) {
+      close(fd);
+      fd = -1;
+    }
+    if (qp && qp->qp) {
+      // The connection is over: flush the receive slots before their memory goes away.
+      ibv_qp_attr a;
+      memset(&a, 0, sizeof a);
+      a.qp_state = IBV_QPS_ERR;
+      ibv_modify_qp(qp->qp, &a, IBV_QP_STATE);
+    }
+    if (qp) {
+      qp->busy = false;
+      for (auto& cq : {qp->sendCq, qp->recvCq})
+        if (cq->sink == this) cq->sink = cq->jsSink;
+    }
+    if (ctrlMr) {
+      ibv_dereg_mr(ctrlMr);
+      ctrlMr = nullptr;
+    }
+    if (ctrl) {
+      munmap(ctrl, ctrlLen);
+      ctrl = nullptr;
+    }
+    g_live[kPumps]--;
+  }
+};
+
+class DataPump : public Napi::ObjectWrap<DataPump> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "DataPump",
+                       {
+                           InstanceAccessor<&DataPump::GetState>("state"),
+                           InstanceMethod<&DataPump::Stats>("stats"),
+                           InstanceMethod<&DataPump::SendLlc>("sendLlc"),
+                           InstanceMethod<&DataPump::Close>("close"),
+                       });
+  }
+
+  // new DataPump(qp, { fd, stageMr, rmbMr, rmbOffset?, rmbSize?, localToken,
+  //                    peer: { addr, rkey, size, token } })
+  // The QP must be in RTS, use CQs no other QP uses, and allow >= 44 bytes inline. The pump dup()s
+  // fd, sets it non-blocking and owns the duplicate; the caller must stop using its own descriptor
+  // (e.g. a net.Socket accepted with pauseOnConnect, then destroyed).
+  explicit DataPump(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<DataPump>(info), async_(info.Env(), "smc_verbs:DataPump") {
+    Napi::Env env = info.Env();
+    napi_type_tag_object(env, info.This(), &kTagPump);
+    auto qp = QpResOf(env, info[0]);
+    Napi::Object o = OptObject(env, info[1], "options");
+    int fd = static_cast<int>(ReqU32(env, o, "fd", INT32_MAX));
+    auto stage = MrResOf(env, o.Get("stageMr"));
+    auto rmb = MrResOf(env, o.Get("rmbMr"));
+    uint64_t rmbOffset = GetU32(env, o, "rmbOffset", 0);
+    Napi::Object peer = OptObject(env, o.Get("peer"), "peer");
+    uint64_t peerSize = ReqU32(env, peer, "size");
+    uint64_t rmbSize = GetU32(env, o, "rmbSize", static_cast<uint32_t>(std::min<uint64_t>(rmb->length, UINT32_MAX)));
+    if (peerSize == 0 || rmbSize == 0) ThrowRange(env, "peer.size and rmbSize must be > 0");
+    if (rmbOffset + rmbSize > rmb->length) ThrowRange(env, "rmbOffset + rmbSize beyond the RMB memory region");
+    if (peerSize > stage->length) ThrowRange(env, "stageMr must be at least peer.size bytes (it mirrors the peer RMBE)");
+    if (!(rmb->access & IBV_ACCESS_REMOTE_WRITE)) ThrowVerbs(env, EACCES, "DataPump", "rmbMr must allow remote write");
+    if (qp->busy) ThrowVerbs(env, EBUSY, "DataPump", "queue pair already driven by a data pump");
+    ibv_qp_attr qa;
+    ibv_qp_init_attr qi;
+    if (int r = ibv_query_qp(qp->qp, &qa, IBV_QP_STATE | IBV_QP_CAP, &qi)) ThrowVerbs(env, r, "ibv_query_qp");
+    if (qa.qp_state != IBV_QPS_RTS) ThrowVerbs(env, EINVAL, "DataPump", "queue pair must be in RTS");
+    if (qi.cap.max_inline_data < kCdcLen) ThrowVerbs(env, EINVAL, "DataPump", "queue pair needs maxInlineData >= 44");
+    if (qi.cap.max_recv_wr < kRecvSlots)
+      ThrowVerbs(env, EINVAL, "DataPump", "queue pair needs maxRecvWr >= " + std::to_string(kRecvSlots));
+    if (qi.cap.max_send_wr < 2 * kMaxChain) ThrowVerbs(env, EINVAL, "DataPump", "queue pair needs maxSendWr >= 6");
+    int cqUses = qp->sendCq == qp->recvCq ? 2 : 1;
+    if (qp->sendCq->children != cqUses || qp->recvCq->children != cqUses)
+      ThrowVerbs(env, EBUSY, "DataPump", "the queue pair's CQs must not be shared with other queue pairs");
+
+    auto core = std::make_shared<PumpCore>();
+    core->qp = qp;
+    core->stageMr = stage;
+    core->rmbMr = rmb;
+    core->stage = stage->base;
+    core->rmb = rmb->base + rmbOffset;
+    core->peerSize = peerSize;
+    core->rmbSize = rmbSize;
+    core->peerAddr = ToU64(env, peer.Get("addr"), "peer.addr");
+    core->peerRkey = ReqU32(env, peer, "rkey");
+    core->peerToken = ReqU32(env, peer, "token");
+    core->localToken = ReqU32(env, o, "localToken");
+    core->maxSendWr = qi.cap.max_send_wr;
+
+    core->ctrlLen = kRecvSlots * kSlotSize;
+    void* m = mmap(nullptr, core->ctrlLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) ThrowVerbs(env, errno, "mmap");
+    core->ctrl = static_cast<uint8_t*>(m);
+    errno = 0;
+    core->ctrlMr = ibv_reg_mr(qp->pd->pd, core->ctrl, core->ctrlLen, IBV_ACCESS_LOCAL_WRITE);
+    if (!core->ctrlMr) ThrowVerbs(env, errno ? errno : ENOMEM, "ibv_reg_mr");
+    core->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (core->fd < 0) {
+      ThrowVerbs(env, errno, "fcntl", "F_DUPFD_CLOEXEC");
+    }
+    int fl = fcntl(core->fd, F_GETFL);
+    fcntl(core->fd, F_SETFL, fl | O_NONBLOCK);
+    core->attached = true;
+    g_live[kPumps]++;
+    qp->busy = true;
+    for (int i = 0; i < kRecvSlots; i++) {
+      if (int r = core->PostRecv(i)) {
+        core->Detach();
+        ThrowVerbs(env, r, "ibv_post_recv");
+      }
+    }
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    core->poll = new uv_poll_t;
+    if (int r = uv_poll_init(loop, core->poll, core->fd)) {
+      delete core->poll;
+      core->poll = nullptr;
+      core->Detach();
+      ThrowVerbs(env, -r, "uv_poll_init");
+    }
+    core->poll->data = core.get();
+    core->owner = this;
+    qp->sendCq->sink = core.get();
+    qp->recvCq->sink = core.get();
+    core_ = core;
+    Ref();  // a running pump stays alive without JS references, like a socket
+    running_ = true;
+    core->UpdatePoll();
+  }
+
+  ~DataPump() override {
+    if (core_) {
+      core_->owner = nullptr;
+      core_->Detach();
+    }
+  }
+
+  void Deliver(std::vector<Event>& events) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Object self = Value();
+    if (self.IsEmpty()) return;
+    bool finished = false;
+    for (auto& e : events) {
+      if (e.type == "closed" || e.type == "aborted" || e.type == "error") finished = true;
+      try {
+        Napi::Value fn = self.Get("onPumpEvent");
+        if (!fn.IsFunction()) continue;
+        Napi::Object detail = Napi::Object::New(env);
+        if (!e.reason.empty()) detail.Set("reason", e.reason);
+        if (e.err) {
+          detail.Set("code", ErrnoName(e.err));
+          detail.Set("errno", -e.err);
+        }
+        if (!e.data.empty()) detail.Set("data", Napi::Buffer<uint8_t>::Copy(env, e.data.data(), e.data.size()));
+        fn.As<Napi::Function>().MakeCallback(self, {Napi::String::New(env, e.type), detail}, async_);
+      } catch (const Napi::Error& err) {
+        ReportUncaught(env, err);
+      }
+    }
+    if (finished && running_) {
+      running_ = false;
+      Unref();
+    }
+  }
+
+ private:
+  std::shared_ptr<PumpCore> core_;
+  Napi::AsyncContext async_;
+  bool running_ = false;
+
+  Napi::Value GetState(const Napi::CallbackInfo& info) {
+    static const char* names[] = {"running", "closed", "aborted", "failed"};
+    if (!core_ || !core_->attached) return Napi::String::New(info.Env(), "detached");
+    return Napi::String::New(info.Env(), names[core_->state]);
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    if (!core_) return o;
+    auto& c = *core_;
+    auto num = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+    num("bytesFromSocket", c.bytesFromSocket);
+    num("bytesToSocket", c.bytesToSocket);
+    num("cdcSent", c.cdcSent);
+    num("cdcReceived", c.cdcRecv);
+    num("llcReceived", c.llcRecv);
+    num("badCdc", c.badCdc);
+    num("stallsPeerFull", c.stallsPeerFull);
+    num("stallsSocketFull", c.stallsSocketFull);
+    num("producer", c.prod);
+    num("peerConsumer", c.peerCons);
+    num("peerProducer", c.peerProd);
+    num("consumer", c.cons);
+    return o;
+  }
+
+  // sendLlc(msg): a 44-byte LLC message as a SEND on the pump's QP (control traffic).
+  void SendLlc(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_ || !core_->attached || core_->state != PumpCore::kRunning) ThrowClosed(env, "DataPump", "sendLlc");
+    uint8_t* data;
+    size_t len;
+    if (!BufferSpan(info[0], &data, &len) || len != kCdcLen) ThrowType(env, "LLC message must be 44 bytes");
+    if (data[0] == kCdcType) ThrowRange(env, "type 0xFE is reserved for CDC messages");
+    if (!core_->SqRoom(1)) ThrowVerbs(env, ENOBUFS, "ibv_post_send", "send queue full");
+    ibv_sge sge{reinterpret_cast<uintptr_t>(data), static_cast<uint32_t>(len), 0};
+    ibv_send_wr wr;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = uint64_t(kWrLlc) << kKindShift;
+    wr.opcode = IBV_WR_SEND;
+    wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE;
+    wr.sg_list = &sge;
+    wr.num_sge = 1;
+    ibv_send_wr* bad;
+    if (int r = ibv_post_send(core_->qp->qp, &wr, &bad)) ThrowVerbs(env, r, "ibv_post_send");
+    core_->sqOutstanding++;
+  }
+
+  // close(): stops the pump (closing its socket descriptor if still open), moves the QP to ERR,
+  // hands the CQs back to JS and releases the QP. Idempotent.
+  void Close(const Napi::CallbackInfo& info) {
+    if (!core_) return;
+    core_->owner = nullptr;
+    core_->Detach();
+    core_.reset();
+    if (running_) {
+      running_ = false;
+      Unref();
+    }
+  }
+};
+
+void PumpCore::FlushEvents() {
+  if (events.empty()) return;
+  std::vector<Event> ev;
+  ev.swap(events);
+  if (owner) owner->Deliver(ev);
+}
+
+void InitDataPump(Napi::Env env, Napi::Object exports) { exports.Set("DataPump", DataPump::Init(env)); }
 
 }  // namespace smc

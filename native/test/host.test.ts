@@ -9,6 +9,7 @@ import {
   CompletionChannel,
   CompletionQueue,
   Context,
+  DataPump,
   MemoryRegion,
   ProtectionDomain,
   QueuePair,
@@ -116,6 +117,20 @@ describe('smc_verbs on a host without RDMA devices', () => {
     expect(caught(() => allocBuffer('1' as unknown as number))).toMatchObject({
       code: 'ERR_INVALID_ARG_TYPE',
     });
+  });
+
+  it('validates DataPump arguments', () => {
+    const qp = {} as unknown as QueuePair;
+    const mr = {} as unknown as MemoryRegion;
+    const opts = {
+      fd: 0,
+      stageMr: mr,
+      rmbMr: mr,
+      localToken: 1,
+      peer: { addr: 0, rkey: 0, size: 1, token: 2 },
+    };
+    expect(caught(() => new DataPump(qp, opts))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(debugCounters().pumps).toBe(0);
   });
 
   it('makes 24-bit PSNs', () => {

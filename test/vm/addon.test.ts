@@ -42,7 +42,12 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
   beforeAll(() => {
     execFileSync(
       'node',
-      [join(repo, 'test/vm/addon/transpile.mjs'), 'test/vm/addon/smoke.ts', 'test/vm/addon/peer.ts'],
+      [
+        join(repo, 'test/vm/addon/transpile.mjs'),
+        'test/vm/addon/smoke.ts',
+        'test/vm/addon/peer.ts',
+        'test/vm/addon/pump.ts',
+      ],
       {
         cwd: repo,
       },
@@ -165,5 +170,31 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
       qpState: 'ERR',
     });
     expect(death['ms'] as number).toBeLessThan(60_000);
+  });
+
+  it('data pump: two TCP connections bridged over RDMA, both directions, FIN and RST', async () => {
+    const script = nodeCmd('test/vm/addon/pump.js', 'export PUMP_BYTES=4194304 PUMP_RMBE=65536');
+    const r = await runLab({ name: 'addon-pump', timeoutSec: 400, scripts: [script, script] });
+    const msg = describeResult(r);
+    expect(r.nodes[0].exitCode, msg).toBe(0);
+    expect(r.nodes[1].exitCode, msg).toBe(0);
+    const init = rows(r.nodes[0].output, 'RESULT ');
+    const target = rows(r.nodes[1].output, 'RESULT ');
+    const [bi, bt] = [pick(init, 'scenario', 'bulk'), pick(target, 'scenario', 'bulk')];
+    expect(bi['received'], msg).toBe(4 * 1024 * 1024);
+    expect(bt['received'], msg).toBe(4 * 1024 * 1024);
+    expect(bt['receivedHash'], msg).toBe(bi['sentHash']);
+    expect(bi['receivedHash'], msg).toBe(bt['sentHash']);
+    for (const x of [bi, bt]) {
+      expect(x, msg).toMatchObject({ end: 'closed', state: 'closed', stats: { badCdc: 0 } });
+      expect([...(x['events'] as string[])].sort()).toEqual(['eof', 'peerDone']);
+    }
+    // node0's application resets its connection: node1's application sees the reset.
+    const [ai, at] = [pick(init, 'scenario', 'abort'), pick(target, 'scenario', 'abort')];
+    expect(ai, msg).toMatchObject({ end: 'aborted', detail: { code: 'ECONNRESET' } });
+    expect(at, msg).toMatchObject({ end: 'aborted', detail: { reason: 'peer abort' }, appSaw: 'ECONNRESET' });
+    for (const d of [pick(init, 'scenario', 'done'), pick(target, 'scenario', 'done')]) {
+      expect(d['counters'], msg).toMatchObject({ contexts: 0, pds: 0, mrs: 0, cqs: 0, qps: 0, pumps: 0 });
+    }
   });
 });

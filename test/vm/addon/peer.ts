@@ -7,7 +7,6 @@
 // list, default all); PEER_LEAK_CYCLES (default 1000).
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 
 import {
@@ -23,6 +22,7 @@ import {
   type QueuePair,
   type WorkCompletion,
 } from '../../../native/index.js';
+import { Ctl, openCtl, type Json } from './ctl.js';
 
 const CTL_PORT = 18600;
 const node = Number(process.env['LAB_NODE'] ?? '0');
@@ -32,67 +32,12 @@ const devName = process.env['LAB_RXE'] ?? 'rxe0';
 const labOut = process.env['LAB_OUT'] ?? '/tmp';
 const SGID = 1;
 
-type Json = Record<string, unknown>;
 const result = (scenario: string, data: Json): void =>
   console.log(`RESULT ${JSON.stringify({ scenario, ...data })}`);
 const log = (msg: string): void =>
   console.log(`[node${node} ${(performance.now() / 1000).toFixed(2)}s] ${msg}`);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex').slice(0, 32);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-// ---- control channel: JSON lines ----------------------------------------------------------------
-class Ctl {
-  #buf = '';
-  #lines: string[] = [];
-  #waiters: ((line: string) => void)[] = [];
-  constructor(readonly sock: Socket) {
-    sock.setNoDelay(true);
-    sock.on('data', (d: Buffer) => {
-      this.#buf += d.toString('utf8');
-      let i: number;
-      while ((i = this.#buf.indexOf('\n')) >= 0) {
-        const line = this.#buf.slice(0, i);
-        this.#buf = this.#buf.slice(i + 1);
-        const w = this.#waiters.shift();
-        if (w) w(line);
-        else this.#lines.push(line);
-      }
-    });
-  }
-  send(tag: string, data: Json = {}): void {
-    this.sock.write(`${JSON.stringify({ tag, ...data })}\n`);
-  }
-  async recv<T extends Json>(tag: string): Promise<T> {
-    const line = this.#lines.shift() ?? (await new Promise<string>((r) => this.#waiters.push(r)));
-    const msg = JSON.parse(line) as Json;
-    if (msg['tag'] !== tag) throw new Error(`control: expected ${tag}, got ${String(msg['tag'])}`);
-    return msg as T;
-  }
-}
-
-async function openCtl(): Promise<Ctl> {
-  if (!isInit) {
-    const server = createServer();
-    const accepted = new Promise<Socket>((r) => server.once('connection', r));
-    server.listen(CTL_PORT, '0.0.0.0');
-    const s = await accepted;
-    server.close();
-    return new Ctl(s);
-  }
-  for (let i = 0; ; i++) {
-    try {
-      const s = await new Promise<Socket>((res, rej) => {
-        const c = connect(CTL_PORT, peerIp);
-        c.once('connect', () => res(c));
-        c.once('error', rej);
-      });
-      return new Ctl(s);
-    } catch (e) {
-      if (i > 300) throw e;
-      await sleep(200);
-    }
-  }
-}
 
 // ---- verbs helpers ------------------------------------------------------------------------------
 interface Res {
@@ -586,7 +531,7 @@ async function main(): Promise<void> {
   const want = (process.env['PEER_SCENARIOS'] ?? all.join(',')).split(',');
   const r = setup();
   log(`device ${r.ctx.name} gid ${r.gid}`);
-  const ctl = await openCtl();
+  const ctl = await openCtl(!isInit, CTL_PORT, peerIp);
   log('control channel up');
   const run = async (name: string, fn: () => Promise<void>): Promise<void> => {
     if (!want.includes(name)) return;

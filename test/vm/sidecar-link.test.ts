@@ -1,0 +1,61 @@
+// The sidecar's SMC-R link layer on soft-RoCE, in the two-VM lab: two sidecars run the CLC
+// handshake over TCP, create RC QPs on rxe0, bring them to RTS with each other's parameters and
+// confirm the link over LLC; as the native data pump does not exist yet, they then decline
+// (ERR_RDYLNK) and carry the HTTP requests over the same TCP connections. VM-side program:
+// test/vm/sidecar/link-node.ts, run compiled from dist/.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { ensureBuilt, REPO } from '../../sidecar/src/testing/build.js';
+import { describeResult, labReady, runLab } from './lab.js';
+
+const addon = join(REPO, 'native/build/Release/smc_verbs.node');
+const program = 'dist/test/vm/sidecar/link-node.js';
+
+type Row = Record<string, unknown> & { check?: string };
+
+function rows(output: string): Row[] {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('RESULT '))
+    .map((l) => JSON.parse(l.slice('RESULT '.length)) as Row);
+}
+
+const nodeCmd = (role: string): string => `
+export SMC_VERBS_ADDON=${addon}
+cd "$LAB_REPO"
+timeout 280 node ${program} ${role}
+`;
+
+describe.skipIf(!labReady() || !existsSync(addon))('sidecar SMC-R link layer on soft-RoCE (VM lab)', () => {
+  beforeAll(async () => {
+    await ensureBuilt([program, 'dist/sidecar/src/run.js'], ['sidecar/src', 'test/vm/sidecar', 'native']);
+  }, 300_000);
+
+  it('runs CLC, brings up and confirms a real link, then falls back to TCP without losing a byte', async () => {
+    const r = await runLab({
+      name: 'sidecar-link',
+      timeoutSec: 300,
+      scripts: [nodeCmd('server'), nodeCmd('client')],
+    });
+    const msg = describeResult(r);
+    const [server, client] = r.nodes;
+    expect(server.exitCode, `${msg}\n${server.output}`).toBe(0);
+    expect(client.exitCode, `${msg}\n${client.output}`).toBe(0);
+    const c = rows(client.output);
+    expect(c.find((x) => x.check === 'started')?.['smcR']).toBe(true);
+    expect(c.find((x) => x.check === 'http')?.['bodies']).toEqual([
+      'app on 10.77.0.1: /req-0',
+      'app on 10.77.0.1: /req-1',
+      'app on 10.77.0.1: /req-2',
+    ]);
+    expect(c.find((x) => x.check === 'metrics')?.['connections']).toEqual([
+      'smc_connections_total{outcome="fallback",reason="link-setup-failed"} 3',
+    ]);
+    // Both sides got as far as a confirmed link (QP at RTS, LLC CONFIRM LINK exchanged).
+    for (const node of [server, client]) {
+      expect(node.output.match(/SMC-R link confirmed/g)?.length, node.output).toBe(3);
+    }
+  });
+});

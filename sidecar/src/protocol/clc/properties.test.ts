@@ -9,7 +9,11 @@ import {
 import { fuzzDecoder } from '../testing/fuzz.js';
 import { Prng } from '../testing/prng.js';
 import { decodeClcAcceptConfirm, encodeClcAcceptConfirm } from './accept-confirm.js';
-import { decodeClcAcceptConfirmV2, encodeClcAcceptConfirmV2 } from './accept-confirm-v2.js';
+import {
+  decodeClcAcceptConfirmAny,
+  decodeClcAcceptConfirmV2,
+  encodeClcAcceptConfirmV2,
+} from './accept-confirm-v2.js';
 import { decodeClcDecline, encodeClcDecline } from './decline.js';
 import { clcMessageLength, decodeClcHeader } from './header.js';
 import { type ClcMessage, decodeClcMessage, encodeClcMessage } from './message.js';
@@ -56,6 +60,11 @@ describe('CLC codec properties', () => {
     ['Proposal', arbitraryProposal, decodeClcProposal],
     ['Accept/Confirm', arbitraryAcceptConfirm, decodeClcAcceptConfirm],
     ['v2 Accept/Confirm', arbitraryAcceptConfirmV2, decodeClcAcceptConfirmV2],
+    [
+      'Accept/Confirm of either version',
+      (g) => g.pick([arbitraryAcceptConfirm, arbitraryAcceptConfirmV2])(g),
+      decodeClcAcceptConfirmAny,
+    ],
     ['Decline', arbitraryDecline, decodeClcDecline],
     [
       'any CLC message',

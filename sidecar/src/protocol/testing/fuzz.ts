@@ -17,7 +17,11 @@ export function mutate(g: Prng, seed: Uint8Array): Buffer {
       return Buffer.concat([out, g.bytes(g.int(1, 64))]);
     case 3: {
       // poke the bytes where counts, lengths and offsets live in the formats we decode
-      const hot = [1, 4, 5, 6, 7, 38, 39, 50, 51, 87, 88].filter((i) => i < out.length);
+      // v1: CLC length/flags, iparea and v2 extension offsets, counts; v2: LLC length_v2, REQ ADD LINK and
+      // ADD LINK v2 counts, first-contact release, v2.1 limits and GID count of Accept/Confirm v2
+      const hot = [1, 2, 4, 5, 6, 7, 24, 38, 39, 50, 51, 70, 71, 87, 88, 104, 105, 140, 141, 156].filter(
+        (i) => i < out.length,
+      );
       if (hot.length > 0) out[g.pick(hot)] = g.pick([0, 1, 2, 3, 8, 9, 17, 40, 44, 68, 0x7f, 0xff, g.u8()]);
       return out;
     }

@@ -526,8 +526,12 @@ export class Operator {
     return !q || (q.length === 0 && q.processingCount === 0 && q.waitingCount === 0);
   }
 
-  /** Stops everything; releases the lease so another replica takes over at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops everything. By default the lease is released so another replica takes over at once;
+   * `releaseLease: false` leaves it to expire, as after a crash.
+   */
+  async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
+    if (this.elector) this.elector.releaseOnStop = opts.releaseLease ?? true;
     this.stopAll.abort();
     this.stopLeading();
     await this.electionDone;

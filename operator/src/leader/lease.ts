@@ -76,6 +76,9 @@ export class LeaderElector {
     return resourcePath(Resources.leases, this.opts.namespace, this.opts.name);
   }
 
+  /** When false, stopping leaves the lease to expire (what a crash looks like to the others). */
+  releaseOnStop = true;
+
   /** Campaigns, leads and re-campaigns until `signal` aborts; then releases the lease if held. */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
@@ -103,7 +106,7 @@ export class LeaderElector {
       this.stepDown();
       if (signal.aborted) break;
     }
-    await this.release();
+    if (this.releaseOnStop) await this.release();
   }
 
   private stepDown(): void {

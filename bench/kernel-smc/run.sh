@@ -31,5 +31,9 @@ if [[ $rc != 0 ]]; then
   tail -n 40 "$RUN"/lab/node*/output >&2 || true
 fi
 node "$HERE/report.mjs" "$RUN/lab/node0/output" || rc=1
-[[ -z "$KEEP" ]] && rm -rf "$RUN"
+if [[ $rc != 0 ]]; then
+  echo "run dir kept: $RUN (console.log per node under lab/)" >&2
+elif [[ -z "$KEEP" ]]; then
+  rm -rf "$RUN"
+fi
 exit $rc

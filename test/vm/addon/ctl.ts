@@ -7,9 +7,17 @@ export type Json = Record<string, unknown>;
 export class Ctl {
   #buf = '';
   #lines: string[] = [];
-  #waiters: ((line: string) => void)[] = [];
+  #waiters: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
+  #closed: Error | undefined;
   constructor(readonly sock: Socket) {
     sock.setNoDelay(true);
+    // The peer gone (crashed, or its VM killed): fail pending and later receives at once.
+    const fail = (why: string): void => {
+      this.#closed ??= new Error(`control channel ${why}`);
+      for (const w of this.#waiters.splice(0)) w.reject(this.#closed);
+    };
+    sock.on('close', () => fail('closed by the peer'));
+    sock.on('error', (e) => fail(`error: ${e.message}`));
     sock.on('data', (d: Buffer) => {
       this.#buf += d.toString('utf8');
       let i: number;
@@ -17,7 +25,7 @@ export class Ctl {
         const line = this.#buf.slice(0, i);
         this.#buf = this.#buf.slice(i + 1);
         const w = this.#waiters.shift();
-        if (w) w(line);
+        if (w) w.resolve(line);
         else this.#lines.push(line);
       }
     });
@@ -26,7 +34,11 @@ export class Ctl {
     this.sock.write(`${JSON.stringify({ tag, ...data })}\n`);
   }
   async recv<T extends Json>(tag: string): Promise<T> {
-    const line = this.#lines.shift() ?? (await new Promise<string>((r) => this.#waiters.push(r)));
+    let line = this.#lines.shift();
+    if (line === undefined) {
+      if (this.#closed) throw this.#closed;
+      line = await new Promise<string>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    }
     const msg = JSON.parse(line) as Json;
     if (msg['tag'] !== tag) throw new Error(`control: expected ${tag}, got ${String(msg['tag'])}`);
     return msg as T;

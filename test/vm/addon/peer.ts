@@ -77,6 +77,10 @@ async function pair(ctl: Ctl, r: Res, name: string, o: PairOpts = {}): Promise<Q
     timeout: o.timeout ?? 14,
     retryCnt: o.retryCnt ?? 6,
   });
+  // Both sides in RTS before anyone posts: a responder still in RTR that gets a bad request goes
+  // to ERR and could not reach RTS any more.
+  ctl.send(`rts:${name}`);
+  await ctl.recv(`rts:${name}`);
   return qp;
 }
 

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { describeResult, labReady, runLab, runLabSingle } from './lab.js';
+import { describeResult, labReady, removeRunDir, runLab, runLabSingle } from './lab.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const addon = join(repo, 'native/build/Release/smc_verbs.node');
@@ -99,6 +99,7 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
       busy: 'EBUSY',
       counters: { contexts: 0, pds: 0, mrs: 0, channels: 0, cqs: 0, qps: 0 },
     });
+    removeRunDir(r);
   });
 
   it('two nodes: data, access errors, bad GIDs, leaks and a vanished peer', async () => {
@@ -170,6 +171,7 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
       qpState: 'ERR',
     });
     expect(death['ms'] as number).toBeLessThan(60_000);
+    removeRunDir(r);
   });
 
   it('data pump: two TCP connections bridged over RDMA, both directions, FIN and RST', async () => {
@@ -196,5 +198,6 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
     for (const d of [pick(init, 'scenario', 'done'), pick(target, 'scenario', 'done')]) {
       expect(d['counters'], msg).toMatchObject({ contexts: 0, pds: 0, mrs: 0, cqs: 0, qps: 0, pumps: 0 });
     }
+    removeRunDir(r);
   });
 });

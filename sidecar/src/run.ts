@@ -45,6 +45,7 @@ function port(server: Server): number {
 async function defaultParts(
   cfg: SidecarConfig,
   log: Logger,
+  onRdmaError: (kind: string) => void,
 ): Promise<{ originalDst: OriginalDstResolver; links: LinkGroupManager }> {
   const native = await loadNative();
   if (!native.ok) {
@@ -64,7 +65,8 @@ async function defaultParts(
       device,
       config: cfg,
       log: log.child({ component: 'links' }),
-      attemptWithoutDataPump: cfg.rdma.linkWithoutDataPump,
+      dataPath: cfg.rdma.dataPath,
+      onRdmaError,
     });
     log.info(
       { device: cfg.rdma.device, gid: device.gidText, mtu: device.mtu, smcR: links.available() },
@@ -84,8 +86,11 @@ export async function runSidecar(
   log: Logger,
   deps: RunDeps = {},
 ): Promise<RunningSidecar> {
+  let metrics: SidecarMetrics | null = null;
   const defaults =
-    deps.originalDst !== undefined && deps.links !== undefined ? null : await defaultParts(cfg, log);
+    deps.originalDst !== undefined && deps.links !== undefined
+      ? null
+      : await defaultParts(cfg, log, (kind) => metrics?.rdmaError(kind));
   const originalDst = deps.originalDst ?? defaults?.originalDst;
   const links = deps.links ?? defaults?.links;
   if (originalDst === undefined || links === undefined) throw new Error('unreachable: parts not resolved');
@@ -94,7 +99,7 @@ export async function runSidecar(
   const health = new HealthState();
   health.register('directory');
   health.register('listeners');
-  const metrics = new SidecarMetrics(() => links.stats(), { defaultMetrics: true });
+  metrics = new SidecarMetrics(() => links.stats(), { defaultMetrics: true });
   const watcher = new DirectoryWatcher({
     path: cfg.directory.path,
     pollIntervalMs: cfg.directory.pollIntervalMs,
@@ -169,7 +174,11 @@ export async function runSidecar(
         watcher.stop();
         for (const s of sockets) s.destroy();
         await Promise.all(servers.map(closeServer));
-        await links.close();
+        try {
+          await links.close();
+        } catch (err) {
+          log.warn({ err }, 'releasing RDMA resources failed');
+        }
       },
     };
   } catch (err) {

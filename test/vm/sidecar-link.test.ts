@@ -22,11 +22,16 @@ function rows(output: string): Row[] {
     .map((l) => JSON.parse(l.slice('RESULT '.length)) as Row);
 }
 
-const nodeCmd = (role: string): string => `
+const nodeCmd = (role: string, dataPath: string): string => `
 export SMC_VERBS_ADDON=${addon}
 cd "$LAB_REPO"
-timeout 280 node ${program} ${role}
+timeout 280 node ${program} ${role} ${dataPath}
 `;
+
+function metric(lines: unknown, prefix: string): number {
+  const line = (lines as string[]).find((l) => l.startsWith(prefix));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
 
 describe.skipIf(!labReady() || !existsSync(addon))('sidecar SMC-R link layer on soft-RoCE (VM lab)', () => {
   beforeAll(async () => {
@@ -37,7 +42,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar SMC-R link layer on 
     const r = await runLab({
       name: 'sidecar-link',
       timeoutSec: 300,
-      scripts: [nodeCmd('server'), nodeCmd('client')],
+      scripts: [nodeCmd('server', 'link-only'), nodeCmd('client', 'link-only')],
     });
     const msg = describeResult(r);
     const [server, client] = r.nodes;
@@ -50,12 +55,41 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar SMC-R link layer on 
       'app on 10.77.0.1: /req-1',
       'app on 10.77.0.1: /req-2',
     ]);
+    expect(c.find((x) => x.check === 'upload')?.['ok']).toBe(true);
     expect(c.find((x) => x.check === 'metrics')?.['connections']).toEqual([
-      'smc_connections_total{outcome="fallback",reason="link-setup-failed"} 3',
+      'smc_connections_total{outcome="fallback",reason="link-setup-failed"} 4',
     ]);
     // Both sides got as far as a confirmed link (QP at RTS, LLC CONFIRM LINK exchanged).
     for (const node of [server, client]) {
-      expect(node.output.match(/SMC-R link confirmed/g)?.length, node.output).toBe(3);
+      expect(node.output.match(/SMC-R link confirmed/g)?.length, node.output).toBe(4);
     }
+  });
+
+  it('carries HTTP over SMC-R with the JavaScript data path (RDMA WRITE + CDC)', async () => {
+    const r = await runLab({
+      name: 'sidecar-smc-js',
+      timeoutSec: 300,
+      scripts: [nodeCmd('server', 'js'), nodeCmd('client', 'js')],
+    });
+    const msg = describeResult(r);
+    const [server, client] = r.nodes;
+    expect(server.exitCode, `${msg}\n${server.output}`).toBe(0);
+    expect(client.exitCode, `${msg}\n${client.output}`).toBe(0);
+    const c = rows(client.output);
+    expect(c.find((x) => x.check === 'http')?.['bodies']).toEqual([
+      'app on 10.77.0.1: /req-0',
+      'app on 10.77.0.1: /req-1',
+      'app on 10.77.0.1: /req-2',
+    ]);
+    expect(c.find((x) => x.check === 'upload')?.['ok'], client.output).toBe(true);
+    const m = c.find((x) => x.check === 'metrics');
+    expect(m?.['connections']).toEqual(['smc_connections_total{outcome="upgraded",reason="none"} 4']);
+    expect(metric(m?.['bytes'], 'smc_bytes_total{path="rdma",direction="tx"}')).toBeGreaterThan(
+      3 * 1024 * 1024,
+    );
+    expect(metric(m?.['bytes'], 'smc_bytes_total{path="rdma",direction="rx"}')).toBeGreaterThan(
+      3 * 1024 * 1024,
+    );
+    expect(metric(m?.['bytes'], 'smc_bytes_total{path="tcp",direction="tx"}')).toBe(0);
   });
 });

@@ -21,7 +21,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_GID_INDEX', path: ['rdma', 'gidIndex'], kind: 'int' },
   { env: 'SMC_VLAN', path: ['rdma', 'vlan'], kind: 'nullableInt' },
   { env: 'SMC_PKEY', path: ['rdma', 'pkey'], kind: 'int' },
-  { env: 'SMC_RDMA_LINK_WITHOUT_PUMP', path: ['rdma', 'linkWithoutDataPump'], kind: 'bool' },
+  { env: 'SMC_RDMA_DATA_PATH', path: ['rdma', 'dataPath'], kind: 'string' },
   { env: 'SMC_PORT_OUTBOUND', aliases: ['SMC_OUTBOUND_PORT'], path: ['ports', 'outbound'], kind: 'int' },
   { env: 'SMC_PORT_INBOUND', aliases: ['SMC_INBOUND_PORT'], path: ['ports', 'inbound'], kind: 'int' },
   { env: 'SMC_PORT_SMC', path: ['ports', 'smc'], kind: 'int' },

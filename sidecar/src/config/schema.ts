@@ -22,6 +22,9 @@ const tenant = z
 
 const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
+export const DATA_PATHS = ['auto', 'native', 'js', 'link-only'] as const;
+export type DataPath = (typeof DATA_PATHS)[number];
+
 export const POLICY_MODES = ['Prefer', 'Require', 'Disabled'] as const;
 export type PolicyMode = (typeof POLICY_MODES)[number];
 
@@ -47,10 +50,12 @@ export const SidecarConfigSchema = z
         /** InfiniBand partition key; 0xffff is the default full-membership partition. */
         pkey: z.number().int().min(0).max(0xffff).default(0xffff),
         /**
-         * Attempt SMC-R (CLC, QP to RTS, LLC Confirm Link) even though the native data pump is
-         * missing, then fall back to TCP: exercises the link layer on real devices. Off in production.
+         * What carries the bytes of an SMC-R connection: `native` (the addon's DataPump),
+         * `js` (RDMA WRITE + CDC posted from JavaScript), `auto` (native when the addon has it,
+         * else js), or `link-only` (bring the link up and confirm it, then fall back to TCP:
+         * for testing the link layer).
          */
-        linkWithoutDataPump: z.boolean().default(false),
+        dataPath: z.enum(DATA_PATHS).default('auto'),
       })
       .strict()
       .prefault({}),

@@ -87,6 +87,20 @@ export class LlcChannel {
     }
   }
 
+  /** Number of receive slots; receive completions carry the slot as wrId. */
+  get slotCount(): number {
+    return this.slots;
+  }
+
+  /** A copy of what receive slot `slot` holds, then the slot is posted again (for a data path taking over). */
+  takeSlot(slot: number): Buffer {
+    const bytes = Buffer.from(
+      this.recvBuf.subarray(slot * LLC_MESSAGE_LENGTH, (slot + 1) * LLC_MESSAGE_LENGTH),
+    );
+    this.postRecv(slot);
+    return bytes;
+  }
+
   close(): void {
     this.recvMr.close();
     this.sendMr.close();

@@ -96,9 +96,17 @@ export function openRdmaDevice(
       mtu: port.activeMtu,
       ibMtu: IB_MTU[port.activeMtu],
       close() {
-        channel.close();
-        pd.close();
-        context.close();
+        // Each step on its own: a leaked child makes its parent's close throw EBUSY, the rest still go.
+        const errors: unknown[] = [];
+        for (const step of [() => channel.close(), () => pd.close(), () => context.close()]) {
+          try {
+            step();
+          } catch (err) {
+            errors.push(err);
+          }
+        }
+        if (errors.length > 0)
+          throw new AggregateError(errors, 'closing the RDMA device left resources open');
       },
     };
   } catch (err) {

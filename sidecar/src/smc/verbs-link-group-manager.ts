@@ -1,7 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { CompletionQueue, MemoryRegion, QueuePair } from '../../../native/index.js';
-import type { SidecarConfig } from '../config/schema.js';
+import type { DataPath, SidecarConfig } from '../config/schema.js';
 import { LLC_WAIT_FIRST_TIME_MS } from '../handshake/machine.js';
 import type { LocalRdmaParams, NegotiatedLink } from '../handshake/types.js';
 import type { Logger } from '../log.js';
@@ -19,6 +19,7 @@ import { LlcChannel } from './llc-channel.js';
 import { makePeerId } from './peer-id.js';
 import type { RdmaDevice } from './rdma-device.js';
 import type { SmcConnection } from './smc-connection.js';
+import { JsSmcConnection } from './js-smc-connection.js';
 
 /** SMC_LINKS_PER_LGR_MAX / SMC_RMBS_PER_LGR_MAX as we advertise them: one link, one connection. */
 const MAX_LINKS = 1;
@@ -37,6 +38,8 @@ interface Link {
   readonly llc: LlcChannel;
   readonly psn: number;
   readonly alertToken: number;
+  /** The data path using this link, released first on teardown. */
+  connection: { dispose(): void } | null;
   closed: boolean;
 }
 
@@ -44,12 +47,9 @@ export interface VerbsLinkGroupManagerOptions {
   device: RdmaDevice;
   config: SidecarConfig;
   log: Logger;
-  /**
-   * The native data pump is what carries bytes once a link is up. Until the
-   * addon provides it, available() is false (so no handshake is attempted);
-   * tests of the link layer set this to exercise QP setup and Confirm Link.
-   */
-  attemptWithoutDataPump?: boolean;
+  /** See `rdma.dataPath` in the config schema. */
+  dataPath: DataPath;
+  onRdmaError?: (kind: string) => void;
 }
 
 /**
@@ -69,12 +69,25 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     this.peerId = makePeerId(opts.device.mac);
   }
 
-  private get pumpAvailable(): boolean {
+  private get nativePump(): boolean {
     return typeof (this.opts.device.verbs as unknown as Record<string, unknown>)['DataPump'] === 'function';
   }
 
+  /** The data path connections will use, or null when none can carry bytes. */
+  private effectiveDataPath(): 'native' | 'js' | 'link-only' | null {
+    switch (this.opts.dataPath) {
+      case 'auto':
+        return this.nativePump ? 'native' : 'js';
+      case 'native':
+        return this.nativePump ? 'native' : null;
+      case 'js':
+      case 'link-only':
+        return this.opts.dataPath;
+    }
+  }
+
   available(): boolean {
-    return this.pumpAvailable || this.opts.attemptWithoutDataPump === true;
+    return this.effectiveDataPath() !== null;
   }
 
   stats(): LinkGroupStats {
@@ -144,6 +157,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         llc,
         psn: verbs.randomPsn(),
         alertToken,
+        connection: null,
         closed: false,
       };
     } catch (err) {
@@ -207,14 +221,40 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'LLC CONFIRM LINK failed', { cause: err });
     }
     log.info({ peerQpn: n.peer.qpn, mtu: mtuBytes }, 'SMC-R link confirmed');
-    if (!this.pumpAvailable) {
-      throw new LinkSetupError(
-        FallbackReason.LinkSetupFailed,
-        'link confirmed, but the native data pump is not available',
-      );
+    const path = this.effectiveDataPath();
+    if (path === 'js') {
+      const connection = new JsSmcConnection({
+        id: `${link.alertToken.toString(16)}`,
+        linkId: link.id,
+        verbs: device.verbs,
+        pd: device.pd,
+        qp: link.qp,
+        cq: link.cq,
+        llc: link.llc,
+        rmb: link.rmb,
+        sendRing: link.sendRing,
+        sendMr: link.sendMr,
+        localToken: link.alertToken,
+        peer: {
+          addr: n.peer.rmbVirtualAddress,
+          rkey: n.peer.rmbRkey,
+          size: n.peer.rmbeSizeBytes,
+          token: n.peer.rmbeAlertToken,
+        },
+        log,
+        onClosed: () => this.destroyLink(link),
+        onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
+      });
+      link.connection = connection;
+      return connection;
     }
-    // The native DataPump (native/README.md) will bind the socket fd, QP, send ring, RMB and the peer's RMB here.
-    throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'data pump binding not implemented');
+    // 'native': the addon's DataPump (native/README.md) binds the socket fd, QP, send ring and RMBs here.
+    throw new LinkSetupError(
+      FallbackReason.LinkSetupFailed,
+      path === 'link-only'
+        ? 'link confirmed; data path disabled (link-only)'
+        : 'native data pump binding not implemented',
+    );
   }
 
   private destroyLink(link: Link): void {
@@ -222,6 +262,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     link.closed = true;
     this.links.delete(link);
     const steps = [
+      () => link.connection?.dispose(),
       () => link.qp.close(),
       () => link.llc.close(),
       () => link.sendMr.close(),

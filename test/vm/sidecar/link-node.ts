@@ -1,11 +1,12 @@
 // One node of the sidecar link-layer lab (test/vm/sidecar-link.test.ts), run in a VM as
-//   node dist/test/vm/sidecar/link-node.js server|client
+//   node dist/test/vm/sidecar/link-node.js server|client link-only|js
 // server (node0): an HTTP app on $LAB_IP:8080 and a sidecar whose link layer uses $LAB_RXE.
 // client (node1): a sidecar whose outbound listener believes every connection was headed to the
 // server's app (explicit ports instead of nftables, which the lab kernel lacks), and an HTTP client.
 // Both sidecars run the CLC handshake, bring a real RC QP to RTS and confirm the link over LLC;
-// without the native data pump they then fall back to TCP on the same connection.
+// then (link-only) fall back to TCP on the same connection, or (js) carry the bytes over RDMA.
 // Result lines: "RESULT {json}".
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { request, createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
@@ -28,16 +29,17 @@ function result(r: Record<string, unknown>): void {
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
 }
 
-function get(port: number, path: string): Promise<string> {
+function get(port: number, path: string, body?: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 30_000, agent: false }, (res) => {
+    const method = body === undefined ? 'GET' : 'POST';
+    const req = request({ host: '127.0.0.1', port, path, method, timeout: 60_000, agent: false }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve(body));
     });
     req.on('error', reject);
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
+    req.end(body);
   });
 }
 
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
   const cfg = SidecarConfigSchema.parse({
     tenant: 'team-a',
     logLevel: 'debug',
-    rdma: { device: env('LAB_RXE'), gidIndex: 1, linkWithoutDataPump: true },
+    rdma: { device: env('LAB_RXE'), gidIndex: 1, dataPath: process.argv[3] ?? 'link-only' },
     directory: { path: directory },
     timeouts: { clcHandshakeMs: 20_000 },
   });
@@ -92,7 +94,17 @@ async function main(): Promise<void> {
   result({ check: 'started', role, smcR: sidecar.ctx.links.available(), ports: sidecar.ports });
 
   if (role === 'server') {
-    const app = createHttpServer((req, res) => res.end(`app on ${me}: ${req.url ?? ''}`));
+    const app = createHttpServer((req, res) => {
+      const hash = createHash('sha256');
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        hash.update(c);
+        n += c.byteLength;
+      });
+      req.on('end', () =>
+        res.end(n === 0 ? `app on ${me}: ${req.url ?? ''}` : `${n} ${hash.digest('hex')} ${'r'.repeat(n)}`),
+      );
+    });
     await new Promise<void>((r) => app.listen(APP_PORT, me, r));
     // Stay up until the client says it is done.
     await new Promise<void>((resolve) => {
@@ -111,10 +123,22 @@ async function main(): Promise<void> {
     const bodies: string[] = [];
     for (let i = 0; i < 3; i++) bodies.push(await get(sidecar.ports.outbound, `/req-${i}`));
     result({ check: 'http', bodies });
+    // 3 MiB up, the same amount back: several laps of the 64 KiB RMBEs in both directions.
+    const payload = randomBytes(3 * 1024 * 1024);
+    const answer = await get(sidecar.ports.outbound, '/upload', payload);
+    const [n, digest, echo] = answer.split(' ');
+    result({
+      check: 'upload',
+      ok:
+        Number(n) === payload.byteLength &&
+        digest === createHash('sha256').update(payload).digest('hex') &&
+        echo?.length === payload.byteLength,
+    });
     const metrics = await get(sidecar.ports.metrics, '/metrics');
     result({
       check: 'metrics',
       connections: metrics.split('\n').filter((l) => l.startsWith('smc_connections_total{')),
+      bytes: metrics.split('\n').filter((l) => l.startsWith('smc_bytes_total{')),
     });
     await waitTcp(peer, DONE_PORT, 10_000).catch(() => undefined);
   }

@@ -46,6 +46,20 @@ function resetBoth(a: Socket | null, b: Socket): void {
  */
 export async function serveSmcConnection(ctx: ProxyContext, tcp: Socket, connId: string): Promise<void> {
   const log = ctx.log.child({ conn: connId, side: 'server', peer: tcp.remoteAddress });
+  const release = ctx.limiter.acquire();
+  if (release === null) {
+    log.warn({ max: ctx.config.limits.maxConnections }, 'connection limit reached; resetting');
+    resetBoth(null, tcp);
+    return;
+  }
+  try {
+    await serve(ctx, tcp, connId, log);
+  } finally {
+    release();
+  }
+}
+
+async function serve(ctx: ProxyContext, tcp: Socket, connId: string, log: Logger): Promise<void> {
   const timeoutMs = ctx.config.timeouts.clcHandshakeMs;
   let preamble;
   let rest: Buffer;

@@ -6,31 +6,32 @@ export class OperatorMetrics {
   readonly reconcileDuration = new Histogram({
     name: 'smc_operator_reconcile_duration_seconds',
     help: 'Time spent in one reconcile(key)',
-    labelNames: ['kind'] as const,
+    labelNames: ['controller'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
   readonly reconcileErrors = new Counter({
     name: 'smc_operator_reconcile_errors_total',
     help: 'Reconciles that failed and were requeued with backoff',
-    labelNames: ['kind'] as const,
+    labelNames: ['controller'] as const,
     registers: [this.registry],
   });
   readonly reconciles = new Counter({
     name: 'smc_operator_reconciles_total',
     help: 'Reconciles run',
-    labelNames: ['kind'] as const,
+    labelNames: ['controller'] as const,
     registers: [this.registry],
   });
   readonly queueDepth = new Gauge({
-    name: 'smc_operator_workqueue_depth',
+    name: 'smc_operator_queue_depth',
     help: 'Keys waiting in the work queue',
+    labelNames: ['controller'] as const,
     registers: [this.registry],
   });
   readonly watchedObjects = new Gauge({
     name: 'smc_operator_watched_objects',
     help: 'Objects in the informer caches',
-    labelNames: ['resource'] as const,
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
   readonly webhookDuration = new Histogram({

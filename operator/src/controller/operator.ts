@@ -78,6 +78,9 @@ export interface OperatorOptions {
   };
 }
 
+/** The `controller` label of the queue depth gauge (one queue serves both reconcilers). */
+const QUEUE_NAME = 'smc-operator';
+
 type Handlers<T> = { onAdd?(o: T): void; onUpdate?(a: T, b: T): void; onDelete?(o: T): void };
 
 /**
@@ -201,7 +204,7 @@ export class Operator {
       handlers,
       this.log.child({ c: 'reflector' }),
     );
-    r.onSize = (n) => this.metrics.watchedObjects.labels(name).set(n);
+    r.onSize = (n) => this.metrics.watchedObjects.labels(rt.kind).set(n);
     return r;
   }
 
@@ -476,7 +479,7 @@ export class Operator {
         burst: this.opts.queue.burst,
       }),
     );
-    q.onDepth = (d) => this.metrics.queueDepth.set(d);
+    q.onDepth = (d) => this.metrics.queueDepth.labels(QUEUE_NAME).set(d);
     this.queue = q;
     for (const p of this.policies.store.list()) q.add(policyKey(objectKey(p.metadata)));
     q.add(DIRECTORY_KEY);
@@ -498,7 +501,7 @@ export class Operator {
     for (;;) {
       const key = await q.get();
       if (key === undefined) return;
-      const kind = key === DIRECTORY_KEY ? 'directory' : 'policy';
+      const kind = key === DIRECTORY_KEY ? 'directory' : 'smcpolicy';
       const end = this.metrics.reconcileDuration.labels(kind).startTimer();
       try {
         await this.reconcile(key);

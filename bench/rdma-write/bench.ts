@@ -10,8 +10,6 @@
 //      its completion channel (event-driven; ib_write_lat instead busy-polls the last byte).
 //      Reported like ib_write_lat: one-way latency = round trip / 2.
 // node0 prints `BENCH {json}`.
-import { connect, createServer, type Socket } from 'node:net';
-
 import {
   allocBuffer,
   openDevice,
@@ -19,6 +17,7 @@ import {
   type QueuePair,
   type WorkCompletion,
 } from '../../native/index.js';
+import { openCtl } from '../../test/vm/addon/ctl.js';
 
 const [mode = 'bw', portArg = '18700', itersArg, sizeArg, depthArg] = process.argv.slice(2);
 const port = Number(portArg);
@@ -30,57 +29,13 @@ const depth = Number(depthArg ?? '128');
 const SIGNAL_EVERY = 16;
 const RING = 16; // messages in the target ring
 
-interface Endpoint {
+type Endpoint = {
   gid: string;
   qpn: number;
   psn: number;
   addr: number;
   rkey: number;
-}
-
-async function exchange(local: Endpoint): Promise<{ remote: Endpoint; sock: Socket }> {
-  let sock: Socket;
-  if (isServer) {
-    const server = createServer();
-    const accepted = new Promise<Socket>((r) => server.once('connection', r));
-    server.listen(port, '0.0.0.0');
-    sock = await accepted;
-    server.close();
-  } else {
-    for (let i = 0; ; i++) {
-      try {
-        sock = await new Promise<Socket>((res, rej) => {
-          const c = connect(port, peerIp);
-          c.once('connect', () => res(c));
-          c.once('error', rej);
-        });
-        break;
-      } catch (e) {
-        if (i > 300) throw e;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
-  }
-  sock.setNoDelay(true);
-  sock.write(`${JSON.stringify(local)}\n`);
-  const line = await new Promise<string>((resolve) => {
-    let buf = '';
-    const onData = (d: Buffer): void => {
-      buf += d.toString('utf8');
-      const i = buf.indexOf('\n');
-      if (i >= 0) {
-        sock.off('data', onData);
-        resolve(buf.slice(0, i));
-      }
-    };
-    sock.on('data', onData);
-  });
-  return { remote: JSON.parse(line) as Endpoint, sock };
-}
-
-function waitLine(sock: Socket): Promise<void> {
-  return new Promise((resolve) => sock.once('data', () => resolve()));
-}
+};
 
 async function main(): Promise<void> {
   const ctx = openDevice(process.env['LAB_RXE'] ?? 'rxe0');
@@ -95,15 +50,17 @@ async function main(): Promise<void> {
   const local = allocBuffer(ringBytes);
   const mr = pd.registerMr(local, { remoteWrite: true });
   const psn = randomPsn();
-  const { remote, sock } = await exchange({ gid, qpn: qp.qpn, psn, addr: mr.addr, rkey: mr.rkey });
+  const ctl = await openCtl(isServer, port, peerIp);
+  ctl.send('ep', { gid, qpn: qp.qpn, psn, addr: mr.addr, rkey: mr.rkey });
+  const remote = await ctl.recv<Endpoint>('ep');
   qp.connect({ remote, localPsn: psn, sgidIndex: 1, remoteWrite: true, mtu });
 
   if (mode === 'bw') {
     if (isServer) {
-      sock.write('ready\n');
-      await waitLine(sock); // "done"
+      ctl.send('ready');
+      await ctl.recv('done');
     } else {
-      await waitLine(sock); // "ready"
+      await ctl.recv('ready');
       const run = (n: number): Promise<number> =>
         new Promise((resolve, reject) => {
           let posted = 0;
@@ -141,7 +98,7 @@ async function main(): Promise<void> {
         });
       await run(Math.min(100, iters)); // warm-up
       const sec = await run(iters);
-      sock.write('done\n');
+      ctl.send('done');
       const mib = (iters * size) / 1048576 / sec;
       console.log(`BENCH ${JSON.stringify({ mode, size, iters, depth, seconds: sec, MiBps: mib })}`);
     }
@@ -166,8 +123,8 @@ async function main(): Promise<void> {
     };
     const total = iters + 100; // first 100 are warm-up
     const samples: number[] = [];
-    sock.write('ready\n');
-    await waitLine(sock);
+    ctl.send('ready');
+    await ctl.recv('ready');
     await new Promise<void>((resolve, reject) => {
       let got = 0;
       let t = process.hrtime.bigint();
@@ -211,7 +168,7 @@ async function main(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  sock.destroy();
+  ctl.sock.destroy();
   qp.close();
   mr.close();
   cq.close();

@@ -4,7 +4,10 @@
 # addon's 64-byte RDMA_WRITE_WITH_IMM ping-pong. Prints both and the ratios (absolute figures
 # under TCG drift between runs; compare ratios).
 #
-#   bench/rdma-write/run.sh [--keep DIR]     env: BENCH_ITERS_BW, BENCH_ITERS_LAT (default 1000)
+#   bench/rdma-write/run.sh [--keep DIR]
+#   env: BENCH_ROUNDS (default 3), BENCH_ITERS_BW, BENCH_ITERS_LAT (default 1000)
+# Each round runs ib_write_bw, the addon's bw, ib_write_lat, the addon's lat back to back; the
+# report gives per-round ratios and their median.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -20,6 +23,7 @@ cat >"$RUN/node.sh" <<SH
 export BENCH_REPO=$(printf '%q' "$REPO")
 export BENCH_ITERS_BW=${BENCH_ITERS_BW:-1000}
 export BENCH_ITERS_LAT=${BENCH_ITERS_LAT:-1000}
+export BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 exec bash $(printf '%q' "$HERE/node.sh")
 SH
 rc=0

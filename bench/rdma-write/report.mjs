@@ -56,7 +56,9 @@ const perRound = rounds.map((r) => {
   row.latAvgRatio = ratio(row.addonLatAvgUs, row.perftestLatAvgUs);
   return row;
 });
+const retries = lines.filter((l) => l.startsWith('RETRY ')).length;
 const summary = {
+  addonRetries: retries,
   rounds: perRound.length,
   medianBwRatio: median(perRound.map((r) => r.bwRatio)),
   medianLatTypRatio: median(perRound.map((r) => r.latTypRatio)),
@@ -79,6 +81,7 @@ console.log(
   `median ratios (addon/perftest): bandwidth ${f(summary.medianBwRatio, 2)} (higher is better), ` +
     `latency typical ${f(summary.medianLatTypRatio, 2)}, average ${f(summary.medianLatAvgRatio, 2)} (lower is better)`,
 );
+if (retries > 0) console.log(`addon steps retried after an rxe error completion: ${retries}`);
 console.log(
   'latency is one-way = round trip / 2; ib_write_lat busy-polls memory, the addon waits on its completion channel',
 );

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 import type {
+  AsyncEvent,
   DebugCounters,
   DeviceInfo,
   Mtu,
@@ -97,6 +98,19 @@ export function randomPsn(): number {
 }
 
 export class Context extends binding.Context {
+  readonly #asyncListeners = new Set<(ev: AsyncEvent) => void>();
+
+  /** Called by the addon for each async event of the device (port up/down, QP/CQ errors, ...). */
+  onAsyncEvent(ev: AsyncEvent): void {
+    for (const l of this.#asyncListeners) l(ev);
+  }
+
+  /** Subscribes to the device's async events. Returns the unsubscribe function. */
+  addAsyncEventListener(listener: (ev: AsyncEvent) => void): () => void {
+    this.#asyncListeners.add(listener);
+    return () => this.#asyncListeners.delete(listener);
+  }
+
   allocPd(): ProtectionDomain {
     return new ProtectionDomain(this);
   }

@@ -263,6 +263,15 @@ export interface OriginalDst {
   readonly port: number;
 }
 
+/** An asynchronous device event (`enum ibv_event_type` name), e.g. a port going down. */
+export interface AsyncEvent {
+  readonly type: string;
+  /** For port events. */
+  readonly port?: number;
+  /** For QP events. */
+  readonly qpn?: number;
+}
+
 // ---- the native binding ---------------------------------------------------------------------------
 
 export interface NativeContext {

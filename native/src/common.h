@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace smc {
 
@@ -67,10 +68,18 @@ T* UnwrapTagged(Napi::Env env, const Napi::Value& v, const napi_type_tag& tag, c
 }
 
 // ---- native resource records ---------------------------------------------------------------------
+struct AsyncSink {
+  virtual ~AsyncSink() = default;
+  virtual void OnAsyncEvents(const std::vector<ibv_async_event>& events) = 0;
+};
+
 struct DeviceRes {
   ibv_context* ctx = nullptr;
   std::string name;
   int children = 0;
+  uv_poll_t* asyncPoll = nullptr;   // watches ctx->async_fd (unref'd)
+  AsyncSink* asyncSink = nullptr;   // the JS Context, while it exists
+  int StartAsync(uv_loop_t* loop);
   DeviceRes(ibv_context* c, std::string n);
   ~DeviceRes();
   int Destroy();
@@ -152,6 +161,7 @@ std::shared_ptr<QpRes> QpResOf(Napi::Env env, const Napi::Value& v);
 
 // Names used in work completions.
 const char* WcStatusName(ibv_wc_status s);
+const char* AsyncEventName(ibv_event_type t);
 const char* WcOpcodeName(ibv_wc_opcode op);
 Napi::Object WcToObject(Napi::Env env, const ibv_wc& wc);
 

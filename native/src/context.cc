@@ -1,5 +1,6 @@
 // Device list, device context (ibv_open_device) and device / port / GID / PKey queries.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <net/if.h>
 
 #include <cerrno>
@@ -13,8 +14,44 @@ namespace smc {
 
 DeviceRes::DeviceRes(ibv_context* c, std::string n) : ctx(c), name(std::move(n)) { g_live[kContexts]++; }
 DeviceRes::~DeviceRes() { Destroy(); }
+
+namespace {
+void OnAsyncReadable(uv_poll_t* h, int status, int events) {
+  auto* d = static_cast<DeviceRes*>(h->data);
+  if (!d || !d->ctx) return;
+  std::vector<ibv_async_event> got;
+  ibv_async_event ev;
+  while (got.size() < 64 && ibv_get_async_event(d->ctx, &ev) == 0) {
+    got.push_back(ev);
+    ibv_ack_async_event(&ev);  // at once: destroying a QP/CQ waits for its events to be acked
+  }
+  if (!got.empty() && d->asyncSink) d->asyncSink->OnAsyncEvents(got);
+}
+}  // namespace
+
+int DeviceRes::StartAsync(uv_loop_t* loop) {
+  int fl = fcntl(ctx->async_fd, F_GETFL);
+  if (fl < 0 || fcntl(ctx->async_fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+  asyncPoll = new uv_poll_t;
+  int r = uv_poll_init(loop, asyncPoll, ctx->async_fd);
+  if (r) {
+    delete asyncPoll;
+    asyncPoll = nullptr;
+    return r;
+  }
+  asyncPoll->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(asyncPoll));  // events alone do not keep node running
+  return uv_poll_start(asyncPoll, UV_READABLE, OnAsyncReadable);
+}
+
 int DeviceRes::Destroy() {
   if (!ctx) return 0;
+  if (asyncPoll) {
+    uv_poll_stop(asyncPoll);
+    asyncPoll->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(asyncPoll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    asyncPoll = nullptr;
+  }
   int r = ibv_close_device(ctx);
   if (r) return errno ? errno : EIO;
   ctx = nullptr;
@@ -181,7 +218,7 @@ void SysfsGidTable(Napi::Env env, const std::string& dev, uint8_t port, int len,
 
 }  // namespace
 
-class Context : public Napi::ObjectWrap<Context> {
+class Context : public Napi::ObjectWrap<Context>, public AsyncSink {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Context",
@@ -197,7 +234,8 @@ class Context : public Napi::ObjectWrap<Context> {
   }
 
   // new Context(name?: string)
-  explicit Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
+  explicit Context(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Context>(info), async_(info.Env(), "smc_verbs:Context") {
     Napi::Env env = info.Env();
     napi_type_tag_object(env, info.This(), &kTagContext);
     std::string want;
@@ -218,6 +256,59 @@ class Context : public Napi::ObjectWrap<Context> {
     ibv_context* ctx = ibv_open_device(found);
     if (!ctx) ThrowVerbs(env, errno ? errno : ENODEV, "ibv_open_device", name);
     res_ = std::make_shared<DeviceRes>(ctx, name);
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    if (int r = res_->StartAsync(loop)) {
+      res_.reset();
+      ThrowVerbs(env, -r, "uv_poll_start", "async event fd");
+    }
+    res_->asyncSink = this;
+  }
+
+  ~Context() override {
+    if (res_) res_->asyncSink = nullptr;
+  }
+
+  // Async events (port up/down, QP/CQ errors, ...) go to this.onAsyncEvent(ev).
+  void OnAsyncEvents(const std::vector<ibv_async_event>& events) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Object self = Value();
+    if (self.IsEmpty()) return;
+    for (const auto& ev : events) {
+      try {
+        Napi::Value fn = self.Get("onAsyncEvent");
+        if (!fn.IsFunction()) return;
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("type", AsyncEventName(ev.event_type));
+        switch (ev.event_type) {
+          case IBV_EVENT_PORT_ACTIVE:
+          case IBV_EVENT_PORT_ERR:
+          case IBV_EVENT_LID_CHANGE:
+          case IBV_EVENT_PKEY_CHANGE:
+          case IBV_EVENT_SM_CHANGE:
+          case IBV_EVENT_CLIENT_REREGISTER:
+          case IBV_EVENT_GID_CHANGE:
+            o.Set("port", ev.element.port_num);
+            break;
+          case IBV_EVENT_QP_FATAL:
+          case IBV_EVENT_QP_REQ_ERR:
+          case IBV_EVENT_QP_ACCESS_ERR:
+          case IBV_EVENT_COMM_EST:
+          case IBV_EVENT_SQ_DRAINED:
+          case IBV_EVENT_PATH_MIG:
+          case IBV_EVENT_PATH_MIG_ERR:
+          case IBV_EVENT_QP_LAST_WQE_REACHED:
+            o.Set("qpn", ev.element.qp->qp_num);
+            break;
+          default:
+            break;
+        }
+        fn.As<Napi::Function>().MakeCallback(self, {o}, async_);
+      } catch (const Napi::Error& e) {
+        ReportUncaught(env, e);
+      }
+    }
   }
 
   std::shared_ptr<DeviceRes> Res(Napi::Env env, const char* op) {
@@ -227,6 +318,7 @@ class Context : public Napi::ObjectWrap<Context> {
 
  private:
   std::shared_ptr<DeviceRes> res_;
+  Napi::AsyncContext async_;
 
   Napi::Value GetName(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), res_ ? res_->name : "");

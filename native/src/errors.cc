@@ -202,6 +202,36 @@ const char* WcStatusName(ibv_wc_status s) {
   return "IBV_WC_UNKNOWN";
 }
 
+const char* AsyncEventName(ibv_event_type t) {
+  switch (t) {
+#define E(x) \
+  case x:    \
+    return #x;
+    E(IBV_EVENT_CQ_ERR)
+    E(IBV_EVENT_QP_FATAL)
+    E(IBV_EVENT_QP_REQ_ERR)
+    E(IBV_EVENT_QP_ACCESS_ERR)
+    E(IBV_EVENT_COMM_EST)
+    E(IBV_EVENT_SQ_DRAINED)
+    E(IBV_EVENT_PATH_MIG)
+    E(IBV_EVENT_PATH_MIG_ERR)
+    E(IBV_EVENT_DEVICE_FATAL)
+    E(IBV_EVENT_PORT_ACTIVE)
+    E(IBV_EVENT_PORT_ERR)
+    E(IBV_EVENT_LID_CHANGE)
+    E(IBV_EVENT_PKEY_CHANGE)
+    E(IBV_EVENT_SM_CHANGE)
+    E(IBV_EVENT_SRQ_ERR)
+    E(IBV_EVENT_SRQ_LIMIT_REACHED)
+    E(IBV_EVENT_QP_LAST_WQE_REACHED)
+    E(IBV_EVENT_CLIENT_REREGISTER)
+    E(IBV_EVENT_GID_CHANGE)
+    E(IBV_EVENT_WQ_FATAL)
+#undef E
+  }
+  return "IBV_EVENT_UNKNOWN";
+}
+
 const char* WcOpcodeName(ibv_wc_opcode op) {
   switch (op) {
     case IBV_WC_SEND:

@@ -95,6 +95,12 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
       unchanged: true,
       stateA: 'ERR',
     });
+    // async events reach JS: netdev down -> PORT_ERR, up -> PORT_ACTIVE
+    const ev = pick(lines, 'check', 'async_events');
+    expect(ev['seen'], msg).toEqual(
+      expect.arrayContaining(['IBV_EVENT_PORT_ERR:1', 'IBV_EVENT_PORT_ACTIVE:1']),
+    );
+    expect(ev).toMatchObject({ downState: 'DOWN', upState: 'ACTIVE' });
     expect(pick(lines, 'check', 'close')).toMatchObject({
       busy: 'EBUSY',
       counters: { contexts: 0, pds: 0, mrs: 0, channels: 0, cqs: 0, qps: 0 },

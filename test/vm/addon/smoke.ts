@@ -1,6 +1,7 @@
 // Single-node checks of the addon on a real rxe device (run inside a lab VM): queries, a loopback
 // RC connection between two QPs of the same device, SEND/RECV, RDMA WRITE (+IMM), access errors,
 // cross-PD protection and a leak loop. Prints one JSON line per check: {"check": name, ...}.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   allocBuffer,
@@ -130,6 +131,26 @@ async function main(): Promise<void> {
   for (const o of [qpA, qpB, qpC, qpD, src, dst, noRemote]) o.close();
   for (const o of [cqA, cqB, ch, pdA, pdB, ctx]) o.close();
   out('close', { busy, counters: debugCounters() });
+
+  // async events: the port goes down and up with its netdev
+  {
+    const c = openDevice(devName);
+    const seen: string[] = [];
+    const got = new Promise<void>((resolve) => {
+      c.addAsyncEventListener((ev) => {
+        seen.push(`${ev.type}:${ev.port ?? ''}`);
+        if (ev.type === 'IBV_EVENT_PORT_ACTIVE') resolve();
+      });
+    });
+    const netdev = process.env['LAB_NETDEV'] ?? 'eth0';
+    execFileSync('ip', ['link', 'set', netdev, 'down']);
+    await new Promise((r) => setTimeout(r, 500));
+    const downState = c.queryPort(1).state;
+    execFileSync('ip', ['link', 'set', netdev, 'up']);
+    await Promise.race([got, new Promise((r) => setTimeout(r, 20_000))]);
+    out('async_events', { seen, downState, upState: c.queryPort(1).state });
+    c.close();
+  }
 
   // leak loop
   const n = Number(process.env['SMOKE_CYCLES'] ?? '200');

@@ -8,7 +8,8 @@
 //      a plain client's does not (parsed with the protocol library's findSmcTcpOption);
 //   3. option written on the SYN: a kernel SMC server reached from a marked socket in the BPF
 //      cgroup answers with the option and waits for CLC (our Decline makes it fall back with
-//      PEERDECL), while an unmarked socket of the same cgroup gets PEERNOSMC.
+//      PEERDECL), while an unmarked socket of the same cgroup, and the marked one after the
+//      program is detached, get PEERNOSMC.
 // See docs/smc-option.md.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -344,13 +345,27 @@ describe.skipIf(!labReady() || ksmcDir === '' || smcoDir === '')(
         });
         const u = serverSock(unmarked);
         expect(u, JSON.stringify(conns)).toMatchObject({ mode: 'TCP', fallback_reason: PEERNOSMC });
-        expect(conns.map((x) => x.data).sort()).toEqual(['app-marked-7200', 'app-unmarked-7200']);
+        // After `detach`: the same marked socket gets no option, the server falls back with PEERNOSMC.
+        expect(readJson<{ detached: boolean }>(c.outDir, 'detach.json').detached).toBe(true);
+        expect(readJson<{ attached: boolean }>(c.outDir, 'status-detached.json').attached).toBe(false);
+        const detached = readJson<Connect>(c.outDir, 'probe-detached.json');
+        expect(detached.bpf).toEqual({ found: false });
+        expect(detached.declined).toBe(false);
+        expect(serverSock(detached), JSON.stringify(conns)).toMatchObject({
+          mode: 'TCP',
+          fallback_reason: PEERNOSMC,
+        });
+        expect(conns.map((x) => x.data).sort()).toEqual([
+          'app-detached-7200',
+          'app-marked-7200',
+          'app-unmarked-7200',
+        ]);
 
         const srv = fallbackDelta(
           readJson(s.outDir, 'stats-before.json'),
           readJson(s.outDir, 'stats-after.json'),
         );
-        expect(srv, msg).toEqual({ client: {}, server: { [PEERDECL]: 1, [PEERNOSMC]: 1 } });
+        expect(srv, msg).toEqual({ client: {}, server: { [PEERDECL]: 1, [PEERNOSMC]: 2 } });
 
         // The program on node0: two selected connects (marked -> 7200 and -> 7101), both SYNs
         // written, one SYN-ACK with the option (the kernel SMC server), one without (7101).

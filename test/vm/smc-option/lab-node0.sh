@@ -12,9 +12,11 @@
 #             the server falls back with PEERDECL (it waited for CLC instead of PEERNOSMC)
 #   unmarked  no mark -> 7200: not selected, no option, the server falls back with PEERNOSMC
 #   syn       SO_MARK 0x5100 -> 7101: node1 saves our SYN, so the test sees the option's bytes
+#   detached  after `smc-option-loader detach`: SO_MARK 0x5100 -> 7200 again: no option any
+#             more, the server falls back with PEERNOSMC
 # Writes to $LAB_OUT: setup.json, attach.json, stats-<phase>.json (smc-stats stats fallback,
 # stats-start.json first), reply-<phase>.txt, probe-<phase>.json, reply-<phase>.json,
-# bpf-conns.json, bpf-stats.json.
+# bpf-conns.json, bpf-stats.json (before the detach), detach.json, status-detached.json.
 set -u
 . "$LAB_REPO/test/vm/kernel-smc/lib.sh"
 . "$LAB_REPO/test/vm/smc-option/lib.sh"
@@ -63,6 +65,10 @@ probe unmarked 7200
 probe syn 7101 --mark "$MARK"
 "$O/smc-option-loader" dump >"$LAB_OUT/bpf-conns.json"
 "$O/smc-option-loader" stats >"$LAB_OUT/bpf-stats.json"
+"$O/smc-option-loader" detach "$CG" >"$LAB_OUT/detach.json" || { echo "detach failed"; rc=1; }
+"$O/smc-option-loader" status "$CG" >"$LAB_OUT/status-detached.json"
+cat "$LAB_OUT/detach.json" "$LAB_OUT/status-detached.json"
+probe detached 7200 --mark "$MARK"
 cat "$LAB_OUT/bpf-stats.json"
 echo "node0 done rc=$rc"
 exit "$rc"

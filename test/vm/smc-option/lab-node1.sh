@@ -55,7 +55,7 @@ rc=0
 wait "$p7100" || { echo "probe 7100 failed: $?"; rc=1; }
 wait "$p7101" || { echo "probe 7101 failed: $?"; rc=1; }
 for _ in $(seq 300); do
-  [[ $(cat "$LAB_OUT/server-conns.jsonl" 2>/dev/null | wc -l) -ge 2 ]] && break
+  [[ $(cat "$LAB_OUT/server-conns.jsonl" 2>/dev/null | wc -l) -ge 3 ]] && break
   sleep 0.1
 done
 kill "$p7200" "$pready" 2>/dev/null

@@ -140,7 +140,11 @@ export class Operator {
       },
       onDelete: (p) => this.onPod(p, undefined),
     });
-    this.namespaces = this.reflector('namespaces', Resources.namespaces, NamespaceSchema, {});
+    this.namespaces = this.reflector('namespaces', Resources.namespaces, NamespaceSchema, {
+      onUpdate: (a, b) => {
+        if (!a.metadata.deletionTimestamp && b.metadata.deletionTimestamp) this.enqueue(DIRECTORY_KEY);
+      },
+    });
     const nodeChanged = (): void => this.onDevicesChanged();
     this.nodes = this.reflector('nodes', Resources.nodes, NodeSchema, {
       onAdd: nodeChanged,
@@ -360,6 +364,8 @@ export class Operator {
     const endpoints: DirectoryEndpoint[] = [];
     const profiles = new Map<string, TenantProfile[]>();
     for (const ns of this.policies.store.namespaces()) {
+      // A terminating namespace refuses new objects: drop its copy rather than block finalizers.
+      if (this.namespaces.store.get(ns)?.metadata.deletionTimestamp) continue;
       const pr = namespaceProfiles(this.policies.store.inNamespace(ns));
       if (pr.length > 0) profiles.set(ns, pr);
     }

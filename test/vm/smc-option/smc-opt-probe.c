@@ -159,6 +159,7 @@ static __u32 print_bpf(FILE *f, const struct smco_key *k)
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, SMCO_MAP_CONNS);
 		memset(&attr, 0, sizeof(attr));
 		attr.pathname = (__u64)(uintptr_t)path;
+		attr.file_flags = BPF_F_RDONLY; /* a reader needs read permission on the pin only */
 		conns_fd = (int)sys_bpf(BPF_OBJ_GET, &attr);
 		if (conns_fd < 0)
 			conns_fd = -1;

@@ -84,11 +84,13 @@ enum smco_stat {
 	SMCO_STAT_PEER_SYNACK_OPT, /* received SYN-ACKs (selected connects) with the option */
 	SMCO_STAT_PEER_SYNACK_PLAIN, /* received SYN-ACKs (selected connects) without it */
 	SMCO_STAT_WRITE_ERR,       /* bpf_reserve_hdr_opt / bpf_store_hdr_opt failed (no room) */
+	SMCO_STAT_SYNACK_NO_SYN,   /* SYN-ACKs (retransmissions) sent without the SYN at hand:
+				    * decided from the connection's map entry */
 	SMCO_STAT_MAX,
 };
 
 #define SMCO_STAT_NAMES                                                                       \
 	{ "selected", "syn_written", "synack_written", "synack_plain", "peer_syn_opt",         \
-	  "peer_synack_opt", "peer_synack_plain", "write_err" }
+	  "peer_synack_opt", "peer_synack_plain", "write_err", "synack_no_syn" }
 
 #endif

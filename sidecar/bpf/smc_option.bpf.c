@@ -227,6 +227,8 @@ static __always_inline void hdr_opt_len(struct bpf_sock_ops *skops)
 			conn_update(skops, SMCO_F_PASSIVE | SMCO_F_PEER_SEEN | SMCO_F_PEER_SENT, 0, 1);
 		} else if (peer == 0) {
 			conn_update(skops, SMCO_F_PASSIVE | SMCO_F_PEER_SEEN, 0, 1);
+		} else {
+			count(SMCO_STAT_SYNACK_NO_SYN);
 		}
 		if (!want) {
 			count(SMCO_STAT_SYNACK_PLAIN);

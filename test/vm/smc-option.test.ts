@@ -4,6 +4,7 @@
 //   1. option written on the SYN-ACK: a kernel SMC client connecting to a plain listener in the
 //      BPF cgroup sends a CLC Proposal (and falls back with PEERDECL after our Decline) instead
 //      of falling back with PEERNOSMC as it does against the same listener without the program;
+//      also when the first SYN-ACK is lost and the retransmission has no SYN to look at;
 //   2. option recognised: TCP_SAVED_SYN of a kernel SMC client's connection carries the option,
 //      a plain client's does not (parsed with the protocol library's findSmcTcpOption);
 //   3. option written on the SYN: a kernel SMC server reached from a marked socket in the BPF
@@ -101,6 +102,7 @@ interface LoaderStats {
   peer_synack_opt: number;
   peer_synack_plain: number;
   write_err: number;
+  synack_no_syn: number;
 }
 
 const readText = (dir: string, file: string): string => readFileSync(join(dir, file), 'utf8');
@@ -186,6 +188,7 @@ describe.skipIf(!labReady() || ksmcDir === '' || smcoDir === '')(
         name: 'smc-option',
         timeoutSec: 120,
         scripts: [script('lab-node0.sh'), script('lab-node1.sh')],
+        extraModules: ['nf_tables', 'nft_quota'],
       });
       msg = describeResult(r);
       console.log(`[smc-option] lab wall ${r.wallSec.toFixed(1)} s`);
@@ -211,7 +214,7 @@ describe.skipIf(!labReady() || ksmcDir === '' || smcoDir === '')(
       check(() => {
         const [c, s] = r.nodes;
         const attach = readJson<{ loaded: boolean; config: { lports: number[] } }>(s.outDir, 'attach.json');
-        expect(attach.config.lports).toEqual([7100]);
+        expect([...attach.config.lports].sort()).toEqual([7100, 7102]);
 
         // Without the program (port 7101): the client falls back with PEERNOSMC before any CLC,
         // the listener receives the application bytes directly.
@@ -253,6 +256,26 @@ describe.skipIf(!labReady() || ksmcDir === '' || smcoDir === '')(
         );
         expect(bpf, msg).toEqual({ client: { [PEERDECL]: 1 }, server: {} });
 
+        // Port 7102: nftables dropped the first SYN-ACK; the retransmitted one (no saved SYN on
+        // that listener, so the program decided from its map entry) still carried the option.
+        const nft = readJson<{ nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }>(
+          s.outDir,
+          'nft.json',
+        );
+        const dropped = nft.nftables.flatMap((x) => x.rule?.expr ?? []).find((e) => e.counter)?.counter;
+        expect(dropped?.packets, JSON.stringify(nft)).toBe(1);
+        const [rtx] = readLines<Accept>(s.outDir, 'conns-7102.jsonl');
+        expect(rtx?.clc?.type, JSON.stringify(rtx)).toBe(CLC_TYPE.proposal);
+        expect(rtx?.saved_syn).toBeNull();
+        expect(rtx?.declined).toBe(true);
+        expect(rtx?.app).toBe('app-rtx-7102');
+        expect(rtx?.bpf).toMatchObject({ found: true, passive: true, local_sent: true, peer_sent: true });
+        const rtxDelta = fallbackDelta(
+          readJson(c.outDir, 'stats-bpf.json'),
+          readJson(c.outDir, 'stats-rtx.json'),
+        );
+        expect(rtxDelta, msg).toEqual({ client: { [PEERDECL]: 1 }, server: {} });
+
         // A plain client of the same listener gets no option back (the SYN had none).
         expect(plainClient?.clc).toBeNull();
         expect(plainClient?.app).toBe('app-plain-7100');
@@ -263,20 +286,23 @@ describe.skipIf(!labReady() || ksmcDir === '' || smcoDir === '')(
           peer_sent: false,
         });
         const plain = fallbackDelta(
-          readJson(c.outDir, 'stats-bpf.json'),
+          readJson(c.outDir, 'stats-rtx.json'),
           readJson(c.outDir, 'stats-plain.json'),
         );
         expect(plain).toEqual({ client: {}, server: {} });
 
         const st = readJson<LoaderStats>(s.outDir, 'bpf-stats.json');
+        // Listeners 7100 and 7102; SYN-ACKs with the option: 7100's, 7102's first (dropped) and
+        // at least one retransmission; 7100's plain client got none.
         expect(st).toMatchObject({
-          selected: 1,
-          synack_written: 1,
+          selected: 2,
           synack_plain: 1,
-          peer_syn_opt: 1,
+          peer_syn_opt: 2,
           syn_written: 0,
           write_err: 0,
         });
+        expect(st.synack_written).toBeGreaterThanOrEqual(3);
+        expect(st.synack_no_syn, 'retransmitted SYN-ACKs decided from the map').toBeGreaterThanOrEqual(1);
       }),
     );
 
@@ -379,6 +405,7 @@ describe.skipIf(!labReady() || ksmcDir === '' || smcoDir === '')(
           peer_synack_opt: 1,
           peer_synack_plain: 1,
           write_err: 0,
+          synack_no_syn: 0,
         });
         const syn = readJson<Connect>(c.outDir, 'probe-syn.json');
         expect(syn.bpf).toMatchObject({ found: true, local_sent: true, peer_seen: true, peer_sent: false });

@@ -4,6 +4,8 @@
 #             the SYN-ACK has no SMC option, the client falls back with PEERNOSMC
 #   bpf       kernel SMC client -> 7100, node1's program writes the option on the SYN-ACK: the
 #             client sends a CLC Proposal, node1 declines it, the client falls back with PEERDECL
+#   rtx       kernel SMC client -> 7102: node1 drops the first SYN-ACK; the retransmitted one
+#             still carries the option, so the client again sends a Proposal (PEERDECL)
 #   plain     plain socat -> 7100: no option on either side
 # Then the program is attached here to cgroup smcopt-cli with --mark 0x5100 and smc-opt-probe
 # runs inside it:
@@ -53,6 +55,7 @@ probe() { # probe PHASE PORT [ARGS...]: smc-opt-probe connect inside the BPF cgr
 
 ksmc nobpf 7101 app-nobpf-7101
 ksmc bpf 7100 app-bpf-7100
+ksmc rtx 7102 app-rtx-7102
 printf '%s' app-plain-7100 | timeout 20 socat -t 5 -T 20 - "TCP:$PEER:7100" >"$LAB_OUT/reply-plain.txt" ||
   { echo "phase plain: socat failed"; rc=1; }
 phase_end plain

@@ -3,10 +3,11 @@
  * smc-opt-probe: the lab's stand-in for the sidecar's TCP side of the SMC handshake trigger
  * (test/vm/smc-option.test.ts, docs/smc-option.md). Prints one JSON line per connection.
  *
- *   smc-opt-probe listen PORT [--count N] [--decline-hex HEX] [--pin DIR] [--rcvtimeo SEC]
- *     Listens on [::]:PORT (dual stack) with TCP_SAVE_SYN. Per accepted connection: the saved
- *     SYN (TCP_SAVED_SYN: IP + TCP header) and its TCP options, whether they carry the SMC
- *     option, the BPF map entry for the 4-tuple, then the first bytes: a CLC message (eyecatcher
+ *   smc-opt-probe listen PORT [--count N] [--decline-hex HEX] [--no-save-syn] [--pin DIR]
+ *                 [--rcvtimeo SEC]
+ *     Listens on [::]:PORT (dual stack) with TCP_SAVE_SYN (unless --no-save-syn). Per accepted
+ *     connection: the saved SYN (TCP_SAVED_SYN: IP + TCP header) and its TCP options, whether
+ *     they carry the SMC option, the BPF map entry for the 4-tuple, then the first bytes: a CLC message (eyecatcher
  *     E2 D4 C3 D9 or E2 D4 C3 C4) is read whole and answered with the --decline-hex bytes (a CLC
  *     Decline, so a kernel SMC client falls back to TCP at once); everything after it (or
  *     everything, without CLC) up to EOF is the application data.
@@ -368,7 +369,7 @@ static int do_listen(int argc, char **argv)
 {
 	uint8_t decline[256];
 	size_t decline_len = 0;
-	int port, count = 0, served = 0, one = 1, zero = 0, s, i;
+	int port, count = 0, served = 0, one = 1, zero = 0, save_syn = 1, s, i;
 	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
 
 	if (argc < 1)
@@ -379,6 +380,8 @@ static int do_listen(int argc, char **argv)
 			count = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--decline-hex") && i + 1 < argc)
 			decline_len = unhex(argv[++i], decline, sizeof(decline));
+		else if (!strcmp(argv[i], "--no-save-syn"))
+			save_syn = 0;
 		else if (!strcmp(argv[i], "--pin") && i + 1 < argc)
 			pin_dir = argv[++i];
 		else if (!strcmp(argv[i], "--rcvtimeo") && i + 1 < argc)
@@ -391,7 +394,7 @@ static int do_listen(int argc, char **argv)
 		die("socket");
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (setsockopt(s, IPPROTO_TCP, TCP_SAVE_SYN, &one, sizeof(one)))
+	if (save_syn && setsockopt(s, IPPROTO_TCP, TCP_SAVE_SYN, &one, sizeof(one)))
 		die("TCP_SAVE_SYN");
 	a.sin6_port = htons((uint16_t)port);
 	if (bind(s, (struct sockaddr *)&a, sizeof(a)) || listen(s, 16))
@@ -512,7 +515,8 @@ int main(int argc, char **argv)
 	else if (argc >= 2 && !strcmp(argv[1], "connect"))
 		rc = do_connect(argc - 2, argv + 2);
 	if (rc == 2)
-		fputs("usage: smc-opt-probe listen PORT [--count N] [--decline-hex HEX] [--pin DIR] [--rcvtimeo SEC]\n"
+		fputs("usage: smc-opt-probe listen PORT [--count N] [--decline-hex HEX] [--no-save-syn] [--pin DIR]\n"
+		      "                     [--rcvtimeo SEC]\n"
 		      "       smc-opt-probe connect IPV4 PORT [--mark M] [--decline-if-peer HEX] [--send TEXT]\n"
 		      "                     [--reply-file FILE] [--retry SEC] [--pin DIR] [--rcvtimeo SEC]\n",
 		      stderr);

@@ -13,7 +13,6 @@
 //      program is detached, get PEERNOSMC.
 // See docs/smc-option.md.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,134 +22,31 @@ import {
   decodeClcHeader,
   decodeClcProposal,
   encodeClcDecline,
-  findSmcTcpOption,
   SMC_CLC_DECL,
-  SMC_TCP_OPTION_EXID,
 } from '../../sidecar/src/protocol/index.js';
 import { describeResult, type LabResult, labReady, removeRunDir, runLab } from './lab.js';
+import {
+  type Accept,
+  type Connect,
+  fallbackDelta,
+  hex8,
+  type LoaderStats,
+  must,
+  readJson,
+  readLines,
+  type ServerConn,
+  SMC_OPTION_HEX,
+  smcOption,
+  type Sock,
+  synOptions,
+} from './smc-option/results.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const hex8 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 const PEERNOSMC = hex8(SMC_CLC_DECL.PEERNOSMC);
 const PEERDECL = hex8(SMC_CLC_DECL.PEERDECL);
 /** What the lab's stand-in for the sidecar declines with; shows up as the kernel's peer diagnosis. */
 const OUR_DIAGNOSIS = SMC_CLC_DECL.MODEUNSUPP;
 const MARK = 0x5100;
-
-interface Reason {
-  code: string;
-  name: string;
-  count: number;
-}
-interface Fallback {
-  srv_cnt: number;
-  clnt_cnt: number;
-  server: Reason[];
-  client: Reason[];
-}
-interface Stats {
-  stats: { smcr: { clnt_v2_succ: number; srv_v2_succ: number } };
-  fallback: Fallback;
-}
-interface Sock {
-  state: string;
-  mode: string;
-  peer: string;
-  fallback_reason?: string;
-  peer_diagnosis?: string;
-}
-interface BpfEntry {
-  found: boolean;
-  flags?: number;
-  passive?: boolean;
-  local_sent?: boolean;
-  peer_seen?: boolean;
-  peer_sent?: boolean;
-}
-interface Accept {
-  event: 'accept';
-  local: string;
-  remote: string;
-  saved_syn: string | null;
-  syn_smc_option?: boolean;
-  bpf: BpfEntry | null;
-  clc: { type: number; length: number; hex: string } | null;
-  declined: boolean;
-  app_bytes: number;
-  app: string;
-}
-interface Connect {
-  event: 'connect';
-  local: string;
-  remote: string;
-  bpf: BpfEntry | null;
-  declined: boolean;
-  reply_bytes: number;
-}
-interface ServerConn {
-  seq: number;
-  peer_port: number;
-  data: string;
-  diag: { sockets: Sock[] };
-}
-interface LoaderStats {
-  selected: number;
-  syn_written: number;
-  synack_written: number;
-  synack_plain: number;
-  peer_syn_opt: number;
-  peer_synack_opt: number;
-  peer_synack_plain: number;
-  write_err: number;
-  synack_no_syn: number;
-}
-
-const readText = (dir: string, file: string): string => readFileSync(join(dir, file), 'utf8');
-const readJson = <T>(dir: string, file: string): T => JSON.parse(readText(dir, file)) as T;
-const readLines = <T>(dir: string, file: string): T[] =>
-  readText(dir, file)
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as T);
-
-const reasonCount = (fb: Fallback, side: 'server' | 'client', code: string): number =>
-  fb[side].find((r) => r.code === code)?.count ?? 0;
-
-/** Counter moves between two snapshots: per side, code -> increase (zeros left out). */
-function fallbackDelta(
-  a: Stats,
-  b: Stats,
-): { client: Record<string, number>; server: Record<string, number> } {
-  const side = (s: 'client' | 'server'): Record<string, number> =>
-    Object.fromEntries(
-      b.fallback[s]
-        .map((r) => [r.code, r.count - reasonCount(a.fallback, s, r.code)] as const)
-        .filter(([, d]) => d !== 0),
-    );
-  return { client: side('client'), server: side('server') };
-}
-
-/** The value, or a test failure naming what was missing. */
-function must<T>(v: T | null | undefined, what: string): T {
-  if (v === null || v === undefined) throw new Error(`missing: ${what}`);
-  return v;
-}
-
-/** TCP options of a saved SYN (TCP_SAVED_SYN: IPv4 or IPv6 header, then the TCP header). */
-function synOptions(savedSynHex: string | null | undefined): Buffer {
-  const syn = Buffer.from(must(savedSynHex, 'saved SYN'), 'hex');
-  const ipLen = syn.readUInt8(0) >> 4 === 4 ? (syn.readUInt8(0) & 0xf) * 4 : 40;
-  const tcpLen = (syn.readUInt8(ipLen + 12) >> 4) * 4;
-  expect(syn.readUInt8(ipLen + 13) & 0x12, 'SYN without ACK').toBe(0x02);
-  return syn.subarray(ipLen + 20, ipLen + tcpLen);
-}
-
-/** The SMC option found in an options string (protocol library), as hex; null when absent. */
-function smcOption(options: Buffer): string | null {
-  const at = findSmcTcpOption(options);
-  return at === null ? null : options.subarray(at, at + 6).toString('hex');
-}
-const SMC_OPTION_HEX = `fe06${SMC_TCP_OPTION_EXID.toString(16)}`;
 
 function build(script: string): string {
   try {

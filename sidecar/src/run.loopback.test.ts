@@ -214,6 +214,39 @@ describe('two sidecars on loopback', () => {
     expect(metricValue(m, 'smc_connections_total', 'outcome="declined",reason="link-setup-failed"')).toBe(1);
   });
 
+  it('resets the application when the destination port on pod B is closed', async () => {
+    const probe: Server = createServer();
+    await new Promise<void>((r) => probe.listen(0, POD_B, r));
+    const addr = probe.address();
+    const closedPort = addr !== null && typeof addr !== 'string' ? addr.port : 0;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const p = await startPair({
+      linksA: new FakeLinkGroupManager({ seed: 1 }),
+      linksB: new FakeLinkGroupManager({ seed: 2 }),
+      dstPort: () => closedPort,
+    });
+    await expect(curl(p)).rejects.toThrow();
+    const m = await metricsOf(p.a);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="declined",reason="peer-reset"')).toBe(1);
+  });
+
+  it('resets connections whose original destination cannot be found', async () => {
+    const path = join(dir, 'dir-unknown.json');
+    await writeFile(path, JSON.stringify(directoryDoc([])));
+    const a = await runSidecar(config(path), silentLogger(), {
+      originalDst: { name: 'none', resolve: () => Promise.reject(new Error('not redirected')) },
+      links: new UnavailableLinkGroupManager('none'),
+    });
+    running.push(a);
+    await expect(
+      run('curl', ['-sS', '--max-time', '5', `http://${POD_A}:${a.ports.outbound}/`]),
+    ).rejects.toThrow();
+    const m = await metricsOf(a);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="declined",reason="original-dst-unknown"')).toBe(
+      1,
+    );
+  });
+
   describe('with redis-server behind pod B', () => {
     let redis: ChildProcess;
     let redisPort = 0;

@@ -22,6 +22,8 @@ export const FallbackReason = {
   PeerDeclined: 'peer-declined',
   /** The peer sidecar's port could not be reached; relayed to the original destination instead. */
   PeerSidecarUnreachable: 'peer-sidecar-unreachable',
+  /** The peer sidecar closed or reset the connection during the handshake (e.g. its application refused). */
+  PeerReset: 'peer-reset',
   HandshakeTimeout: 'handshake-timeout',
   /** Malformed or out-of-order CLC message, or an unexpected end of stream. */
   ProtocolError: 'protocol-error',
@@ -44,6 +46,7 @@ export function declineCodeFor(reason: FallbackReason): number | null {
     case FallbackReason.PeerNotInDirectory:
     case FallbackReason.PeerSidecarUnreachable:
     case FallbackReason.OriginalDstUnknown:
+    case FallbackReason.PeerReset:
       return null;
     case FallbackReason.ModeDisabled:
       return SMC_CLC_DECL.MODEUNSUPP;

@@ -27,7 +27,12 @@ export type ClcOutcome =
       /** The peer's Decline was out of sync: the link group with it must go. */
       terminateLinkGroup: boolean;
     }
-  | { kind: 'aborted'; reason: string };
+  | {
+      kind: 'aborted';
+      /** 'closed': the peer closed or reset the TCP connection; 'protocol': it stopped following CLC. */
+      cause: 'closed' | 'protocol';
+      reason: string;
+    };
 
 export interface ClcDriverOptions {
   machine: ClcMachine;
@@ -107,7 +112,11 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         try {
           frame = framer.next();
         } catch (err) {
-          finish({ kind: 'aborted', reason: `garbage while waiting for the peer's Decline: ${String(err)}` });
+          finish({
+            kind: 'aborted',
+            cause: 'protocol',
+            reason: `garbage while waiting for the peer's Decline: ${String(err)}`,
+          });
           return;
         }
         if (frame === null) return;
@@ -150,6 +159,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         () =>
           finish({
             kind: 'aborted',
+            cause: 'protocol',
             reason: `peer did not answer our Decline within ${opts.syncTimeoutMs} ms`,
           }),
         opts.syncTimeoutMs,
@@ -175,7 +185,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
             break;
           case 'established':
             if (connection === null) {
-              finish({ kind: 'aborted', reason: 'established without a connection' });
+              finish({ kind: 'aborted', cause: 'protocol', reason: 'established without a connection' });
               return;
             }
             finish({ kind: 'established', connection });
@@ -184,7 +194,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
             enterFallback(a);
             return;
           case 'abort':
-            finish({ kind: 'aborted', reason: a.reason });
+            finish({ kind: 'aborted', cause: 'closed', reason: a.reason });
             return;
           case 'ignored':
             log.debug({ why: a.reason }, 'CLC event ignored');
@@ -200,7 +210,11 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
           sync.framer.push(event.bytes);
           pumpSync();
         } else if (event.type === 'closed') {
-          finish({ kind: 'aborted', reason: 'connection closed while waiting for the peer Decline' });
+          finish({
+            kind: 'aborted',
+            cause: 'closed',
+            reason: 'connection closed while waiting for the peer Decline',
+          });
         }
         return;
       }

@@ -5,7 +5,7 @@ import { ClcClient } from '../handshake/client.js';
 import type { Logger } from '../log.js';
 import type { SocketAddress } from '../net/ip.js';
 import { afterFailure } from '../policy/decide.js';
-import type { FallbackReason } from '../policy/reasons.js';
+import { FallbackReason } from '../policy/reasons.js';
 import { relay } from '../relay/pipe.js';
 import { runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
@@ -141,10 +141,12 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
       log.debug({ result }, 'relay finished');
       return;
     }
-    case 'aborted':
-      ctx.metrics.connection('declined', 'protocol-error');
-      log.info({ why: outcome.reason }, 'CLC handshake aborted; resetting');
+    case 'aborted': {
+      const reason = outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError;
+      ctx.metrics.connection('declined', reason);
+      log.info({ why: outcome.reason, reason }, 'CLC handshake aborted; resetting');
       resetBoth(app, tcp);
       return;
+    }
   }
 }

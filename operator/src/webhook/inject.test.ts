@@ -74,6 +74,7 @@ describe('injectionPatch', () => {
           name: string;
           env: { name: string; value?: string }[];
           ports: { containerPort: number }[];
+          securityContext: Record<string, unknown>;
         }[];
         initContainers: { name: string; command: string[]; securityContext: Record<string, unknown> }[];
         volumes: {
@@ -88,6 +89,11 @@ describe('injectionPatch', () => {
     expect(init?.command).toEqual(['smc-sidecar', 'intercept', 'install']);
     expect(init?.securityContext).toMatchObject({ privileged: false, capabilities: { add: ['NET_ADMIN'] } });
     const sidecar = out.spec.containers[1];
+    expect(sidecar?.securityContext).toMatchObject({
+      runAsUser: 1337,
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+    });
     expect(sidecar?.ports.map((x) => x.containerPort)).toEqual([15100, 15090, 15021]);
     expect(sidecar?.env).toEqual(
       expect.arrayContaining([

@@ -93,6 +93,9 @@ export function escapePointer(segment: string): string {
   return segment.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
+/** The sidecar's UID, as in Istio: nftables rules skip its sockets (meta skuid). */
+export const SIDECAR_UID = 1337;
+
 export function initContainer(s: InjectionSettings): Record<string, unknown> {
   return {
     name: INIT_CONTAINER,
@@ -102,6 +105,7 @@ export function initContainer(s: InjectionSettings): Record<string, unknown> {
     env: [
       { name: 'SMC_OUTBOUND_PORT', value: String(SIDECAR_PORTS.outbound) },
       { name: 'SMC_INBOUND_PORT', value: String(SIDECAR_PORTS.inbound) },
+      { name: 'SMC_SIDECAR_UID', value: String(SIDECAR_UID) },
     ],
     securityContext: {
       privileged: false,
@@ -150,8 +154,14 @@ export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Recor
       periodSeconds: 5,
       failureThreshold: 3,
     },
+    // The interception rules exempt this UID, so the sidecar's own connections are never redirected.
     securityContext: {
+      runAsUser: SIDECAR_UID,
+      runAsGroup: SIDECAR_UID,
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
+      seccompProfile: { type: 'RuntimeDefault' },
       capabilities: { add: ['IPC_LOCK'], drop: ['ALL'] },
     },
     volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],

@@ -367,6 +367,14 @@ export interface PumpOptions {
   /** Our alert token: received CDC messages must carry it. */
   localToken: number;
   peer: PumpPeer;
+  /** Application bytes read before the pump started: sent to the peer ahead of the socket's. */
+  preload?: Uint8Array;
+  /**
+   * Receive WRs already posted on the QP (e.g. the LLC ring), wrId = slot in 0..slots-1, each
+   * `slotSize` bytes of `mr` from `offset`: the first messages land there; the pump reads them and
+   * does not repost them. The QP needs maxRecvWr >= 32 + slots.
+   */
+  postedRecvs?: { mr: NativeMemoryRegion; offset?: number; slots: number; slotSize: number };
 }
 
 export interface PumpStats {
@@ -388,6 +396,10 @@ export interface NativeDataPump {
   readonly state: PumpState;
   stats(): PumpStats;
   sendLlc(msg: Uint8Array): void;
+  /** Handles `msg` as if received on the QP (taken off the CQ before the pump started), then runs a pump step. */
+  inject(msg?: Uint8Array): void;
+  /** Abortive close: CDC with the abort flag, socket reset, event 'aborted'. */
+  abort(): void;
   close(): void;
 }
 

@@ -143,6 +143,14 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
   uint32_t maxSendWr = 0;
   DataPump* owner = nullptr;
   bool attached = false;
+  // Receive WRs the caller posted before the pump took the QP (wr_id = slot < extSlots, each
+  // extSlotSize bytes of extMr): the first messages land in them; they are consumed, not reposted.
+  std::shared_ptr<MrRes> extMr;
+  uint64_t extOffset = 0;
+  uint32_t extSlots = 0, extSlotSize = 0;
+  // Application bytes read by the caller before the pump started: sent ahead of the socket's.
+  std::vector<uint8_t> preload;
+  size_t preloadPos = 0;
 
   // sender (socket -> peer)
   uint64_t prod = 0;      // bytes written into the peer's RMBE
@@ -291,6 +299,22 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
       }
       if (!SqRoom(kMaxChain)) return;
       uint64_t off = prod % peerSize;
+      if (preloadPos < preload.size()) {
+        uint64_t n = std::min<uint64_t>(free, preload.size() - preloadPos);
+        uint64_t first = std::min(n, peerSize - off);
+        memcpy(stage + off, preload.data() + preloadPos, first);
+        if (n > first) memcpy(stage, preload.data() + preloadPos + first, n - first);
+        preloadPos += n;
+        if (preloadPos == preload.size()) {
+          std::vector<uint8_t>().swap(preload);
+          preloadPos = 0;
+        }
+        uint64_t from = prod;
+        prod += n;
+        bytesFromSocket += n;
+        if (!PostData(from, n == free ? kProdWriteBlocked : 0)) return;
+        continue;
+      }
       iovec iov[2];
       int niov = 1;
       iov[0].iov_base = stage + off;
@@ -371,16 +395,24 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
 
   void HandleRecv(const ibv_wc& wc) {
     int slot = static_cast<int>(wc.wr_id & 0xffff);
-    const uint8_t* p = ctrl + slot * kSlotSize;
+    HandleMessage(ctrl + slot * kSlotSize, std::min<uint32_t>(wc.byte_len, kSlotSize));
+    if (state == kRunning || state == kClosed) {
+      int r = PostRecv(slot);
+      if (r && state == kRunning) Fail("ibv_post_recv", r);
+    }
+  }
+
+  // One received message (CDC or LLC) of `len` bytes.
+  void HandleMessage(const uint8_t* p, uint32_t len) {
     Cdc c;
-    bool isCdc = wc.byte_len >= 2 && p[0] == kCdcType;
+    bool isCdc = len >= 2 && p[0] == kCdcType;
     if (!isCdc) {
       Event e;
       e.type = "llc";
-      e.data.assign(p, p + std::min<uint32_t>(wc.byte_len, kSlotSize));
+      e.data.assign(p, p + len);
       events.push_back(std::move(e));
       llcRecv++;
-    } else if (!DecodeCdc(p, wc.byte_len, &c) || c.token != localToken) {
+    } else if (!DecodeCdc(p, len, &c) || c.token != localToken) {
       badCdc++;
     } else {
       cdcRecv++;
@@ -399,10 +431,6 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
           peerDone = true;
         }
       }
-    }
-    if (state == kRunning || state == kClosed) {
-      int r = PostRecv(slot);
-      if (r && state == kRunning) Fail("ibv_post_recv", r);
     }
   }
 
@@ -431,6 +459,8 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
         sqOutstanding--;
       } else if (kind == kWrRecv) {
         HandleRecv(w);
+      } else if (kind == 0 && (w.opcode & IBV_WC_RECV) && w.wr_id < extSlots) {
+        HandleMessage(extMr->base + extOffset + w.wr_id * extSlotSize, std::min(w.byte_len, extSlotSize));
       }
     }
     Pump();
@@ -566,6 +596,8 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
                            InstanceAccessor<&DataPump::GetState>("state"),
                            InstanceMethod<&DataPump::Stats>("stats"),
                            InstanceMethod<&DataPump::SendLlc>("sendLlc"),
+                           InstanceMethod<&DataPump::Inject>("inject"),
+                           InstanceMethod<&DataPump::Abort>("abort"),
                            InstanceMethod<&DataPump::Close>("close"),
                        });
   }
@@ -618,6 +650,23 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     core->peerToken = ReqU32(env, peer, "token");
     core->localToken = ReqU32(env, o, "localToken");
     core->maxSendWr = qi.cap.max_send_wr;
+    Napi::Value pre = o.Get("preload");
+    if (!pre.IsUndefined()) {
+      uint8_t* d;
+      size_t n;
+      if (!BufferSpan(pre, &d, &n)) ThrowType(env, "preload must be a Buffer or Uint8Array");
+      core->preload.assign(d, d + n);
+    }
+    Napi::Value posted = o.Get("postedRecvs");
+    if (!posted.IsUndefined()) {
+      Napi::Object pr = OptObject(env, posted, "postedRecvs");
+      core->extMr = MrResOf(env, pr.Get("mr"));
+      core->extOffset = GetU32(env, pr, "offset", 0);
+      core->extSlots = ReqU32(env, pr, "slots", 0xffff);
+      core->extSlotSize = ReqU32(env, pr, "slotSize", 0xffff);
+      if (core->extOffset + uint64_t(core->extSlots) * core->extSlotSize > core->extMr->length)
+        ThrowRange(env, "postedRecvs beyond its memory region");
+    }
 
     core->ctrlLen = kRecvSlots * kSlotSize;
     void* m = mmap(nullptr, core->ctrlLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -748,6 +797,32 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     ibv_send_wr* bad;
     if (int r = ibv_post_send(core_->qp->qp, &wr, &bad)) ThrowVerbs(env, r, "ibv_post_send");
     core_->sqOutstanding++;
+  }
+
+  // inject(msg?): handles `msg` as if received on the QP (a CDC or LLC message the caller took off
+  // the CQ before the pump started), then runs one pump step (moves preloaded bytes) and delivers
+  // the events. Call it once after construction, also without a message.
+  void Inject(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_ || !core_->attached) ThrowClosed(env, "DataPump", "inject");
+    auto guard = core_;
+    if (info.Length() > 0 && !info[0].IsUndefined()) {
+      uint8_t* data;
+      size_t len;
+      if (!BufferSpan(info[0], &data, &len)) ThrowType(env, "message must be a Buffer or Uint8Array");
+      if (guard->state == PumpCore::kRunning) guard->HandleMessage(data, static_cast<uint32_t>(std::min<size_t>(len, kSlotSize)));
+    }
+    guard->Pump();
+  }
+
+  // abort(): abortive close from the caller: CDC with the abort flag, the socket is reset, event
+  // 'aborted' (reason 'local abort'). No-op once the pump has ended.
+  void Abort(const Napi::CallbackInfo& info) {
+    if (!core_ || !core_->attached) return;
+    auto guard = core_;
+    guard->Abort("local abort", ECONNABORTED);
+    guard->UpdatePoll();
+    guard->FlushEvents();
   }
 
   // close(): stops the pump (closing its socket descriptor if still open), moves the QP to ERR,

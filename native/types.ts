@@ -390,6 +390,8 @@ export interface PumpStats {
   readonly peerConsumer: number;
   readonly peerProducer: number;
   readonly consumer: number;
+  /** The peer's done-writing (or closed) flag has been received. */
+  readonly peerDoneWriting: boolean;
 }
 
 export interface NativeDataPump {

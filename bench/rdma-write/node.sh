@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # VM side of the RDMA WRITE benchmark (both nodes; run by run.sh through test/vm/lab-run).
-# node1 serves, node0 drives and prints the results. Steps alternate perftest and the addon so
+# node1 serves, node0 drives and prints the results. Besides ib_write_bw / ib_write_lat, each
+# round runs ib_send_lat -e (event-driven, like the addon) as a second latency reference. Steps alternate perftest and the addon so
 # that drift of the emulated link hits both alike.
 set -u
 : "${LAB_NODE:?}" "${LAB_RXE:?}" "${LAB_PEER_IP:?}" "${BENCH_REPO:?}"
 ITERS_BW=${BENCH_ITERS_BW:-1000}
 ITERS_LAT=${BENCH_ITERS_LAT:-1000}
-JS="$BENCH_REPO/native/build/vm-js/bench/rdma-write/bench.js"
-export SMC_VERBS_ADDON="$BENCH_REPO/native/build/Release/smc_verbs.node"
+JS="$BENCH_REPO/node_modules/.cache/smc-vm-lab/bench/rdma-write/bench.js"
+export SMC_VERBS_ADDON="$BENCH_REPO/node_modules/.cache/smc-vm-lab/smc_verbs.node"
 cd "$BENCH_REPO"
 
 # A perftest client retries until the server on the peer listens.
@@ -33,7 +34,7 @@ addon() {
   shift 4
   timeout 300 node "$JS" "$mode" "$port" "$iters" "$size" "$@" && return 0
   echo "RETRY addon $mode (port $port failed)"
-  timeout 300 node "$JS" "$mode" $((port + 5)) "$iters" "$size" "$@"
+  timeout 300 node "$JS" "$mode" $((port + 10)) "$iters" "$size" "$@"
 }
 
 PT=(-d "$LAB_RXE" -x 1 -F)
@@ -46,6 +47,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     addon bw $((p + 2)) "$ITERS_BW" 65536 128 || rc=1
     timeout 300 ib_write_lat "${PT[@]}" -p $((p + 3)) -s 64 -n "$ITERS_LAT" >/dev/null 2>&1 || rc=1
     addon lat $((p + 4)) "$ITERS_LAT" 64 || rc=1
+    timeout 300 ib_send_lat "${PT[@]}" -e -p $((p + 5)) -s 64 -n "$ITERS_LAT" >/dev/null 2>&1 || rc=1
     continue
   fi
   echo "== round $r perftest ib_write_bw"
@@ -56,5 +58,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   client "$LAB_OUT/write_lat.txt" ib_write_lat "${PT[@]}" -p $((p + 3)) -s 64 -n "$ITERS_LAT" || rc=1
   echo "== round $r addon lat"
   addon lat $((p + 4)) "$ITERS_LAT" 64 || rc=1
+  echo "== round $r perftest ib_send_lat -e"
+  client "$LAB_OUT/send_lat_e.txt" ib_send_lat "${PT[@]}" -e -p $((p + 5)) -s 64 -n "$ITERS_LAT" || rc=1
 done
 exit $rc

@@ -42,6 +42,7 @@ const perRound = rounds.map((r) => {
   const lat = perftestRow(sections.get(`${r}|perftest ib_write_lat`)); // bytes iters min max typ avg ...
   const abw = benchLine(sections.get(`${r}|addon bw`));
   const alat = benchLine(sections.get(`${r}|addon lat`));
+  const elat = perftestRow(sections.get(`${r}|perftest ib_send_lat -e`)); // event-driven reference
   const row = {
     round: r,
     perftestBwMiBps: bw ? bw[3] : null,
@@ -50,10 +51,12 @@ const perRound = rounds.map((r) => {
     addonLatTypUs: alat ? alat.tTypicalUs : null,
     perftestLatAvgUs: lat ? lat[5] : null,
     addonLatAvgUs: alat ? alat.tAvgUs : null,
+    perftestEventLatTypUs: elat ? elat[4] : null,
   };
   row.bwRatio = ratio(row.addonBwMiBps, row.perftestBwMiBps);
   row.latTypRatio = ratio(row.addonLatTypUs, row.perftestLatTypUs);
   row.latAvgRatio = ratio(row.addonLatAvgUs, row.perftestLatAvgUs);
+  row.latTypVsEventRatio = ratio(row.addonLatTypUs, row.perftestEventLatTypUs);
   return row;
 });
 const retries = lines.filter((l) => l.startsWith('RETRY ')).length;
@@ -63,6 +66,7 @@ const summary = {
   medianBwRatio: median(perRound.map((r) => r.bwRatio)),
   medianLatTypRatio: median(perRound.map((r) => r.latTypRatio)),
   medianLatAvgRatio: median(perRound.map((r) => r.latAvgRatio)),
+  medianLatTypVsEventRatio: median(perRound.map((r) => r.latTypVsEventRatio)),
 };
 
 const f = (x, d = 1) => (x == null ? 'n/a' : x.toFixed(d));
@@ -80,6 +84,10 @@ for (const r of perRound) {
 console.log(
   `median ratios (addon/perftest): bandwidth ${f(summary.medianBwRatio, 2)} (higher is better), ` +
     `latency typical ${f(summary.medianLatTypRatio, 2)}, average ${f(summary.medianLatAvgRatio, 2)} (lower is better)`,
+);
+console.log(
+  `event-driven reference ib_send_lat -e typical [us] per round: ${perRound.map((r) => f(r.perftestEventLatTypUs)).join(' ')}; ` +
+    `addon/that median ${f(summary.medianLatTypVsEventRatio, 2)}`,
 );
 if (retries > 0) console.log(`addon steps retried after an rxe error completion: ${retries}`);
 console.log(

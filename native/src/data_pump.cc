@@ -774,6 +774,7 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     num("peerConsumer", c.peerCons);
     num("peerProducer", c.peerProd);
     num("consumer", c.cons);
+    o.Set("peerDoneWriting", Napi::Boolean::New(env, c.peerDone));
     return o;
   }
 

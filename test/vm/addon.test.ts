@@ -1,7 +1,7 @@
 // The verbs addon on real soft-RoCE devices, in the two-VM lab: queries and loopback on one node
 // (test/vm/addon/smoke.ts), then two nodes exchanging GID/QPN/PSN/rkey/addr over TCP and moving
 // data, refusing bad RDMA WRITEs, failing cleanly on bad GIDs and a vanished peer, and not leaking
-// (test/vm/addon/peer.ts). The VM-side programs are transpiled to native/build/vm-js first.
+// (test/vm/addon/peer.ts). The VM-side programs are transpiled to node_modules/.cache/smc-vm-lab first.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,7 +12,7 @@ import { describeResult, labReady, removeRunDir, runLab, runLabSingle } from './
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const addon = join(repo, 'native/build/Release/smc_verbs.node');
-const jsRoot = join(repo, 'native/build/vm-js');
+const jsRoot = join(repo, 'node_modules/.cache/smc-vm-lab');
 
 type Row = Record<string, unknown> & { scenario?: string; check?: string };
 
@@ -30,7 +30,7 @@ function pick(list: Row[], key: 'scenario' | 'check', name: string): Row {
 }
 
 const nodeCmd = (entry: string, env = ''): string => `
-export SMC_VERBS_ADDON=${addon}
+export SMC_VERBS_ADDON=${join(jsRoot, 'smc_verbs.node')}
 cd "$LAB_REPO"
 ${env}
 timeout 500 node --expose-gc ${join(jsRoot, entry)}

@@ -1,18 +1,20 @@
 // Transpiles TypeScript entry files (and the relative imports they pull in) to JavaScript under
-// native/build/vm-js/, mirroring the repo layout, so that the VMs (which see the host's files
-// read-only, with node but no TypeScript loader) can run them.
+// node_modules/.cache/smc-vm-lab/, mirroring the repo layout, so that the VMs (which see the host's files
+// read-only, with node but no TypeScript loader) can run them. Also copies the built addon to
+// node_modules/.cache/smc-vm-lab/smc_verbs.node: a concurrent `npm run build:native` (which wipes native/build)
+// then cannot pull it from under a running lab.
 //
 //   node test/vm/addon/transpile.mjs test/vm/addon/peer.ts bench/rdma-write/bench.ts
-//   -> native/build/vm-js/test/vm/addon/peer.js, .../native/index.js, ...
+//   -> node_modules/.cache/smc-vm-lab/test/vm/addon/peer.js, .../native/index.js, ..., smc_verbs.node
 //
-// Prints the output root. The addon itself is found through SMC_VERBS_ADDON (set by the scripts).
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+// Prints the output root. Scripts point SMC_VERBS_ADDON at the copy.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const outRoot = join(repo, 'native/build/vm-js');
+const outRoot = join(repo, 'node_modules/.cache/smc-vm-lab');
 
 const seen = new Set();
 function emit(file) {
@@ -45,6 +47,12 @@ if (entries.length === 0) {
   process.exit(2);
 }
 for (const e of entries) emit(e);
+const addon = join(repo, 'native/build/Release/smc_verbs.node');
+if (existsSync(addon)) {
+  const tmp = join(outRoot, `.smc_verbs.node.${process.pid}`);
+  copyFileSync(addon, tmp);
+  renameSync(tmp, join(outRoot, 'smc_verbs.node'));
+}
 // package.json so node treats the .js files as ES modules.
 writeFileSync(join(outRoot, 'package.json'), '{ "type": "module" }\n');
 console.log(outRoot);

@@ -69,7 +69,13 @@ async function defaultParts(
       onRdmaError,
     });
     log.info(
-      { device: cfg.rdma.device, gid: device.gidText, mtu: device.mtu, smcR: links.available() },
+      {
+        device: cfg.rdma.device,
+        gid: device.gidText,
+        mtu: device.mtu,
+        smcR: links.available(),
+        dataPath: links.dataPath,
+      },
       'RDMA device open',
     );
     return { originalDst, links };
@@ -100,6 +106,7 @@ export async function runSidecar(
   health.register('directory');
   health.register('listeners');
   metrics = new SidecarMetrics(() => links.stats(), { defaultMetrics: true });
+  metrics.dataPath(links.available() ? (links.dataPath ?? 'none') : 'none', cfg.rdma.dataPath);
   const watcher = new DirectoryWatcher({
     path: cfg.directory.path,
     pollIntervalMs: cfg.directory.pollIntervalMs,

@@ -21,6 +21,7 @@ export const METRIC_NAMES = {
   links: 'smc_links',
   rdmaErrors: 'smc_rdma_errors_total',
   handshakeDuration: 'smc_handshake_duration_seconds',
+  dataPath: 'smc_data_path_info',
 } as const;
 
 export class SidecarMetrics {
@@ -29,6 +30,7 @@ export class SidecarMetrics {
   private readonly bytes: Counter<'path' | 'direction'>;
   private readonly rdmaErrors: Counter<'kind'>;
   private readonly handshake: Histogram;
+  private readonly dataPathInfo: Gauge<'path' | 'requested'>;
 
   constructor(linkStats: () => LinkGroupStats, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -72,6 +74,12 @@ export class SidecarMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 6, 10],
       registers,
     });
+    this.dataPathInfo = new Gauge({
+      name: METRIC_NAMES.dataPath,
+      help: 'The SMC-R data path in use (native pump, js, link-only, none) and the configured rdma.dataPath',
+      labelNames: ['path', 'requested'],
+      registers,
+    });
     for (const path of ['rdma', 'tcp'] as const) {
       for (const direction of ['tx', 'rx'] as const) this.bytes.inc({ path, direction }, 0);
     }
@@ -84,6 +92,12 @@ export class SidecarMetrics {
 
   byteCounter(path: DataPath): (direction: Direction, n: number) => void {
     return (direction, n) => this.bytes.inc({ path, direction }, n);
+  }
+
+  /** Records which data path carries SMC-R connections (e.g. `js` when `auto` found no native pump). */
+  dataPath(path: string, requested: string): void {
+    this.dataPathInfo.reset();
+    this.dataPathInfo.set({ path, requested }, 1);
   }
 
   rdmaError(kind: string): void {

@@ -45,6 +45,8 @@ export interface PreparedSmcConnection {
 export interface LinkGroupManager {
   /** Our 8-byte SMC system id (the CLC "peer id"). */
   readonly peerId: Buffer;
+  /** The data path SMC-R connections use: native, js, link-only, or none. */
+  readonly dataPath?: string;
   /** A device is open and its port is ACTIVE. */
   available(): boolean;
   /** Rejects with LinkSetupError. */

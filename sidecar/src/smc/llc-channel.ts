@@ -92,6 +92,11 @@ export class LlcChannel {
     return this.slots;
   }
 
+  /** The receive ring's memory region and slot size (slot i at i * slotSize, wrId i), for a data path taking over. */
+  get receiveRing(): { mr: MemoryRegion; slotSize: number } {
+    return { mr: this.recvMr, slotSize: LLC_MESSAGE_LENGTH };
+  }
+
   /** A copy of what receive slot `slot` holds, then the slot is posted again (for a data path taking over). */
   takeSlot(slot: number): Buffer {
     const bytes = Buffer.from(

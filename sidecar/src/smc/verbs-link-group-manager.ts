@@ -20,6 +20,7 @@ import { makePeerId } from './peer-id.js';
 import type { RdmaDevice } from './rdma-device.js';
 import type { SmcConnection } from './smc-connection.js';
 import { JsSmcConnection } from './js-smc-connection.js';
+import { NativeSmcConnection } from './native-smc-connection.js';
 
 /** SMC_LINKS_PER_LGR_MAX / SMC_RMBS_PER_LGR_MAX as we advertise them: one link, one connection. */
 const MAX_LINKS = 1;
@@ -67,6 +68,18 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
 
   constructor(private readonly opts: VerbsLinkGroupManagerOptions) {
     this.peerId = makePeerId(opts.device.mac);
+    if (opts.dataPath === 'auto' && !this.nativePump) {
+      opts.log.warn(
+        'the verbs addon has no DataPump: SMC-R connections use the JavaScript data path (dataPath auto -> js)',
+      );
+    } else if (opts.dataPath === 'native' && !this.nativePump) {
+      opts.log.warn('dataPath native but the verbs addon has no DataPump: every connection relays over TCP');
+    }
+  }
+
+  /** The data path SMC-R connections use (`none`: SMC-R is not attempted), for logs and metrics. */
+  get dataPath(): 'native' | 'js' | 'link-only' | 'none' {
+    return this.effectiveDataPath() ?? 'none';
   }
 
   private get nativePump(): boolean {
@@ -129,9 +142,17 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     const { verbs, context, pd, channel } = device;
     const made: { close(): void }[] = [];
     try {
-      const cq = context.createCq(channel, 64);
+      // Room for the native pump: 32 receive slots of its own beside the LLC ring, 44-byte inline CDCs.
+      const cq = context.createCq(channel, 256);
       made.push(cq);
-      const qp = pd.createQp({ sendCq: cq, maxSendWr: 32, maxRecvWr: 32, maxSendSge: 2, maxRecvSge: 1 });
+      const qp = pd.createQp({
+        sendCq: cq,
+        maxSendWr: 32,
+        maxRecvWr: 64,
+        maxSendSge: 2,
+        maxRecvSge: 1,
+        maxInlineData: 64,
+      });
       made.unshift(qp);
       const rmb = verbs.allocBuffer(config.limits.rmbSize);
       const rmbMr = pd.registerMr(rmb, { localWrite: true, remoteWrite: true });
@@ -168,7 +189,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     }
   }
 
-  private async establish(link: Link, n: NegotiatedLink, _tcp: Socket, log: Logger): Promise<SmcConnection> {
+  private async establish(link: Link, n: NegotiatedLink, tcp: Socket, log: Logger): Promise<SmcConnection> {
     const { device } = this.opts;
     const mtuBytes = ibMtuToBytes(n.qpMtu);
     try {
@@ -248,12 +269,61 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       link.connection = connection;
       return connection;
     }
-    // 'native': the addon's DataPump (native/README.md) binds the socket fd, QP, send ring and RMBs here.
+    if (path === 'native') {
+      // The staging ring mirrors the peer's RMBE: it must be at least that large.
+      let stageMr = link.sendMr;
+      let ownStage: MemoryRegion | null = null;
+      if (n.peer.rmbeSizeBytes > link.sendRing.byteLength) {
+        try {
+          ownStage = device.pd.registerMr(device.verbs.allocBuffer(n.peer.rmbeSizeBytes), {
+            localWrite: true,
+          });
+        } catch (err) {
+          throw new LinkSetupError(
+            FallbackReason.BufferRegistrationFailed,
+            'cannot register the staging ring',
+            {
+              cause: err,
+            },
+          );
+        }
+        stageMr = ownStage;
+      }
+      const ring = link.llc.receiveRing;
+      const native = new NativeSmcConnection({
+        id: `${link.alertToken.toString(16)}`,
+        linkId: link.id,
+        verbs: device.verbs,
+        qp: link.qp,
+        cq: link.cq,
+        llc: link.llc,
+        llcRecvMr: ring.mr,
+        llcSlotSize: ring.slotSize,
+        stageMr,
+        rmbMr: link.rmbMr,
+        localToken: link.alertToken,
+        peer: {
+          addr: n.peer.rmbVirtualAddress,
+          rkey: n.peer.rmbRkey,
+          size: n.peer.rmbeSizeBytes,
+          token: n.peer.rmbeAlertToken,
+        },
+        tcp,
+        log,
+        onClosed: () => this.destroyLink(link),
+        onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
+      });
+      link.connection = {
+        dispose: () => {
+          native.dispose();
+          ownStage?.close();
+        },
+      };
+      return native;
+    }
     throw new LinkSetupError(
       FallbackReason.LinkSetupFailed,
-      path === 'link-only'
-        ? 'link confirmed; data path disabled (link-only)'
-        : 'native data pump binding not implemented',
+      'link confirmed; data path disabled (link-only)',
     );
   }
 

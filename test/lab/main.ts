@@ -6,6 +6,7 @@
 //   npm run lab [-- --operator-only | --vm-only] [--data-path js|auto|native] [--keep] [--quiet]
 import { rmSync } from 'node:fs';
 import { declineCodeFor, type FallbackReason } from '../../sidecar/src/policy/reasons.js';
+import { declineCodeInfo } from '../../sidecar/src/protocol/clc/decline-codes.js';
 import { REPO, runOperatorPart, type OperatorResult } from './operator-part.js';
 import { FLOWS, NAMESPACE, PODS, fallbackDirectory, fallbackSidecarEnv, type LabPod } from './scenario.js';
 import { runVmPart, vmPrerequisites, type Series, type VmResult } from './vm-part.js';
@@ -89,7 +90,8 @@ function connections(s: Series): Map<string, number> {
 function declineCode(reason: string): string {
   if (reason === 'none') return '-';
   const code = declineCodeFor(reason as FallbackReason);
-  return code === null ? 'none (no CLC)' : `0x${code.toString(16).padStart(8, '0')}`;
+  if (code === null) return 'none (no CLC)';
+  return `${declineCodeInfo(code)?.name ?? '?'} 0x${code.toString(16).padStart(8, '0')}`;
 }
 
 function operatorReport(r: OperatorResult, checks: Check[]): string {
@@ -174,7 +176,7 @@ function vmReport(r: VmResult, checks: Check[]): string {
       `${f.pod} -> ${f.target}`,
       f.program,
       got,
-      declineCode(f.expect.reason),
+      [...conns.keys()].map((k) => declineCode(k.split('/')[1] ?? 'none')).join(', ') || '-',
       mib(rdma),
       mib(tcp),
       res ? res.seconds.toFixed(1) : '-',
@@ -271,7 +273,7 @@ async function main(): Promise<number> {
       `part 2: two soft-RoCE VMs; pods ${PODS.map((p) => `${p.name}@node${p.node}`).join(', ')}; ` +
         `directory ${args.operator ? 'as published in part 1' : 'built from the scenario'}; data path ${args.dataPath}`,
     );
-    const r = await runVmPart(directory, sidecarEnv, {
+    const r = await runVmPart(REPO, directory, sidecarEnv, {
       dataPath: args.dataPath,
       timeoutSec: args.timeoutSec,
       live: args.live,

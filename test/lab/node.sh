@@ -2,7 +2,7 @@
 # One node of `npm run lab` (test/lab/main.ts), run by test/vm/lab-run inside a VM.
 #
 # Every pod of this node becomes a network namespace with an `eth0` veth (ifindex 2, like the
-# host's eth0, so the RoCE GID's netdev resolves inside the pod), a /32 pod IP and a default route
+# host's eth0, so the RoCE GID's netdev resolves inside the pod), a pod IP in one flat /16 and a default route
 # to the node; pods of the other node are routed through it (10.77.0.0/24). Pods with a sidecar
 # get `intercept install` and `run` inside their namespace, with exactly the environment the
 # webhook injected (written by main.ts into $LAB_OUT/input/). Applications run as uid 65534,
@@ -16,7 +16,7 @@ cd "$LAB_REPO"
 IN=$LAB_OUT/input
 OUT=$LAB_OUT
 mkdir -p "$OUT/flows" "$OUT/logs"
-export SMC_VERBS_ADDON="$LAB_REPO/native/build/Release/smc_verbs.node"
+export SMC_VERBS_ADDON="${LAB_ADDON:-$LAB_REPO/native/build/Release/smc_verbs.node}"
 SIDECAR=(node "$LAB_REPO/dist/sidecar/src/main.js")
 DATA_PATH=${LAB_DATA_PATH:-js}
 T0=$(date +%s.%N)
@@ -36,9 +36,13 @@ mkpod() {
   # Created from inside the pod so that eth0 gets ifindex 2 there; the peer lands in the node's netns.
   in_pod "$p" ip link add eth0 index 2 type veth peer name "v-$p" netns 1
   ip addr add 169.254.1.1/32 dev "v-$p"
+  sysctl -qw "net.ipv4.conf.v-$p.proxy_arp=1"
   ip link set "v-$p" up
   ip route add "$ip/32" dev "v-$p"
-  ip -n "$p" addr add "$ip/32" dev eth0
+  # One flat pod subnet (10.244.0.0/16) across both nodes: SMC-R v1's CLC requires the two ends to
+  # share an IP subnet with the same prefix length (else Decline DIFFPREFIX), so per-node /24s or
+  # /32 pod addresses would never upgrade across nodes. The node answers ARP for the other pods.
+  ip -n "$p" addr add "$ip/16" dev eth0
   ip -n "$p" link set eth0 up
   ip -n "$p" route add 169.254.1.1 dev eth0
   ip -n "$p" route add default via 169.254.1.1 dev eth0

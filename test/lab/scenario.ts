@@ -120,7 +120,7 @@ export const FLOWS: LabFlow[] = [
     pod: 'client',
     program: 'redis-benchmark',
     target: 'web:6379 redis',
-    command: `redis-benchmark -h ${web} -p 6379 -c 2 -n 400 -d 512 -t set,get -q 2>&1 | tr '\\r' '\\n' | grep -E '^(SET|GET): [0-9.]+ requests'`,
+    command: `redis-benchmark -h ${web} -p 6379 -c 2 -n 200 -d 512 -t set,get -q 2>&1 | tr '\\r' '\\n' | grep -E '^(SET|GET): [0-9.]+ requests'`,
     expect: { outcome: 'upgraded', reason: 'none' },
   },
   {

@@ -2,9 +2,11 @@
 // node as network namespaces, the sidecars with the environment the webhook injected and the
 // directory the operator published (written into the node's $LAB_OUT/input by the inline script
 // below), and runs test/lab/node.sh. Results are files in the nodes' out dirs, read here.
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labReady, runLab, type LabResult } from '../vm/lab.js';
+import { labReady } from '../vm/lab.js';
 import { FLOWS, PODS, type LabPod } from './scenario.js';
 
 export const NFT_MODULES = [
@@ -48,8 +50,60 @@ export interface FlowResult {
   delta: Series;
 }
 
+export interface LabRun {
+  runDir: string;
+  exitCode: number | null;
+  wallSec: number;
+  nodes: { exitCode: number | null; status: string; outDir: string }[];
+}
+
+/**
+ * test/vm/lab-run with one script for both nodes (lab.ts's runLab locates lab-run next to itself,
+ * which from dist/ is not where it lives, hence this small equivalent).
+ */
+function runLabRun(repo: string, script: string, timeoutSec: number, live: boolean): Promise<LabRun> {
+  const runDir = mkdtempSync(join(tmpdir(), 'smc-lab-npm-run-lab-'));
+  const path = join(runDir, 'node.sh');
+  writeFileSync(path, script);
+  const args = [
+    '--timeout',
+    String(timeoutSec),
+    '--keep',
+    runDir,
+    live ? '--live' : '--quiet',
+    '--',
+    path,
+    path,
+  ];
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(repo, 'test/vm/lab-run'), args, {
+      env: { ...process.env, LAB_EXTRA_MODULES: NFT_MODULES.join(' ') },
+      stdio: ['ignore', 2, 2], // progress on stderr; the report alone goes to stdout
+    });
+    const backstop = setTimeout(() => child.kill('SIGTERM'), (timeoutSec + 60) * 1000);
+    child.on('error', (e) => {
+      clearTimeout(backstop);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(backstop);
+      const nodes = [0, 1].map((n) => {
+        const outDir = join(runDir, `node${n}`);
+        const rc = read(join(outDir, 'exit-code')).trim();
+        return {
+          exitCode: rc === '' ? null : Number(rc),
+          status: read(join(outDir, 'status')).trim(),
+          outDir,
+        };
+      });
+      resolve({ runDir, exitCode: code, wallSec: (Date.now() - started) / 1000, nodes });
+    });
+  });
+}
+
 export interface VmResult {
-  lab: LabResult;
+  lab: LabRun;
   flows: FlowResult[];
   /** Final metrics of every sidecar pod. */
   metrics: Map<string, Series>;
@@ -87,6 +141,7 @@ export function nodeScript(
   directory: Map<string, string>,
   sidecarEnv: (pod: LabPod) => Record<string, string>,
   dataPath: string,
+  addon: string,
 ): string {
   let s = 'set -euo pipefail\nIN="$LAB_OUT/input"\nmkdir -p "$IN/directory"\n';
   for (const [file, json] of directory) s += heredoc(`$IN/directory/${file}`, json);
@@ -101,7 +156,8 @@ export function nodeScript(
       .map(([k, v]) => `${k}=${v}`);
     s += heredoc(`$IN/sidecar-${p.name}.env`, env.join('\n'));
   }
-  s += `export LAB_DATA_PATH=${JSON.stringify(dataPath)}\nexec bash "$LAB_REPO/test/lab/node.sh"\n`;
+  s += `export LAB_DATA_PATH=${JSON.stringify(dataPath)} LAB_ADDON=${JSON.stringify(addon)}\n`;
+  s += 'exec bash "$LAB_REPO/test/lab/node.sh"\n';
   return s;
 }
 
@@ -116,19 +172,19 @@ export function vmPrerequisites(repo: string): string[] {
 }
 
 export async function runVmPart(
+  repo: string,
   directory: Map<string, string>,
   sidecarEnv: (pod: LabPod) => Record<string, string>,
   opts: { dataPath: string; timeoutSec: number; live: boolean },
 ): Promise<VmResult> {
-  const script = nodeScript(directory, sidecarEnv, opts.dataPath);
-  const lab = await runLab({
-    name: 'npm-run-lab',
-    timeoutSec: opts.timeoutSec,
-    scripts: [script, script],
-    extraModules: NFT_MODULES,
-    live: opts.live,
-  });
-  const out = (n: 0 | 1) => lab.nodes[n].outDir;
+  // The VMs load a copy of the addon, so a concurrent native rebuild cannot swap it mid-run.
+  const cache = join(repo, 'node_modules/.cache/smc-lab');
+  mkdirSync(cache, { recursive: true });
+  const addon = join(cache, 'smc_verbs.node');
+  copyFileSync(join(repo, 'native/build/Release/smc_verbs.node'), addon);
+  const script = nodeScript(directory, sidecarEnv, opts.dataPath, addon);
+  const lab = await runLabRun(repo, script, opts.timeoutSec, opts.live);
+  const out = (n: 0 | 1): string => join(lab.runDir, `node${n}`);
   const flows: FlowResult[] = FLOWS.map((f) => {
     const node = PODS.find((p) => p.name === f.pod)?.node ?? 1;
     const base = join(out(node), 'flows', f.name);

@@ -1,7 +1,9 @@
 // The whole sidecar in the two-VM lab: each VM is a "pod" with the compiled sidecar, its nftables
-// interception (`intercept install`) and real RDMA on rxe0 (JavaScript data path). Unmodified curl
-// and redis-cli in pod A reach pod B's servers; the kernel redirects them to the sidecar, which
-// upgrades the connections to SMC-R. VM-side script: test/vm/sidecar/intercept-node.sh.
+// interception (`intercept install`) and real RDMA on rxe0 (dataPath auto: the native DataPump).
+// Unmodified curl, redis-cli and redis-benchmark in pod A reach pod B's servers; the kernel
+// redirects them to the sidecar, which upgrades the connections to SMC-R. One lab run covers bulk
+// transfers (sha256), 100 concurrent and many short connections, a fallback, and pod B's sidecar
+// killed mid-transfer. VM-side scripts: test/vm/sidecar/intercept-node.sh, app-server.mjs.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -30,10 +32,10 @@ describe.skipIf(!labReady() || !existsSync(addon))(
       await ensureBuilt(['dist/sidecar/src/main.js'], ['sidecar/src', 'native', 'operator/src/api']);
     }, 300_000);
 
-    it('upgrades curl and redis-cli connections between two pods to SMC-R', async () => {
+    it('carries unmodified programs over the native data pump: bulk sha256, 100 connections, short connections, a fallback, a killed peer sidecar', async () => {
       const r = await runLab({
         name: 'sidecar-intercept',
-        timeoutSec: 300,
+        timeoutSec: 900,
         scripts: [script('server'), script('client')],
         extraModules: NFT_MODULES,
       });
@@ -42,16 +44,57 @@ describe.skipIf(!labReady() || !existsSync(addon))(
       expect(server.exitCode, `${msg}\n${server.output}`).toBe(0);
       expect(client.exitCode, `${msg}\n${client.output}`).toBe(0);
       const out = client.output;
+      const srv = server.output;
+      // The pump is the data path on both sides (dataPath auto, the addon has DataPump).
+      for (const o of [out, srv])
+        expect(o).toContain('METRIC smc_data_path_info{path="native",requested="auto"} 1');
       expect(lineValue(out, 'CURL')).toBe('pod-b /hello 0');
-      expect(lineValue(out, 'CURLPOST')).toBe('pod-b /upload 2000000');
+      expect(lineValue(out, 'CURLPOST')).toMatch(/^2000000 [0-9a-f]{64}$/);
       expect(lineValue(out, 'REDIS_SET')).toBe('OK');
       expect(lineValue(out, 'REDIS_GET_LEN')).toBe('60000');
       expect(lineValue(out, 'REDIS_PING')).toBe('PONG');
-      // Every connection the applications opened went over SMC-R (curl twice, redis-cli three times).
-      expect(metric(out, 'smc_connections_total{outcome="upgraded",reason="none"}'), out).toBe(5);
-      expect(metric(out, 'smc_bytes_total{path="rdma",direction="tx"}')).toBeGreaterThan(2_000_000);
-      expect(metric(out, 'smc_bytes_total{path="tcp",direction="tx"}')).toBe(0);
-      expect(metric(server.output, 'smc_bytes_total{path="rdma",direction="rx"}')).toBeGreaterThan(2_000_000);
+      // Bulk, byte-exact both ways.
+      const mib = Number(lineValue(out, 'BULK_MIB'));
+      expect(mib).toBeGreaterThanOrEqual(8);
+      const expected = lineValue(out, 'UPLOAD_EXPECT');
+      expect(lineValue(out, 'UPLOAD_GOT'), out).toBe(expected);
+      const sent = lineValue(srv, 'APP DOWNLOAD');
+      expect(sent, srv).toBe(`${mib * 2 ** 20} ${lineValue(out, 'DOWNLOAD_GOT')}`);
+      console.log(
+        `bulk ${mib} MiB: probe(8 MiB) ${lineValue(out, 'PROBE')}, upload ${lineValue(out, 'UPLOAD_SECS')} s, download ${lineValue(out, 'DOWNLOAD_SECS')} s; short ${lineValue(out, 'SHORT_OK')}; bench ${lineValue(out, 'BENCH')}; kill ${lineValue(out, 'KILL_CURL')}`,
+      );
+      expect(lineValue(out, 'SHORT_OK')?.split(' ')[0]).toBe('60');
+      expect(lineValue(out, 'BENCH'), out).toMatch(/requests per second/);
+      expect(lineValue(out, 'FALLBACK_CURL')).toBe('pod-b /fallback 0');
+      // curl 2 + redis-cli 3 + probe, upload, download + 60 short + >= 100 benchmark clients.
+      const upgraded = metric(out, 'smc_connections_total{outcome="upgraded",reason="none"}');
+      expect(upgraded, out).toBeGreaterThanOrEqual(168);
+      expect(
+        metric(out, 'smc_connections_total{outcome="fallback",reason="peer-not-in-directory"}'),
+        out,
+      ).toBe(1);
+      // Bytes: everything but the fallback request went over RDMA; the pump's counters reach the metrics.
+      const payloadUp = 2_000_000 + 8 * 2 ** 20 + mib * 2 ** 20;
+      expect(metric(out, 'smc_bytes_total{path="rdma",direction="tx"}')).toBeGreaterThan(payloadUp);
+      expect(metric(out, 'smc_bytes_total{path="rdma",direction="rx"}')).toBeGreaterThan(mib * 2 ** 20);
+      // Pod b's metrics are read later, during the last (killed) download: its counters include that
+      // request (< 1 KB more received) and whatever it sent of the endless response by then.
+      const srvRx = metric(srv, 'smc_bytes_total{path="rdma",direction="rx"}');
+      const cliTx = metric(out, 'smc_bytes_total{path="rdma",direction="tx"}');
+      expect(srvRx - cliTx).toBeGreaterThanOrEqual(0);
+      expect(srvRx - cliTx).toBeLessThan(1000);
+      expect(metric(srv, 'smc_bytes_total{path="rdma",direction="tx"}')).toBeGreaterThanOrEqual(
+        metric(out, 'smc_bytes_total{path="rdma",direction="rx"}'),
+      );
+      expect(metric(out, 'smc_bytes_total{path="tcp",direction="tx"}')).toBeLessThan(1000);
+      // The server's sidecar killed mid-download: curl fails with a reset (56) or a short read (18),
+      // well before its 60 s limit (28 would be a hang).
+      const [rc, secs] = (lineValue(out, 'KILL_CURL') ?? '').split(' ');
+      expect([18, 56], out).toContain(Number(rc));
+      expect(Number(secs)).toBeLessThan(30);
+      // Nothing was in flight towards the dead peer, so the pump saw no completion error: the peer
+      // sidecar's TCP connection ending without its done-writing CDC reset the connection.
+      expect(lineValue(out, 'AFTER_KILL smc_rdma_errors_total{kind="peer-gone"}')).toBe('1');
       for (const node of [server, client]) expect(lineValue(node.output, 'TABLES_AFTER_REMOVE')).toBe('[]');
     });
   },

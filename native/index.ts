@@ -168,7 +168,7 @@ type Waiter = {
  * and are routed in this order:
  *  1. to a pending `waitFor(wrId)` for that wrId;
  *  2. else to the `onCompletion` listeners, if any;
- *  3. else into a queue that `next()` and later `waitFor()` calls take from.
+ *  3. else into a queue that `next()`, later `waitFor()` calls and the next listener take from.
  */
 export class CompletionQueue extends binding.CompletionQueue {
   readonly #listeners = new Set<(wc: WorkCompletion) => void>();
@@ -213,9 +213,20 @@ export class CompletionQueue extends binding.CompletionQueue {
     this.#queued.push(wc);
   }
 
-  /** Subscribes to every completion not claimed by waitFor(). Returns the unsubscribe function. */
+  /**
+   * Subscribes to every completion not claimed by waitFor(). Completions that arrived while nobody
+   * listened (queued for next()) are handed to the new listener first, in a microtask, so that a
+   * listener added late misses nothing. Returns the unsubscribe function.
+   */
   onCompletion(listener: (wc: WorkCompletion) => void): () => void {
     this.#listeners.add(listener);
+    if (this.#queued.length > 0) {
+      queueMicrotask(() => {
+        while (this.#listeners.has(listener) && this.#queued.length > 0) {
+          listener(this.#queued.shift() as WorkCompletion);
+        }
+      });
+    }
     return () => this.#listeners.delete(listener);
   }
 

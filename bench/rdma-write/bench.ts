@@ -123,9 +123,8 @@ async function main(): Promise<void> {
     };
     const total = iters + 100; // first 100 are warm-up
     const samples: number[] = [];
-    ctl.send('ready');
-    await ctl.recv('ready');
-    await new Promise<void>((resolve, reject) => {
+    // The listener is in place before 'ready' goes out: the peer's first write may overtake it.
+    const pingPong = new Promise<void>((resolve, reject) => {
       let got = 0;
       let t = process.hrtime.bigint();
       const off = cq.onCompletion((wc: WorkCompletion) => {
@@ -155,8 +154,11 @@ async function main(): Promise<void> {
         t = process.hrtime.bigint();
         write();
       });
-      if (!isServer) write();
     });
+    ctl.send('ready');
+    await ctl.recv('ready');
+    if (!isServer) write();
+    await pingPong;
     if (!isServer) {
       samples.sort((a, b) => a - b);
       const half = samples.map((s) => s / 2);

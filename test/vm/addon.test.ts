@@ -59,6 +59,8 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
       name: 'addon-smoke',
       timeoutSec: 300,
       script: nodeCmd('test/vm/addon/smoke.js'),
+      // for the REDIRECT rules of the getOriginalDst check
+      extraModules: ['nf_tables', 'nft_chain_nat', 'nft_redir', 'nft_compat', 'xt_tcp', 'xt_REDIRECT'],
     });
     const msg = describeResult(r);
     expect(r.node.exitCode, msg).toBe(0);
@@ -101,6 +103,14 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
       expect.arrayContaining(['IBV_EVENT_PORT_ERR:1', 'IBV_EVENT_PORT_ACTIVE:1']),
     );
     expect(ev).toMatchObject({ downState: 'DOWN', upState: 'ACTIVE' });
+    // SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST behind REDIRECT rules
+    expect(pick(lines, 'check', 'original_dst'), msg).toMatchObject({
+      got: [
+        { listen: '::', orig: { family: 'IPv4', address: '10.77.0.1', port: 8080 } },
+        { listen: '0.0.0.0', orig: { family: 'IPv4', address: '10.77.0.1', port: 8080 } },
+        { listen: '::', dest: '::1', orig: { family: 'IPv6', address: '::1', port: 8080 } },
+      ],
+    });
     expect(pick(lines, 'check', 'close')).toMatchObject({
       busy: 'EBUSY',
       counters: { contexts: 0, pds: 0, mrs: 0, channels: 0, cqs: 0, qps: 0 },

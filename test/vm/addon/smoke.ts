@@ -3,9 +3,12 @@
 // cross-PD protection and a leak loop. Prints one JSON line per check: {"check": name, ...}.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { connect, createServer, type Socket } from 'node:net';
+
 import {
   allocBuffer,
   debugCounters,
+  getOriginalDst,
   listDevices,
   openDevice,
   randomPsn,
@@ -150,6 +153,60 @@ async function main(): Promise<void> {
     await Promise.race([got, new Promise((r) => setTimeout(r, 20_000))]);
     out('async_events', { seen, downState, upState: c.queryPort(1).state });
     c.close();
+  }
+
+  // getOriginalDst on REDIRECTed connections: IPv4 to a dual-stack and to an IPv4 listener, IPv6
+  try {
+    execFileSync('iptables', [
+      '-t',
+      'nat',
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '--dport',
+      '8080',
+      '-j',
+      'REDIRECT',
+      '--to-ports',
+      '15001',
+    ]);
+    execFileSync('ip6tables', [
+      '-t',
+      'nat',
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '--dport',
+      '8080',
+      '-j',
+      'REDIRECT',
+      '--to-ports',
+      '15001',
+    ]);
+    const cases: [string, string][] = [
+      ['::', process.env['LAB_IP'] ?? '10.77.0.1'],
+      ['0.0.0.0', process.env['LAB_IP'] ?? '10.77.0.1'],
+      ['::', '::1'],
+    ];
+    const got: unknown[] = [];
+    for (const [listen, dest] of cases) {
+      const srv = createServer({ pauseOnConnect: true });
+      await new Promise<void>((r) => srv.listen(15001, listen, r));
+      const acc = new Promise<Socket>((r) => srv.once('connection', r));
+      const c = connect(8080, dest);
+      c.on('error', () => undefined);
+      const s = await acc;
+      const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
+      got.push({ listen, dest, orig: getOriginalDst(fd) });
+      c.destroy();
+      s.destroy();
+      await new Promise((r) => srv.close(r));
+    }
+    out('original_dst', { got });
+  } catch (e) {
+    out('original_dst', { error: String(e) });
   }
 
   // leak loop

@@ -21,7 +21,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { operator: true, vm: true, dataPath: 'js', keep: false, live: true, timeoutSec: 300 };
+  const a: Args = { operator: true, vm: true, dataPath: 'native', keep: false, live: true, timeoutSec: 300 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--operator-only') a.vm = false;

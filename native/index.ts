@@ -28,7 +28,12 @@ import type {
   PumpEventType,
   PumpOptions,
   QpCaps,
+  RecvWr,
   RegistrableMemory,
+  SendOpcode,
+  SendWr,
+  WcOpcode,
+  WcStatus,
   WorkCompletion,
 } from './types.js';
 
@@ -184,9 +189,28 @@ export class CompletionQueue extends binding.CompletionQueue {
     super(context, channel, cqe);
   }
 
-  /** Called by the addon with each batch of completions (at most 32). */
+  /** Called by the addon with each batch of completions (at most 32), as objects. */
   onCompletions(wcs: WorkCompletion[]): void {
     for (const wc of wcs) this.#route(wc);
+  }
+
+  /** Called by the addon with each batch of completions: `n` records of 10 slots in `f`. */
+  onCompletionsRaw(n: number, f: Float64Array): void {
+    for (let i = 0, o = 0; i < n; i++, o += 10) {
+      const imm = f[o + 4] as number;
+      const wc: WorkCompletion = {
+        wrId: f[o] as number,
+        status: WC_STATUS[f[o + 1] as number] ?? 'IBV_WC_UNKNOWN',
+        opcode: WC_OPCODE.get(f[o + 2] as number) ?? 'UNKNOWN',
+        byteLen: f[o + 3] as number,
+        qpNum: f[o + 5] as number,
+        srcQp: f[o + 6] as number,
+        wcFlags: f[o + 7] as number,
+        vendorErr: f[o + 8] as number,
+      };
+      if (imm >= 0) (wc as { immData?: number }).immData = imm;
+      this.#route(wc);
+    }
   }
 
   #route(wc: WorkCompletion): void {
@@ -301,6 +325,57 @@ export class CompletionQueue extends binding.CompletionQueue {
   }
 }
 
+// enum ibv_wc_status, by value
+const WC_STATUS: readonly WcStatus[] = [
+  'IBV_WC_SUCCESS',
+  'IBV_WC_LOC_LEN_ERR',
+  'IBV_WC_LOC_QP_OP_ERR',
+  'IBV_WC_LOC_EEC_OP_ERR',
+  'IBV_WC_LOC_PROT_ERR',
+  'IBV_WC_WR_FLUSH_ERR',
+  'IBV_WC_MW_BIND_ERR',
+  'IBV_WC_BAD_RESP_ERR',
+  'IBV_WC_LOC_ACCESS_ERR',
+  'IBV_WC_REM_INV_REQ_ERR',
+  'IBV_WC_REM_ACCESS_ERR',
+  'IBV_WC_REM_OP_ERR',
+  'IBV_WC_RETRY_EXC_ERR',
+  'IBV_WC_RNR_RETRY_EXC_ERR',
+  'IBV_WC_LOC_RDD_VIOL_ERR',
+  'IBV_WC_REM_INV_RD_REQ_ERR',
+  'IBV_WC_REM_ABORT_ERR',
+  'IBV_WC_INV_EECN_ERR',
+  'IBV_WC_INV_EEC_STATE_ERR',
+  'IBV_WC_FATAL_ERR',
+  'IBV_WC_RESP_TIMEOUT_ERR',
+  'IBV_WC_GENERAL_ERR',
+  'IBV_WC_TM_ERR',
+  'IBV_WC_TM_RNDV_INCOMPLETE',
+];
+
+// enum ibv_wc_opcode, by value
+const WC_OPCODE = new Map<number, WcOpcode>([
+  [0, 'SEND'],
+  [1, 'RDMA_WRITE'],
+  [2, 'RDMA_READ'],
+  [3, 'COMP_SWAP'],
+  [4, 'FETCH_ADD'],
+  [5, 'BIND_MW'],
+  [6, 'LOCAL_INV'],
+  [7, 'TSO'],
+  [128, 'RECV'],
+  [129, 'RECV_RDMA_WITH_IMM'],
+]);
+
+// Send opcodes as the addon's positional postSend1 numbers them.
+const SEND_OPCODE: Readonly<Record<SendOpcode, number>> = {
+  SEND: 0,
+  SEND_WITH_IMM: 1,
+  RDMA_WRITE: 2,
+  RDMA_WRITE_WITH_IMM: 3,
+  RDMA_READ: 4,
+};
+
 function settle(w: Waiter): void {
   if (w.timer) clearTimeout(w.timer);
 }
@@ -333,6 +408,40 @@ export class QueuePair extends binding.QueuePair {
     caps?: QpCaps,
   ) {
     super(pd, sendCq, recvCq, caps);
+  }
+
+  /** Posts send work requests; a single WR with at most one SGE takes the positional fast path. */
+  override postSend(wr: SendWr | SendWr[]): void {
+    if (Array.isArray(wr)) return super.postSend(wr);
+    const sg = wr.sgList;
+    const s = sg?.[0];
+    const op = Object.hasOwn(SEND_OPCODE, wr.opcode) ? SEND_OPCODE[wr.opcode] : undefined;
+    if (
+      (sg !== undefined && (!Array.isArray(sg) || sg.length > 1)) ||
+      (s !== undefined && (typeof s !== 'object' || s === null)) ||
+      op === undefined ||
+      (wr.wrId !== undefined && typeof wr.wrId !== 'number')
+    ) {
+      return super.postSend(wr); // the general path (and its argument errors)
+    }
+    const flags =
+      (wr.signaled === false ? 0 : 1) | (wr.solicited ? 2 : 0) | (wr.fence ? 4 : 0) | (wr.inline ? 8 : 0);
+    this.postSend1(op, wr.wrId ?? 0, s?.mr, s?.offset, s?.length, wr.remoteAddr, wr.rkey, wr.immData, flags);
+  }
+
+  /** Posts receive work requests; a single WR with at most one SGE takes the positional fast path. */
+  override postRecv(wr: RecvWr | RecvWr[]): void {
+    if (Array.isArray(wr)) return super.postRecv(wr);
+    const sg = wr.sgList;
+    const s = sg?.[0];
+    if (
+      (sg !== undefined && (!Array.isArray(sg) || sg.length > 1)) ||
+      (s !== undefined && (typeof s !== 'object' || s === null)) ||
+      (wr.wrId !== undefined && typeof wr.wrId !== 'number')
+    ) {
+      return super.postRecv(wr);
+    }
+    this.postRecv1(wr.wrId ?? 0, s?.mr, s?.offset, s?.length);
   }
 
   /** RESET -> INIT -> RTR -> RTS in one go. */

@@ -328,6 +328,24 @@ export interface NativeQueuePair {
   modifyToReset(): void;
   postSend(wr: SendWr | SendWr[]): void;
   postRecv(wr: RecvWr | RecvWr[]): void;
+  /** Positional single-WR forms (the hot path of postSend/postRecv in index.ts). */
+  postSend1(
+    opcode: number,
+    wrId: number,
+    mr: NativeMemoryRegion | undefined,
+    offset: number | undefined,
+    length: number | undefined,
+    remoteAddr: number | bigint | undefined,
+    rkey: number | undefined,
+    immData: number | undefined,
+    flags: number,
+  ): void;
+  postRecv1(
+    wrId: number,
+    mr: NativeMemoryRegion | undefined,
+    offset: number | undefined,
+    length: number | undefined,
+  ): void;
   close(): void;
 }
 

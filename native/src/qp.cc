@@ -71,8 +71,23 @@ ibv_mtu MtuEnum(Napi::Env env, uint32_t bytes) {
   }
 }
 
-// Fills sge[] from an array of { mr, offset?, length? }. Returns the count. Offsets and lengths
-// are checked against the MR here; the HCA checks lkey ownership (PD) itself.
+// One scatter/gather entry: `length` bytes (default: to the end) at `offset` of an MR. Offsets and
+// lengths are checked against the MR here; the HCA checks lkey ownership (PD) itself.
+uint64_t FillSge(Napi::Env env, const Napi::Value& mrV, const Napi::Value& offV, const Napi::Value& lenV,
+                 ibv_sge* sge) {
+  auto mr = MrResOf(env, mrV);
+  uint64_t off = offV.IsUndefined() ? 0 : ToU64(env, offV, "offset");
+  if (off > mr->length) ThrowRange(env, "sge offset beyond the end of the memory region");
+  uint64_t len = lenV.IsUndefined() ? mr->length - off : ToU64(env, lenV, "length");
+  if (len > mr->length - off) ThrowRange(env, "sge offset + length beyond the end of the memory region");
+  if (len > UINT32_MAX) ThrowRange(env, "sge length exceeds 2^32-1");
+  sge->addr = reinterpret_cast<uintptr_t>(mr->base) + off;
+  sge->length = static_cast<uint32_t>(len);
+  sge->lkey = mr->mr->lkey;
+  return len;
+}
+
+// Fills sge[] from an array of { mr, offset?, length? }. Returns the count.
 int ParseSgList(Napi::Env env, const Napi::Value& v, ibv_sge* sge, uint64_t* total) {
   *total = 0;
   if (v.IsUndefined()) return 0;
@@ -84,21 +99,42 @@ int ParseSgList(Napi::Env env, const Napi::Value& v, ibv_sge* sge, uint64_t* tot
     Napi::Value ev = arr.Get(i);
     if (!ev.IsObject()) ThrowType(env, "sgList entries must be objects { mr, offset?, length? }");
     Napi::Object e = ev.As<Napi::Object>();
-    auto mr = MrResOf(env, e.Get("mr"));
-    uint64_t off = 0, len;
-    Napi::Value ov = e.Get("offset");
-    if (!ov.IsUndefined()) off = ToU64(env, ov, "offset");
-    if (off > mr->length) ThrowRange(env, "sge offset beyond the end of the memory region");
-    Napi::Value lv = e.Get("length");
-    len = lv.IsUndefined() ? mr->length - off : ToU64(env, lv, "length");
-    if (len > mr->length - off) ThrowRange(env, "sge offset + length beyond the end of the memory region");
-    if (len > UINT32_MAX) ThrowRange(env, "sge length exceeds 2^32-1");
-    sge[i].addr = reinterpret_cast<uintptr_t>(mr->base) + off;
-    sge[i].length = static_cast<uint32_t>(len);
-    sge[i].lkey = mr->mr->lkey;
-    *total += len;
+    *total += FillSge(env, e.Get("mr"), e.Get("offset"), e.Get("length"), &sge[i]);
   }
   return static_cast<int>(n);
+}
+
+// Send opcodes by name and by the index the fast path uses (SendOpcodeIndex in index.ts).
+constexpr ibv_wr_opcode kSendOps[] = {IBV_WR_SEND, IBV_WR_SEND_WITH_IMM, IBV_WR_RDMA_WRITE, IBV_WR_RDMA_WRITE_WITH_IMM,
+                                      IBV_WR_RDMA_READ};
+constexpr const char* kSendOpNames[] = {"SEND", "SEND_WITH_IMM", "RDMA_WRITE", "RDMA_WRITE_WITH_IMM", "RDMA_READ"};
+
+// Flags of the fast path: bit 0 signaled, 1 solicited, 2 fence, 3 inline.
+constexpr uint32_t kFlagSignaled = 1, kFlagSolicited = 2, kFlagFence = 4, kFlagInline = 8;
+
+// Completes a send WR whose wr_id, sg_list and num_sge are set: opcode, immediate data, remote
+// address and flags, with the same checks for the object and the positional form.
+void FinishSendWr(Napi::Env env, ibv_send_wr& wr, int op, const Napi::Value& imm, const Napi::Value& raddr,
+                  const Napi::Value& rkey, uint32_t flags, uint64_t total, uint32_t maxInline) {
+  wr.opcode = kSendOps[op];
+  bool hasImm = wr.opcode == IBV_WR_SEND_WITH_IMM || wr.opcode == IBV_WR_RDMA_WRITE_WITH_IMM;
+  bool needsRemote = wr.opcode == IBV_WR_RDMA_WRITE || wr.opcode == IBV_WR_RDMA_WRITE_WITH_IMM ||
+                     wr.opcode == IBV_WR_RDMA_READ;
+  if (hasImm) wr.imm_data = htonl(ToU32(env, imm, "immData"));
+  if (needsRemote) {
+    wr.wr.rdma.remote_addr = ToU64(env, raddr, "remoteAddr");
+    wr.wr.rdma.rkey = ToU32(env, rkey, "rkey");
+  }
+  if (flags & kFlagSignaled) wr.send_flags |= IBV_SEND_SIGNALED;
+  if (flags & kFlagSolicited) wr.send_flags |= IBV_SEND_SOLICITED;
+  if (flags & kFlagFence) wr.send_flags |= IBV_SEND_FENCE;
+  if (flags & kFlagInline) {
+    if (wr.opcode == IBV_WR_RDMA_READ) ThrowType(env, "RDMA_READ cannot be inline");
+    if (total > maxInline)
+      ThrowRange(env, "inline payload of " + std::to_string(total) + " bytes exceeds maxInlineData " +
+                          std::to_string(maxInline));
+    wr.send_flags |= IBV_SEND_INLINE;
+  }
 }
 
 uint64_t WrId(Napi::Env env, const Napi::Object& o) {
@@ -126,6 +162,8 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
                            InstanceMethod<&QueuePair::ToReset>("modifyToReset"),
                            InstanceMethod<&QueuePair::PostSend>("postSend"),
                            InstanceMethod<&QueuePair::PostRecv>("postRecv"),
+                           InstanceMethod<&QueuePair::PostSend1>("postSend1"),
+                           InstanceMethod<&QueuePair::PostRecv1>("postRecv1"),
                            InstanceMethod<&QueuePair::Close>("close"),
                        });
   }
@@ -310,43 +348,20 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
       wr.wr_id = WrId(env, w);
       Napi::Value opv = w.Get("opcode");
       if (!opv.IsString()) ThrowType(env, "opcode must be a string");
-      std::string op = opv.As<Napi::String>().Utf8Value();
-      bool needsRemote = false, hasImm = false;
-      if (op == "SEND") {
-        wr.opcode = IBV_WR_SEND;
-      } else if (op == "SEND_WITH_IMM") {
-        wr.opcode = IBV_WR_SEND_WITH_IMM;
-        hasImm = true;
-      } else if (op == "RDMA_WRITE") {
-        wr.opcode = IBV_WR_RDMA_WRITE;
-        needsRemote = true;
-      } else if (op == "RDMA_WRITE_WITH_IMM") {
-        wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-        needsRemote = hasImm = true;
-      } else if (op == "RDMA_READ") {
-        wr.opcode = IBV_WR_RDMA_READ;
-        needsRemote = true;
-      } else {
-        ThrowType(env, "opcode must be SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM or RDMA_READ");
-      }
+      std::string opName = opv.As<Napi::String>().Utf8Value();
+      int op = -1;
+      for (int k = 0; k < 5; k++)
+        if (opName == kSendOpNames[k]) op = k;
+      if (op < 0) ThrowType(env, "opcode must be SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM or RDMA_READ");
       uint64_t total;
       wr.sg_list = &sges[static_cast<size_t>(i) * kMaxSge];
       wr.num_sge = ParseSgList(env, w.Get("sgList"), wr.sg_list, &total);
-      if (hasImm) wr.imm_data = htonl(ToU32(env, w.Get("immData"), "immData"));
-      if (needsRemote) {
-        wr.wr.rdma.remote_addr = ToU64(env, w.Get("remoteAddr"), "remoteAddr");
-        wr.wr.rdma.rkey = ToU32(env, w.Get("rkey"), "rkey");
-      }
-      if (GetBool(env, w, "signaled", true)) wr.send_flags |= IBV_SEND_SIGNALED;
-      if (GetBool(env, w, "solicited", false)) wr.send_flags |= IBV_SEND_SOLICITED;
-      if (GetBool(env, w, "fence", false)) wr.send_flags |= IBV_SEND_FENCE;
-      if (GetBool(env, w, "inline", false)) {
-        if (wr.opcode == IBV_WR_RDMA_READ) ThrowType(env, "RDMA_READ cannot be inline");
-        if (total > cap_.max_inline_data)
-          ThrowRange(env, "inline payload of " + std::to_string(total) + " bytes exceeds maxInlineData " +
-                              std::to_string(cap_.max_inline_data));
-        wr.send_flags |= IBV_SEND_INLINE;
-      }
+      uint32_t flags = (GetBool(env, w, "signaled", true) ? kFlagSignaled : 0) |
+                       (GetBool(env, w, "solicited", false) ? kFlagSolicited : 0) |
+                       (GetBool(env, w, "fence", false) ? kFlagFence : 0) |
+                       (GetBool(env, w, "inline", false) ? kFlagInline : 0);
+      FinishSendWr(env, wr, op, w.Get("immData"), w.Get("remoteAddr"), w.Get("rkey"), flags, total,
+                   cap_.max_inline_data);
       wr.next = i + 1 < n ? &wrs[i + 1] : nullptr;
     }
     ibv_send_wr* bad = nullptr;
@@ -381,6 +396,49 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
     ibv_recv_wr* bad = nullptr;
     int r = ibv_post_recv(res->qp, wrs.data(), &bad);
     if (r) ThrowVerbs(env, r, "ibv_post_recv", "failed at work request " + std::to_string(bad ? bad - wrs.data() : 0));
+  }
+
+  // postSend1(opIndex, wrId, mr?, offset?, length?, remoteAddr?, rkey?, immData?, flags): one WR
+  // with at most one SGE, positional (the hot path of QueuePair.postSend in index.ts).
+  void PostSend1(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto res = Res(env, "ibv_post_send");
+    if (res->busy) ThrowVerbs(env, EBUSY, "ibv_post_send", "queue pair is driven by a data pump");
+    int op = static_cast<int>(ToU32(env, info[0], "opcode", 4));
+    ibv_send_wr wr;
+    ibv_sge sge;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = ToU64(env, info[1], "wrId");
+    uint64_t total = 0;
+    if (!info[2].IsUndefined() && !info[2].IsNull()) {
+      total = FillSge(env, info[2], info[3], info[4], &sge);
+      wr.sg_list = &sge;
+      wr.num_sge = 1;
+    }
+    FinishSendWr(env, wr, op, info[7], info[5], info[6], ToU32(env, info[8], "flags", 15), total,
+                 cap_.max_inline_data);
+    ibv_send_wr* bad = nullptr;
+    int r = ibv_post_send(res->qp, &wr, &bad);
+    if (r) ThrowVerbs(env, r, "ibv_post_send");
+  }
+
+  // postRecv1(wrId, mr?, offset?, length?): one receive WR with at most one SGE, positional.
+  void PostRecv1(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto res = Res(env, "ibv_post_recv");
+    if (res->busy) ThrowVerbs(env, EBUSY, "ibv_post_recv", "queue pair is driven by a data pump");
+    ibv_recv_wr wr;
+    ibv_sge sge;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = ToU64(env, info[0], "wrId");
+    if (!info[1].IsUndefined() && !info[1].IsNull()) {
+      FillSge(env, info[1], info[2], info[3], &sge);
+      wr.sg_list = &sge;
+      wr.num_sge = 1;
+    }
+    ibv_recv_wr* bad = nullptr;
+    int r = ibv_post_recv(res->qp, &wr, &bad);
+    if (r) ThrowVerbs(env, r, "ibv_post_recv");
   }
 
   void Close(const Napi::CallbackInfo& info) {

@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Prints "SIDECAR_TICKS PROGRAM_TICKS" for this node: utime+stime (all threads, clock ticks) of
-# every sidecar process (`.../sidecar/src/main.js run`) and of every smc-perf server. Builtins
-# only (no fork per process: under TCG each fork costs milliseconds). Used by node.sh locally and,
-# on node0, through the control port (ctl.sh).
-s=0 p=0
+# Prints "PROGRAM_TICKS POD=TICKS ..." for this node: utime+stime (all threads, clock ticks) of
+# every smc-perf server, and of the sidecar processes (`.../sidecar/src/main.js run`) per pod
+# (their env BENCH_POD, set by node.sh). Builtins only (no fork per process: under TCG each fork
+# costs milliseconds). Used by node.sh locally and, on node0, through the control port (ctl.sh).
+declare -A pod=()
+p=0
 for d in /proc/[0-9]*; do
   args=()
-  mapfile -d '' args <"$d/cmdline" 2>/dev/null || continue
+  mapfile -d '' args 2>/dev/null <"$d/cmdline" || continue
   c="${args[*]}"
   case "$c" in
-  *sidecar/src/main.js\ run*) k=s ;;
-  *smc-perf\ server*) k=p ;;
+  *sidecar/src/main.js\ run* | *smc-perf\ server*) ;;
   *) continue ;;
   esac
-  read -r line <"$d/stat" 2>/dev/null || continue
+  read -r line 2>/dev/null <"$d/stat" || continue
   read -r -a f <<<"${line##*) }"
   ((t = f[11] + f[12]))
-  if [[ $k == s ]]; then ((s += t)); else ((p += t)); fi
+  if [[ $c == *smc-perf\ server* ]]; then
+    ((p += t))
+    continue
+  fi
+  env=()
+  mapfile -d '' env 2>/dev/null <"$d/environ" || continue
+  for e in "${env[@]}"; do
+    [[ $e == BENCH_POD=* ]] && ((pod[${e#BENCH_POD=}] += t))
+  done
 done
-echo "$s $p"
+out="$p"
+for k in "${!pod[@]}"; do out+=" $k=${pod[$k]}"; done
+echo "$out"

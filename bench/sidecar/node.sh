@@ -51,7 +51,7 @@ mkpod() {
 start_sidecar() {
   local p=$1 envs=()
   mapfile -t envs <"$IN/sidecar-$p.env"
-  envs+=("SMC_DIRECTORY=$IN/directory" "SMC_SIDECAR_UID=0" "SMC_RDMA_DEVICE=$LAB_RXE"
+  envs+=("BENCH_POD=$p" "SMC_DIRECTORY=$IN/directory" "SMC_SIDECAR_UID=0" "SMC_RDMA_DEVICE=$LAB_RXE"
     "SMC_GID_INDEX=1" "SMC_RDMA_DATA_PATH=$BENCH_DATA_PATH" "SMC_LOG_LEVEL=info")
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" intercept install >"$OUT/logs/intercept-$p.log" 2>&1
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
@@ -77,7 +77,7 @@ if [[ $LAB_NODE == 0 ]]; then
   start_sidecar web
   lab_retry 120 in_pod web curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
   progress "servers and sidecar ready"
-  timeout 280 socat TCP-LISTEN:15998,bind="$LAB_IP",reuseaddr,fork SYSTEM:"bash $BENCH_HERE/ctl.sh" \
+  timeout 280 socat -t 60 TCP-LISTEN:15998,bind="$LAB_IP",reuseaddr,fork SYSTEM:"bash $BENCH_HERE/ctl.sh" \
     >"$OUT/logs/ctl.log" 2>&1 </dev/null &
   lab_wait_file /tmp/bench-done 280
   scrape web >"$OUT/metrics/web.txt"
@@ -97,7 +97,7 @@ progress "sidecars ready; waiting for node0"
 lab_wait_tcp "$LAB_PEER_IP" 15998 150 || { echo "node0 control port not reachable"; exit 1; }
 lab_wait_tcp 10.244.0.10 15100 60 || { echo "web's sidecar not reachable"; exit 1; }
 
-ctl() { timeout 30 socat -t 10 - "TCP:$LAB_PEER_IP:15998" <<<"$1"; }
+ctl() { timeout 60 socat -t 50 - "TCP:$LAB_PEER_IP:15998" <<<"$1"; }
 TCK=$(getconf CLK_TCK)
 rc=0
 # run_perf PATH: the smc-perf client command of that path (stdin/out as given by the caller).
@@ -114,10 +114,18 @@ run_perf() {
 }
 pod_of() { case $1 in sidecar-smcr) echo client ;; sidecar-fallback) echo batch ;; esac; }
 
-# bench PATH OP LABEL ARGS...: one measured smc-perf run; CPU = this node's sidecars + the client
-# (bash `time`: the client and its exec chain) + node0's sidecars and smc-perf servers (cpu.sh).
+# ticks SNAPSHOT POD: that pod's sidecar ticks in a cpu.sh line ("PROGRAM_TICKS POD=TICKS ...").
+ticks() {
+  local w
+  for w in $1; do [[ $w == "$2="* ]] && { echo "${w#*=}"; return; }; done
+  echo 0
+}
+
+# bench PATH OP LABEL ARGS...: one measured smc-perf run. CPU: the sidecars on the path (the
+# client pod's, web's on node0), the client (bash `time`: smc-perf and its exec chain), node0's
+# smc-perf servers (cpu.sh; only the one on the path is busy).
 bench() {
-  local path=$1 op=$2 label=$3 pod line r0 r1 l0 l1 tf
+  local path=$1 op=$2 label=$3 pod line r0 r1 l0 l1 tf st cu cs side srv cpu
   shift 3
   pod=$(pod_of "$path")
   [[ -n $pod ]] && scrape "$pod" >"$OUT/metrics/$label.before"
@@ -126,26 +134,27 @@ bench() {
   tf=$OUT/logs/$label.time
   local TIMEFORMAT='%U %S'
   { time run_perf "$path" "$op" -l "$label" "$@" >"$OUT/logs/$label.out" 2>"$OUT/logs/$label.err"; } 2>"$tf"
-  local st=$?
+  st=$?
   l1=$(bash "$BENCH_HERE/cpu.sh")
   r1=$(ctl cpu)
   [[ -n $pod ]] && scrape "$pod" >"$OUT/metrics/$label.after"
+  echo "CPU $label local [$l0] -> [$l1] node0 [$r0] -> [$r1]" >>"$OUT/logs/cpu.txt"
   line=$(grep '^{' "$OUT/logs/$label.out" | tail -n 1)
-  if [[ $st != 0 || -z $line ]]; then
-    echo "bench $label failed (exit $st): $(tail -n 3 "$OUT/logs/$label.err")"
+  if [[ $st != 0 || -z $line || -z $r0 || -z $r1 ]]; then
+    echo "bench $label failed (exit $st, node0 cpu '$r0' '$r1'): $(tail -n 3 "$OUT/logs/$label.err")"
     rc=1
     return
   fi
   read -r cu cs <"$tf"
-  read -r la lp <<<"$l0"
-  read -r lb lq <<<"$l1"
-  read -r ra rp <<<"$r0"
-  read -r rb rq <<<"$r1"
-  local cpu
-  cpu=$(awk -v t="$TCK" -v cu="$cu" -v cs="$cs" -v ls=$((lb - la)) -v rs=$((rb - ra)) -v rp=$((rq - rp)) \
-    'BEGIN{printf "\"cpu_sidecar_s\":%.2f,\"cpu_client_s\":%.2f,\"cpu_server_s\":%.2f", (ls+rs)/t, cu+cs, rp/t}')
+  side=0
+  if [[ -n $pod ]]; then
+    side=$(($(ticks "$l1" "$pod") - $(ticks "$l0" "$pod") + $(ticks "$r1" web) - $(ticks "$r0" web)))
+  fi
+  srv=$((${r1%% *} - ${r0%% *}))
+  cpu=$(awk -v t="$TCK" -v cu="$cu" -v cs="$cs" -v s="$side" -v p="$srv" \
+    'BEGIN{printf "\"cpu_sidecar_s\":%.2f,\"cpu_client_s\":%.2f,\"cpu_server_s\":%.2f", s/t, cu+cs, p/t}')
   echo "BENCH {\"path\":\"$path\",${line#\{}" | sed "s/}\$/,$cpu}/"
-  progress "$label: $(sed -E 's/.*"(p50_us|mib_s)":([0-9.]+).*/\1=\2/' <<<"$line")"
+  progress "$label: $(sed -E 's/.*"(p50_us|mib_s)":([0-9.]+).*/\1=\2/' <<<"$line"), CPU sidecars $(awk -v s="$side" -v t="$TCK" 'BEGIN{print s/t}') s"
 }
 
 PATHS=(direct sidecar-smcr sidecar-fallback tcp-node kernel-smcr)

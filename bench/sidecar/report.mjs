@@ -148,8 +148,8 @@ if (missing.length) {
   console.log(`FAIL no result for: ${missing.join(', ')}`);
 }
 console.log(
-  'CPU: utime+stime from /proc/<pid>/stat (all threads) of the sidecar processes on both nodes and of the smc-perf ' +
-    'servers, plus the client (bash `time`: smc-perf and its ip-netns/setpriv/timeout exec chain); ' +
+  'CPU: utime+stime from /proc/<pid>/stat (all threads) of the two sidecars on the path (client pod, web) and of the ' +
+    'smc-perf server, plus the client (bash `time`: smc-perf and its ip-netns/setpriv/timeout exec chain); ' +
     'kernel work in softirq (TCP/IP, rxe) is not attributed to any process and not included.',
 );
 console.log(`RESULT ${JSON.stringify({ rows: rows.map(({ checks, ...x }) => x), rdmaMiBps: rdma, ok })}`);

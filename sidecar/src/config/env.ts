@@ -40,6 +40,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_MAX_CONNECTIONS', path: ['limits', 'maxConnections'], kind: 'int' },
   { env: 'SMC_RMB_SIZE', path: ['limits', 'rmbSize'], kind: 'int' },
   { env: 'SMC_CLC_TIMEOUT_MS', path: ['timeouts', 'clcHandshakeMs'], kind: 'int' },
+  { env: 'SMC_LINK_SETUP_TIMEOUT_MS', path: ['timeouts', 'linkSetupMs'], kind: 'int' },
   { env: 'SMC_LINK_GROUP_IDLE_MS', path: ['timeouts', 'linkGroupIdleMs'], kind: 'int' },
   { env: 'SMC_CONNECT_TIMEOUT_MS', path: ['timeouts', 'connectMs'], kind: 'int' },
 ];

@@ -127,6 +127,12 @@ export const SidecarConfigSchema = z
       .object({
         /** Whole CLC exchange, preamble to Confirm (kernel CLC_WAIT_TIME is 6 s). */
         clcHandshakeMs: z.number().int().min(10).max(120_000).default(6000),
+        /**
+         * Link setup after Accept/Confirm: QP to RTS and LLC CONFIRM LINK (kernel
+         * SMC_LLC_WAIT_FIRST_TIME is 5 s). Once a side is committed it waits this
+         * plus clcHandshakeMs for the other side's answer.
+         */
+        linkSetupMs: z.number().int().min(10).max(120_000).default(5000),
         /** A link group without connections is torn down after this long. */
         linkGroupIdleMs: z.number().int().min(1000).max(86_400_000).default(600_000),
         /** TCP connect to the original destination or the peer sidecar. */

@@ -17,7 +17,9 @@ import { fakeRdmaParams } from './testing.js';
 
 const LOCAL = { family: 'ipv4' as const, address: Uint8Array.of(127, 0, 0, 1), prefixLength: 8 };
 
-function prepared(establish: () => Promise<SmcConnection>): PreparedSmcConnection & { releases: number } {
+function prepared(
+  establish: PreparedSmcConnection['establish'],
+): PreparedSmcConnection & { releases: number } {
   const p = {
     rdma: fakeRdmaParams(3),
     firstContact: true,
@@ -49,12 +51,13 @@ async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
   return pair;
 }
 
-function client(socket: Socket, p: PreparedSmcConnection | null, clcTimeoutMs = 2000) {
+function client(socket: Socket, p: PreparedSmcConnection | null, clcTimeoutMs = 2000, linkTimeoutMs = 2000) {
   const peerId = makePeerId(null);
   return runClcHandshake({
     machine: new ClcClient({
       peerId,
       clcTimeoutMs,
+      linkTimeoutMs,
       rdma: fakeRdmaParams(1),
       peerIndicatedSmc: true,
       ipArea: ipv4ProposalArea(Uint8Array.of(127, 0, 0, 1), 8),
@@ -68,11 +71,12 @@ function client(socket: Socket, p: PreparedSmcConnection | null, clcTimeoutMs = 
   });
 }
 
-function server(socket: Socket, p: PreparedSmcConnection | null, policyCode?: number) {
+function server(socket: Socket, p: PreparedSmcConnection | null, policyCode?: number, linkTimeoutMs = 2000) {
   const peerId = makePeerId(null);
   return runClcHandshake({
     machine: new ClcServer({
       peerId,
+      linkTimeoutMs,
       rdma: fakeRdmaParams(2),
       peerIndicatedSmc: true,
       localAddresses: [LOCAL],
@@ -85,6 +89,68 @@ function server(socket: Socket, p: PreparedSmcConnection | null, policyCode?: nu
     syncTimeoutMs: 300,
     log: silentLogger(),
   });
+}
+
+function fakeConnection(id: string): SmcConnection & { aborted: number } {
+  const c = {
+    id,
+    linkId: `link-${id}`,
+    aborted: 0,
+    run: () => Promise.resolve({ tx: 0, rx: 0, outcome: 'closed' as const }),
+    abort: () => {
+      c.aborted++;
+    },
+  };
+  return c;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * LLC CONFIRM LINK between two fake links, with the commit points of the real
+ * one: the server commits and "posts" CONFIRM LINK (arriving after
+ * `requestDelayMs`); the client waits for it up to `clientWaitMs`, commits and
+ * answers (arriving after `responseDelayMs`); the server waits up to
+ * `serverWaitMs` for the answer. Records who committed and who came up.
+ */
+function fakeConfirmLink(o: {
+  requestDelayMs: number;
+  responseDelayMs: number;
+  clientWaitMs: number;
+  serverWaitMs: number;
+}) {
+  let deliverRequest = (): void => undefined;
+  const request = new Promise<void>((r) => (deliverRequest = r));
+  let deliverResponse = (): void => undefined;
+  const response = new Promise<void>((r) => (deliverResponse = r));
+  const within = (p: Promise<void>, ms: number, what: string) =>
+    Promise.race([
+      p,
+      sleep(ms).then(() => {
+        throw new LinkSetupError(FallbackReason.LinkSetupFailed, `no ${what}`);
+      }),
+    ]);
+  const state = {
+    clientCommit: null as boolean | null,
+    serverCommit: null as boolean | null,
+    clientConn: fakeConnection('client'),
+    serverConn: fakeConnection('server'),
+  };
+  const serverEstablish: PreparedSmcConnection['establish'] = async (_link, _tcp, gate) => {
+    state.serverCommit = gate?.commit() ?? true;
+    if (!state.serverCommit) throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'gave up');
+    setTimeout(deliverRequest, o.requestDelayMs);
+    await within(response, o.serverWaitMs, 'CONFIRM LINK response');
+    return state.serverConn;
+  };
+  const clientEstablish: PreparedSmcConnection['establish'] = async (_link, _tcp, gate) => {
+    await within(request, o.clientWaitMs, 'CONFIRM LINK');
+    state.clientCommit = gate?.commit() ?? true;
+    if (!state.clientCommit) throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'gave up');
+    if (Number.isFinite(o.responseDelayMs)) setTimeout(deliverResponse, o.responseDelayMs);
+    return state.clientConn;
+  };
+  return { state, serverEstablish, clientEstablish };
 }
 
 function fallback(o: ClcOutcome): Extract<ClcOutcome, { kind: 'fallback' }> {
@@ -167,6 +233,63 @@ describe('runClcHandshake', () => {
     ]);
     expect(oc.kind).toBe('established');
     expect(os.kind).toBe('established');
+  });
+
+  it('a client that gives up before the CONFIRM LINK never answers it: both sides fall back, no data path', async () => {
+    const [c, s] = await socketPair(servers);
+    const f = fakeConfirmLink({
+      requestDelayMs: 300,
+      responseDelayMs: 0,
+      clientWaitMs: 2000,
+      serverWaitMs: 1000,
+    });
+    const pc = prepared(f.clientEstablish);
+    const ps = prepared(f.serverEstablish);
+    // The client's link timer (100 ms) fires while the server's CONFIRM LINK is still on its way.
+    const [oc, os] = await Promise.all([client(c, pc, 2000, 100), server(s, ps)]);
+    expect(fallback(oc)).toMatchObject({ origin: 'local', code: SMC_CLC_DECL.TIMEOUT_CL });
+    expect(fallback(os)).toMatchObject({ origin: 'peer', code: SMC_CLC_DECL.TIMEOUT_CL });
+    expect(f.state.serverCommit).toBe(true);
+    await sleep(400);
+    // The late CONFIRM LINK found the handshake over: no answer, so the server never came up either.
+    expect(f.state.clientCommit).toBe(false);
+    expect([pc.releases, ps.releases]).toEqual([1, 1]);
+    const [atClient, atServer] = await exchangeAfter(c, fallback(oc).residual, s, fallback(os).residual);
+    expect([atClient, atServer]).toEqual(['from-b', 'from-a']);
+  });
+
+  it('a committed server waits past its link timer for the answer instead of declining', async () => {
+    const [c, s] = await socketPair(servers);
+    const f = fakeConfirmLink({
+      requestDelayMs: 0,
+      responseDelayMs: 400,
+      clientWaitMs: 2000,
+      serverWaitMs: 2000,
+    });
+    // The server's link timer (100 ms) fires while the client's answer is still on its way.
+    const [oc, os] = await Promise.all([
+      client(c, prepared(f.clientEstablish)),
+      server(s, prepared(f.serverEstablish), undefined, 100),
+    ]);
+    expect(oc.kind).toBe('established');
+    expect(os.kind).toBe('established');
+    expect(f.state.serverConn.aborted).toBe(0);
+    expect(f.state.clientConn.aborted).toBe(0);
+  });
+
+  it('a link that fails after the commit aborts the handshake instead of falling back', async () => {
+    const [c, s] = await socketPair(servers);
+    const f = fakeConfirmLink({
+      requestDelayMs: 0,
+      responseDelayMs: Infinity,
+      clientWaitMs: 2000,
+      serverWaitMs: 200,
+    });
+    const ps = prepared(f.serverEstablish);
+    const [oc, os] = await Promise.all([client(c, prepared(f.clientEstablish)), server(s, ps)]);
+    expect(oc.kind).toBe('established');
+    expect(os).toMatchObject({ kind: 'aborted', cause: 'protocol' });
+    expect(ps.releases).toBe(1);
   });
 
   it('times out a silent peer, declines, and aborts when no Decline comes back', async () => {

@@ -10,7 +10,7 @@ import { CLC_TYPE } from '../protocol/clc/constants.js';
 import { decodeClcHeader } from '../protocol/clc/header.js';
 import { reasonForLocalDecline } from './decline-reason.js';
 import { asLinkSetupError, type LinkSetupError } from './link-errors.js';
-import type { PreparedSmcConnection } from './link-group-manager.js';
+import type { LinkCommit, PreparedSmcConnection } from './link-group-manager.js';
 import type { SmcConnection } from './smc-connection.js';
 
 export type ClcOutcome =
@@ -65,6 +65,18 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
     let sentDecline = false;
     let linkError: LinkSetupError | null = null;
     let connection: SmcConnection | null = null;
+    /**
+     * Link setup passed its point of no return (see LinkCommit): the peer may
+     * start its data path, so our own timers no longer lead to a fallback.
+     */
+    let committed = false;
+    const gate: LinkCommit = {
+      commit: () => {
+        if (done || sync !== null) return false;
+        committed = true;
+        return true;
+      },
+    };
     /** Set once the machine fell back: we then only look for the peer's Decline. */
     let sync: { framer: ClcFramer; outcome: Extract<ClcOutcome, { kind: 'fallback' }> } | null = null;
 
@@ -218,6 +230,11 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         }
         return;
       }
+      if (event.type === 'timeout' && committed) {
+        // The link's own (longer) waits end this stage: with the link up, or with an abort.
+        log.debug('link setup timer ignored: committed to SMC-R');
+        return;
+      }
       dispatch(machine.handle(event));
     };
 
@@ -228,7 +245,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         return;
       }
       try {
-        const established = await opts.prepared.establish(link, socket);
+        const established = await opts.prepared.establish(link, socket, gate);
         if (done || sync !== null) {
           established.abort('the handshake fell back while the link came up');
           return;
@@ -238,6 +255,15 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
       } catch (err) {
         linkError = asLinkSetupError(err);
         log.info({ err: linkError }, 'SMC-R link setup failed');
+        if (committed && !linkError.declineAfterCommit) {
+          // The peer may be running its data path: falling back now would make the sides disagree.
+          finish({
+            kind: 'aborted',
+            cause: 'protocol',
+            reason: `SMC-R link failed after commit: ${linkError.message}`,
+          });
+          return;
+        }
         feed({
           type: 'link-failed',
           reasonCode: declineCodeFor(linkError.reason) ?? SMC_CLC_DECL.ERR_RDYLNK,

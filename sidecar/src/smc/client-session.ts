@@ -80,6 +80,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
   const machine = new ClcClient({
     peerId: ctx.links.peerId,
     clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    linkTimeoutMs: ctx.config.timeouts.linkSetupMs,
     rdma: prepared.rdma,
     peerIndicatedSmc: true,
     ipArea: proposalAreaFor(tcp.localAddress ?? '0.0.0.0'),

@@ -8,13 +8,20 @@ export type LinkSetupReason =
   | typeof FallbackReason.LimitReached;
 
 export class LinkSetupError extends Error {
+  /**
+   * Declining is right even after the link setup committed (see LinkCommit):
+   * the failure is deliberate and the same on both sides (`link-only`).
+   */
+  readonly declineAfterCommit: boolean;
+
   constructor(
     readonly reason: LinkSetupReason,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; declineAfterCommit?: boolean },
   ) {
     super(message, options);
     this.name = 'LinkSetupError';
+    this.declineAfterCommit = options?.declineAfterCommit ?? false;
   }
 }
 

@@ -17,6 +17,22 @@ export interface SmcPeer {
 }
 
 /**
+ * The point of no return of link setup, handed to `establish` by the CLC
+ * driver. Before it, a timeout on either side is a clean fallback (the side
+ * that gives up declines over TCP and never sends the step below). After it,
+ * the peer may start its data path, so the side does not fall back any more.
+ */
+export interface LinkCommit {
+  /**
+   * Called right before the step after which the peer may start its data
+   * path: the server before posting CONFIRM LINK, the client before posting
+   * the CONFIRM LINK response. False when the handshake already gave up
+   * (timeout, Decline): establish must then fail without taking that step.
+   */
+  commit(): boolean;
+}
+
+/**
  * Resources reserved for one connection before its CLC exchange: an RMB
  * (registered for remote write) and, when no link group to the peer exists
  * yet, a new QP. Its parameters go into our Proposal / Accept / Confirm.
@@ -28,10 +44,11 @@ export interface PreparedSmcConnection {
   /**
    * After Accept (client) / Confirm (server): brings the QP to RTS with the
    * peer's parameters, runs LLC Confirm Link on a first contact, and hands
-   * back the connection. Rejects with LinkSetupError; the handshake then
-   * declines and both sides continue over TCP.
+   * back the connection. Rejects with LinkSetupError; before `gate.commit()`
+   * the handshake then declines and both sides continue over TCP, after it the
+   * connection is aborted (the peer may already be running its data path).
    */
-  establish(link: NegotiatedLink, tcp: Socket): Promise<SmcConnection>;
+  establish(link: NegotiatedLink, tcp: Socket, gate?: LinkCommit): Promise<SmcConnection>;
   /** Gives the reserved resources back (the handshake fell back). Idempotent. */
   release(): void;
 }

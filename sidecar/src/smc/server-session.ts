@@ -130,6 +130,7 @@ async function serveClc(
   const machine = new ClcServer({
     peerId: ctx.links.peerId,
     clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    linkTimeoutMs: ctx.config.timeouts.linkSetupMs,
     rdma: prepared?.rdma ?? UNUSED_RDMA,
     peerIndicatedSmc: true,
     localAddresses: interfaceAddressesFor(tcp.localAddress ?? '::1'),

@@ -2,7 +2,6 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { CompletionQueue, MemoryRegion, QueuePair } from '../../../native/index.js';
 import type { DataPath, SidecarConfig } from '../config/schema.js';
-import { LLC_WAIT_FIRST_TIME_MS } from '../handshake/machine.js';
 import type { LocalRdmaParams, NegotiatedLink } from '../handshake/types.js';
 import type { Logger } from '../log.js';
 import { FallbackReason } from '../policy/reasons.js';
@@ -10,6 +9,7 @@ import { ibMtuToBytes, rmbeSizeToCompressed } from '../protocol/clc/constants.js
 import type { LlcConfirmLink } from '../protocol/llc/confirm-link.js';
 import { LinkSetupError } from './link-errors.js';
 import type {
+  LinkCommit,
   LinkGroupManager,
   LinkGroupStats,
   PreparedSmcConnection,
@@ -132,7 +132,8 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     return Promise.resolve({
       rdma,
       firstContact: true,
-      establish: (negotiated: NegotiatedLink, tcp: Socket) => this.establish(link, negotiated, tcp, log),
+      establish: (negotiated: NegotiatedLink, tcp: Socket, gate?: LinkCommit) =>
+        this.establish(link, negotiated, tcp, log, gate),
       release: () => this.destroyLink(link),
     });
   }
@@ -189,8 +190,23 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     }
   }
 
-  private async establish(link: Link, n: NegotiatedLink, tcp: Socket, log: Logger): Promise<SmcConnection> {
-    const { device } = this.opts;
+  private async establish(
+    link: Link,
+    n: NegotiatedLink,
+    tcp: Socket,
+    log: Logger,
+    gate?: LinkCommit,
+  ): Promise<SmcConnection> {
+    const { device, config } = this.opts;
+    // Before our commit: the link setup budget. After it: long enough for the peer to either
+    // answer or decline over TCP (which ends the handshake through the CLC driver).
+    const setupMs = config.timeouts.linkSetupMs;
+    const committedMs = setupMs + config.timeouts.clcHandshakeMs;
+    const commit = (what: string): void => {
+      if (gate !== undefined && !gate.commit()) {
+        throw new LinkSetupError(FallbackReason.LinkSetupFailed, `handshake gave up before ${what}`);
+      }
+    };
     const mtuBytes = ibMtuToBytes(n.qpMtu);
     try {
       link.qp.modifyToRtr({
@@ -219,8 +235,11 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     });
     try {
       if (n.role === 'server') {
-        await link.llc.send(confirm(false), LLC_WAIT_FIRST_TIME_MS);
-        const answer = await link.llc.receive(LLC_WAIT_FIRST_TIME_MS);
+        // As smcr_serv_conf_first_link, but the client decides: it commits by answering, and
+        // declines over TCP instead when it gives up first. So we wait for either.
+        commit('CONFIRM LINK');
+        await link.llc.send(confirm(false), committedMs);
+        const answer = await link.llc.receive(committedMs);
         if (answer.kind !== 'confirm-link' || !answer.response) {
           throw new LinkSetupError(
             FallbackReason.LinkSetupFailed,
@@ -228,14 +247,16 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
           );
         }
       } else {
-        const request = await link.llc.receive(LLC_WAIT_FIRST_TIME_MS);
+        const request = await link.llc.receive(setupMs);
         if (request.kind !== 'confirm-link' || request.response) {
           throw new LinkSetupError(
             FallbackReason.LinkSetupFailed,
             `expected CONFIRM LINK, got ${request.kind}`,
           );
         }
-        await link.llc.send(confirm(true), LLC_WAIT_FIRST_TIME_MS);
+        // The response is our commit: the server starts its data path when it arrives.
+        commit('the CONFIRM LINK response');
+        await link.llc.send(confirm(true), committedMs);
       }
     } catch (err) {
       if (err instanceof LinkSetupError) throw err;
@@ -324,6 +345,9 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     throw new LinkSetupError(
       FallbackReason.LinkSetupFailed,
       'link confirmed; data path disabled (link-only)',
+      {
+        declineAfterCommit: true,
+      },
     );
   }
 

@@ -20,7 +20,8 @@ cat >"$LAB_OUT/sidecar.json" <<JSON
 {"tenant":"team-a","logLevel":"info",
  "rdma":{"device":"$LAB_RXE","gidIndex":1,"dataPath":"${SMC_LAB_DATA_PATH:-auto}"},
  "directory":{"path":"$LAB_OUT/directory.json"},
- "intercept":{"sidecarUid":0}}
+ "intercept":{"sidecarUid":0},
+ "timeouts":{"clcHandshakeMs":30000,"linkSetupMs":20000}}
 JSON
 cfg="$LAB_OUT/sidecar.json"
 

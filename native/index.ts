@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type {
   AsyncEvent,
   DebugCounters,
+  DebugStats,
   DeviceInfo,
   Mtu,
   MrAccess,
@@ -90,6 +91,11 @@ export function allocBuffer(size: number): Buffer {
 /** Live native objects by kind. */
 export function debugCounters(): DebugCounters {
   return binding.debugCounters();
+}
+
+/** Event-path statistics. */
+export function debugStats(): DebugStats {
+  return binding.debugStats();
 }
 
 /** SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST of a redirected TCP socket (VerbsError ENOENT if not redirected). */

@@ -257,6 +257,13 @@ export interface DebugCounters {
   readonly pumps: number;
 }
 
+export interface DebugStats {
+  /** CQ events taken from completion channels. */
+  readonly cqEvents: number;
+  /** Completion-channel polls that libuv reported as failed (EPOLLERR); the poll is restarted. */
+  readonly channelPollErrors: number;
+}
+
 export interface OriginalDst {
   readonly family: 'IPv4' | 'IPv6';
   readonly address: string;
@@ -451,5 +458,6 @@ export interface NativeBinding {
   allocBuffer(size: number): Buffer;
   getOriginalDst(fd: number): OriginalDst;
   debugCounters(): DebugCounters;
+  debugStats(): DebugStats;
   setErrorClass(ctor: VerbsErrorCtor): void;
 }

@@ -12,6 +12,7 @@
 // node0 prints `BENCH {json}`.
 import {
   allocBuffer,
+  debugStats,
   openDevice,
   randomPsn,
   type QueuePair,
@@ -100,7 +101,9 @@ async function main(): Promise<void> {
       const sec = await run(iters);
       ctl.send('done');
       const mib = (iters * size) / 1048576 / sec;
-      console.log(`BENCH ${JSON.stringify({ mode, size, iters, depth, seconds: sec, MiBps: mib })}`);
+      console.log(
+        `BENCH ${JSON.stringify({ mode, size, iters, depth, seconds: sec, MiBps: mib, stats: debugStats() })}`,
+      );
     }
   } else {
     // lat: one receive always posted; WRITE_WITH_IMM into the peer's buffer.
@@ -124,8 +127,19 @@ async function main(): Promise<void> {
     const total = iters + 100; // first 100 are warm-up
     const samples: number[] = [];
     // The listener is in place before 'ready' goes out: the peer's first write may overtake it.
+    let got = 0;
+    let lastGot = -1;
+    // Watchdog: a stalled ping-pong reports its state and fails instead of hanging.
+    const watchdog = setInterval(() => {
+      if (got !== lastGot) {
+        lastGot = got;
+        return;
+      }
+      const diag = { got, sent, qp: qp.query(), pending: cq.pendingCount, stats: debugStats() };
+      console.error(`STALL ${JSON.stringify(diag)}`);
+      process.exit(3);
+    }, 30_000);
     const pingPong = new Promise<void>((resolve, reject) => {
-      let got = 0;
       let t = process.hrtime.bigint();
       const off = cq.onCompletion((wc: WorkCompletion) => {
         if (wc.status !== 'IBV_WC_SUCCESS') {
@@ -158,14 +172,14 @@ async function main(): Promise<void> {
     ctl.send('ready');
     await ctl.recv('ready');
     if (!isServer) write();
-    await pingPong;
+    await pingPong.finally(() => clearInterval(watchdog));
     if (!isServer) {
       samples.sort((a, b) => a - b);
       const half = samples.map((s) => s / 2);
       const avg = half.reduce((a, b) => a + b, 0) / half.length;
       const q = (p: number): number => half[Math.min(half.length - 1, Math.floor(p * half.length))] ?? NaN;
       console.log(
-        `BENCH ${JSON.stringify({ mode, size, iters, tMinUs: q(0), tTypicalUs: q(0.5), tAvgUs: avg, t99Us: q(0.99) })}`,
+        `BENCH ${JSON.stringify({ mode, size, iters, tMinUs: q(0), tTypicalUs: q(0.5), tAvgUs: avg, t99Us: q(0.99), stats: debugStats() })}`,
       );
     }
     await new Promise((r) => setTimeout(r, 200));

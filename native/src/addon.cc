@@ -20,6 +20,15 @@ Napi::Value DebugCounters(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// debugStats(): event-path statistics (CQ events taken, completion-channel poll errors).
+Napi::Value DebugStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cqEvents", Napi::Number::New(env, double(g_cqEvents)));
+  o.Set("channelPollErrors", Napi::Number::New(env, double(g_channelPollErrors)));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   InitContext(env, exports);
@@ -30,6 +39,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDataPump(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("debugCounters", Napi::Function::New(env, DebugCounters, "debugCounters"));
+  exports.Set("debugStats", Napi::Function::New(env, DebugStats, "debugStats"));
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   return exports;
 }

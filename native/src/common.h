@@ -27,6 +27,8 @@ namespace smc {
 enum Counter { kContexts, kPds, kMrs, kChannels, kCqs, kQps, kBuffers, kPumps, kCounterCount };
 extern int64_t g_live[kCounterCount];
 extern const char* const kCounterNames[kCounterCount];
+// Event statistics (debugStats()).
+extern uint64_t g_cqEvents, g_channelPollErrors;
 
 // ---- per-env data --------------------------------------------------------------------------------
 struct AddonData {
@@ -112,6 +114,7 @@ struct ChannelRes : std::enable_shared_from_this<ChannelRes> {
   ibv_comp_channel* channel = nullptr;
   uv_poll_t* poll = nullptr;
   int children = 0;
+  int pollErrorsInRow = 0;
   ChannelRes(std::shared_ptr<DeviceRes> d, ibv_comp_channel* ch);
   ~ChannelRes();
   // Sets the fd non-blocking and starts a uv_poll on it. Returns a libuv error code (<0) or 0.

@@ -60,13 +60,26 @@ void ChannelRes::OnReadable(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<ChannelRes*>(handle->data);
   if (!self) return;
   auto guard = self->shared_from_this();  // JS may close things while we dispatch
+  int got = 0;
   while (self->channel) {
     ibv_cq* cq = nullptr;
     void* cqctx = nullptr;
     if (ibv_get_cq_event(self->channel, &cq, &cqctx) != 0) break;  // EAGAIN: drained
+    got++;
+    g_cqEvents++;
     ibv_ack_cq_events(cq, 1);
     auto* cqr = static_cast<CqRes*>(cqctx);
     if (cqr && cqr->cq == cq) cqr->Drain();
+  }
+  if (status < 0) {
+    // libuv reports EPOLLERR as UV_EBADF and has stopped the handle: without a restart no
+    // completion would ever reach JS again. Restart unless the fd keeps failing with nothing to read.
+    g_channelPollErrors++;
+    self->pollErrorsInRow = got > 0 ? 0 : self->pollErrorsInRow + 1;
+    if (self->channel && self->poll && self->pollErrorsInRow < 100)
+      uv_poll_start(self->poll, UV_READABLE, OnReadable);
+  } else {
+    self->pollErrorsInRow = 0;
   }
 }
 

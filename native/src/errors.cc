@@ -10,6 +10,7 @@
 namespace smc {
 
 int64_t g_live[kCounterCount] = {};
+uint64_t g_cqEvents = 0, g_channelPollErrors = 0;
 const char* const kCounterNames[kCounterCount] = {"contexts", "pds",     "mrs",     "channels",
                                                   "cqs",      "qps",     "buffers", "pumps"};
 

@@ -78,7 +78,20 @@ const r = (x, y) => (x == null || y == null || y === 0 ? 'n/a' : (x / y).toFixed
 const rounds = of('direct', 'rtt').length;
 const any = (op) => bench.find((b) => b.op === op);
 const table = [
-  ['path', 'bulk MiB/s', 'x direct', 'RTT p50 us', 'x direct', 'RTT p99 us', 'x direct', 'CPU s/GiB', 'x direct', 'of which sidecars', 'CPU us/RTT', 'x direct'],
+  [
+    'path',
+    'bulk MiB/s',
+    'x direct',
+    'RTT p50 us',
+    'x direct',
+    'RTT p99 us',
+    'x direct',
+    'CPU s/GiB',
+    'x direct',
+    'of which sidecars',
+    'CPU us/RTT',
+    'x direct',
+  ],
 ];
 for (const x of rows) {
   table.push([
@@ -96,7 +109,21 @@ for (const x of rows) {
     r(x.cpuRtt, direct.cpuRtt),
   ]);
 }
-if (rdma != null) table.push(['raw RDMA WRITE (addon, 64 KiB)', f(rdma, 2), r(rdma, direct.mibs), '-', '', '-', '', '-', '', '-', '-', '']);
+if (rdma != null)
+  table.push([
+    'raw RDMA WRITE (addon, 64 KiB)',
+    f(rdma, 2),
+    r(rdma, direct.mibs),
+    '-',
+    '',
+    '-',
+    '',
+    '-',
+    '',
+    '-',
+    '-',
+    '',
+  ]);
 const w = table[0].map((_, i) => Math.max(...table.map((t) => String(t[i]).length)));
 const row = (t) => `| ${t.map((c, i) => String(c).padEnd(w[i])).join(' | ')} |`;
 console.log(
@@ -121,9 +148,18 @@ for (const [path, want] of [
   ['sidecar-fallback', 'fallback/tenant-not-allowed'],
 ]) {
   const cs = rows.find((x) => x.path === path).checks;
-  const good = cs.length > 0 && cs.every((c) => c && c.text === `1x ${want}` && (path === 'sidecar-smcr' ? c.tcp === 0 && c.rdma > 0 : c.rdma === 0 && c.tcp > 0));
+  const good =
+    cs.length > 0 &&
+    cs.every(
+      (c) =>
+        c &&
+        c.text === `1x ${want}` &&
+        (path === 'sidecar-smcr' ? c.tcp === 0 && c.rdma > 0 : c.rdma === 0 && c.tcp > 0),
+    );
   ok &&= good;
-  console.log(`${good ? 'PASS' : 'FAIL'} ${path}: every connection ${want}: ${cs.map((c) => c?.text).join('; ')}`);
+  console.log(
+    `${good ? 'PASS' : 'FAIL'} ${path}: every connection ${want}: ${cs.map((c) => c?.text).join('; ')}`,
+  );
 }
 const ks = (tag) => {
   const l = lines.find((x) => x.startsWith(`KSTATS ${tag} `));
@@ -137,7 +173,9 @@ if (kb && ka) {
   const fb = ka.fallback.clnt_cnt - kb.fallback.clnt_cnt;
   const good = succ === conns && fb === 0;
   ok &&= good;
-  console.log(`${good ? 'PASS' : 'FAIL'} kernel-smcr: SMC-R connections ${succ}/${conns}, client fallbacks ${fb}`);
+  console.log(
+    `${good ? 'PASS' : 'FAIL'} kernel-smcr: SMC-R connections ${succ}/${conns}, client fallbacks ${fb}`,
+  );
 } else {
   ok = false;
   console.log('FAIL kernel-smcr: no kernel counters');
@@ -152,5 +190,7 @@ console.log(
     'smc-perf server, plus the client (bash `time`: smc-perf and its ip-netns/setpriv/timeout exec chain); ' +
     'kernel work in softirq (TCP/IP, rxe) is not attributed to any process and not included.',
 );
-console.log(`RESULT ${JSON.stringify({ rows: rows.map(({ checks: _checks, ...x }) => x), rdmaMiBps: rdma, ok })}`);
+console.log(
+  `RESULT ${JSON.stringify({ rows: rows.map(({ checks: _checks, ...x }) => x), rdmaMiBps: rdma, ok })}`,
+);
 if (!ok) process.exitCode = 1;

@@ -521,7 +521,47 @@ describe('helm install into a real API server', () => {
     await core.createNamespace({ body: { metadata: { name: NS } } });
     await core.createNamespace({ body: { metadata: { name: 'apps' } } });
     await cp.helm(['install', RELEASE, CHART, '--namespace', NS, '--wait=false'], { timeoutMs: 180_000 });
+    await untilPoliciesEnforced();
   });
+
+  // The API server starts enforcing a new ValidatingAdmissionPolicy a moment after it is created;
+  // dry-run probes (which admission sees, and which persist nothing) tell when both are live.
+  async function untilPoliciesEnforced(): Promise<void> {
+    const asOperator = new ImpersonatingKubeConfig(cp.kubeConfig, OPERATOR_SA).makeApiClient(CoreV1Api);
+    const asAgent = new ImpersonatingKubeConfig(cp.kubeConfig, AGENT_SA, {
+      [NODE_NAME_EXTRA]: 'node-b',
+    }).makeApiClient(CustomObjectsApi);
+    const refused = (p: Promise<unknown>): Promise<boolean> =>
+      p.then(
+        () => false,
+        (e: unknown) => codeOf(e) === 403,
+      );
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const operatorRefused = await refused(
+        asOperator.createNamespacedConfigMap({
+          namespace: 'apps',
+          body: { metadata: { name: 'policy-probe' } },
+          dryRun: 'All',
+        }),
+      );
+      const agentRefused = await refused(
+        asAgent.createClusterCustomObject({
+          group: 'smc.dev',
+          version: 'v1alpha1',
+          plural: 'smcnodes',
+          body: buildSmcNode('policy-probe', rxeInventory(), new Date()),
+          dryRun: 'All',
+        }),
+      );
+      if (operatorRefused && agentRefused) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `the admission policies were not enforced within 30 s (operator refused: ${operatorRefused}, agent refused: ${agentRefused})`,
+        );
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 
   afterAll(async () => {
     await cp?.stop();

@@ -54,7 +54,8 @@ export function parseIp(s: string): Buffer {
   return bytes;
 }
 
-function formatV6(b: Buffer): string {
+/** RFC 5952 text of a 16-byte IPv6 address (no IPv4-mapped dotted form). */
+export function formatIpv6(b: Buffer): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
@@ -80,7 +81,7 @@ function formatV6(b: Buffer): string {
 
 export function formatIp(bytes: Buffer): string {
   if (bytes.length === 4) return Array.from(bytes).join('.');
-  if (bytes.length === 16) return formatV6(bytes);
+  if (bytes.length === 16) return formatIpv6(bytes);
   throw new InvalidAddressError(bytes.toString('hex'), 'address must be 4 or 16 bytes');
 }
 

@@ -3,7 +3,7 @@
  * (crds/smc.dev_smcnodes.yaml). Deterministic: the same inventory always gives the same object,
  * whatever order the sources listed things in, so "did anything change?" is a plain comparison.
  */
-import { parseIp } from '../net/ip.js';
+import { formatIpv6, parseIp } from '../net/ip.js';
 import type { InventoryDevice, InventoryGid, InventoryPort, NodeInventory, VlanNetdev } from './inventory.js';
 
 export const SMC_API_GROUP = 'smc.dev';
@@ -149,26 +149,7 @@ export function normalizeGid(raw: string): string | null {
   }
   if (bytes.length !== 16 || bytes.every((b) => b === 0)) return null;
   if (bytes.subarray(0, 12).equals(V4_MAPPED)) return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestAt < 0) return hex.join(':');
-  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+  return formatIpv6(bytes);
 }
 
 /** PKey table entries 0x0000 and 0x8000 mean "no key"; the rest print as 0xffff. */

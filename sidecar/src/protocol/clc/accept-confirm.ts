@@ -58,7 +58,7 @@ export function decodeClcAcceptConfirm(bytes: Uint8Array): ClcAcceptConfirm {
   }
   requireSmcrEyecatcher(header);
   if (header.version !== 1) {
-    // SMC-Rv2 (RoCEv2 routed) accept/confirm is not implemented; we only propose v1 SMC-R.
+    // Version 2 has its own layout: decodeClcAcceptConfirmV2 (accept-confirm-v2.ts) reads it.
     throw new ProtocolDecodeError(
       'version',
       'version',

@@ -28,7 +28,7 @@ export function readLlcFrame(bytes: Uint8Array, expected?: LlcTypeCode): LlcFram
   }
   const type = r.u8(0, 'type');
   if (type >> 4 !== 0 && type !== 0xfe) {
-    // SMC-Rv2 LLC messages (0x2X) use longer buffers and are not implemented.
+    // SMC-Rv2 LLC messages (0x2X) use longer buffers; decodeLlcV2Message (v2.ts) reads them.
     throw new ProtocolDecodeError(
       'version',
       'type',

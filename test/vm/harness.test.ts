@@ -83,7 +83,8 @@ describe('two-node soft-RoCE VM lab', () => {
 
   it('kills a node mid-run on request and the peer sees it vanish', async () => {
     const survivor = `
-for i in $(seq 1 100); do ping -c 1 -W 1 "$LAB_PEER_IP" >/dev/null && break; sleep 0.2; done
+# The peer's kernel answers ping before its script runs; its listener proves the script started.
+for i in $(seq 1 150); do timeout 1 bash -c "</dev/tcp/$LAB_PEER_IP/7000" 2>/dev/null && break; sleep 0.2; done
 echo "peer up"
 touch "$LAB_OUT/peer-seen"
 for i in $(seq 1 60); do
@@ -94,6 +95,7 @@ echo "peer still there"; exit 1
 `;
     const victim = `
 echo "victim up"
+socat TCP-LISTEN:7000,fork,reuseaddr SYSTEM:true &
 sleep 600
 `;
     const r = await runLab({

@@ -10,7 +10,8 @@
         "src/cq.cc",
         "src/qp.cc",
         "src/netutil.cc",
-        "src/data_pump.cc"
+        "src/data_pump.cc",
+        "src/link.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -25,6 +25,8 @@ import type {
   MrAccess,
   NativeBinding,
   OriginalDst,
+  LinkEventType,
+  LinkOptions,
   PumpEventDetail,
   PumpEventType,
   PumpOptions,
@@ -473,10 +475,11 @@ export class QueuePair extends binding.QueuePair {
 export type PumpEnd = { type: 'closed' | 'aborted' | 'error'; detail: PumpEventDetail };
 
 /**
- * Moves one TCP connection's bytes over an RC QP in native code (SMC-R CDC + RDMA WRITE into the
- * peer's RMBE). The QP must be in RTS, have CQs of its own, maxInlineData >= 44 and maxRecvWr >= 32;
- * while the pump runs, JS cannot post on it. `close()` ends the pump, moves the QP to ERR and hands
- * the CQs back (their receive flushes then reach the CQ with wrIds >= 2^48).
+ * Moves one TCP connection's bytes in native code (SMC-R CDC + RDMA WRITE into the peer's RMBE),
+ * over an SmcLink shared with the other connections of the link group, or over a bare RC QP that it
+ * then owns alone (RTS, CQs of its own, maxInlineData >= 44, maxRecvWr >= 32; JS cannot post on it
+ * while the pump runs; `close()` moves it to ERR and hands the CQs back, their receive flushes then
+ * reach the CQ with wrIds >= 2^48).
  */
 export class DataPump extends binding.DataPump {
   readonly #listeners = new Map<PumpEventType, Set<(detail: PumpEventDetail) => void>>();
@@ -484,11 +487,8 @@ export class DataPump extends binding.DataPump {
   /** Settles when the pump ends: closed (both directions finished), aborted or error. */
   readonly done: Promise<PumpEnd>;
 
-  constructor(
-    readonly qp: QueuePair,
-    opts: PumpOptions,
-  ) {
-    super(qp, opts);
+  constructor(linkOrQp: SmcLink | QueuePair, opts: PumpOptions) {
+    super(linkOrQp, opts);
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -504,6 +504,35 @@ export class DataPump extends binding.DataPump {
   }
 
   on(type: PumpEventType, listener: (detail: PumpEventDetail) => void): () => void {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+}
+
+/**
+ * An SMC-R link in native code: one RC QP (in RTS, CQs of its own, maxInlineData >= 44) shared by
+ * the data pumps of a link group. It routes received CDCs to the pump whose alert token they carry,
+ * reports LLC messages as 'llc' events and a failed work completion as 'error' (every pump on it
+ * then ends with 'error'). `close()` ends the pumps, moves the QP to ERR and hands the CQs back.
+ */
+export class SmcLink extends binding.SmcLink {
+  readonly #listeners = new Map<LinkEventType, Set<(detail: PumpEventDetail) => void>>();
+
+  constructor(
+    readonly qp: QueuePair,
+    opts: LinkOptions = {},
+  ) {
+    super(qp, opts);
+  }
+
+  /** Called by the addon. */
+  onLinkEvent(type: LinkEventType, detail: PumpEventDetail): void {
+    for (const l of this.#listeners.get(type) ?? []) l(detail);
+  }
+
+  on(type: LinkEventType, listener: (detail: PumpEventDetail) => void): () => void {
     let set = this.#listeners.get(type);
     if (!set) this.#listeners.set(type, (set = new Set()));
     set.add(listener);

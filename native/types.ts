@@ -255,6 +255,7 @@ export interface DebugCounters {
   readonly qps: number;
   readonly buffers: number;
   readonly pumps: number;
+  readonly links: number;
 }
 
 export interface DebugStats {
@@ -419,6 +420,45 @@ export interface PumpStats {
   readonly peerDoneWriting: boolean;
 }
 
+export type LinkState = 'up' | 'failed' | 'closed';
+
+/** llc: an LLC message arrived (detail.data); error: the link failed (detail.reason, a completion status). */
+export type LinkEventType = 'llc' | 'error';
+
+export interface LinkOptions {
+  /** Receive ring size (slots of 64 bytes, default 64). The QP needs maxRecvWr >= recvSlots + postedRecvs.slots. */
+  recvSlots?: number;
+  /** Receive WRs already posted on the QP (e.g. an LLC ring), as for PumpOptions.postedRecvs. */
+  postedRecvs?: { mr: NativeMemoryRegion; offset?: number; slots: number; slotSize: number };
+}
+
+export interface LinkStats {
+  /** Data pumps attached to the link now. */
+  readonly connections: number;
+  readonly cdcReceived: number;
+  readonly llcReceived: number;
+  /** CDC messages of a wrong length. */
+  readonly badCdc: number;
+  /** CDC messages carrying an alert token no connection on the link has (dropped, as the kernel does). */
+  readonly unknownToken: number;
+  /** CDC messages dropped because too many arrived for a token before its pump started. */
+  readonly earlyDropped: number;
+  readonly sendQueued: number;
+}
+
+export interface NativeSmcLink {
+  readonly state: LinkState;
+  stats(): LinkStats;
+  /** A 44-byte LLC message (type != 0xFE) as a signalled inline SEND. */
+  sendLlc(msg: Uint8Array): void;
+  /** CDCs carrying this alert token are kept until a pump with it attaches. */
+  expect(token: number): void;
+  forget(token: number): void;
+  /** Handles a message taken off the CQ before the link existed. */
+  inject(msg: Uint8Array): void;
+  close(): void;
+}
+
 export interface NativeDataPump {
   readonly state: PumpState;
   stats(): PumpStats;
@@ -453,7 +493,8 @@ export interface NativeBinding {
     recvCq: NativeCompletionQueue,
     caps?: QpCaps,
   ) => NativeQueuePair;
-  DataPump: new (qp: NativeQueuePair, opts: PumpOptions) => NativeDataPump;
+  DataPump: new (linkOrQp: NativeSmcLink | NativeQueuePair, opts: PumpOptions) => NativeDataPump;
+  SmcLink: new (qp: NativeQueuePair, opts?: LinkOptions) => NativeSmcLink;
   listDevices(): DeviceInfo[];
   allocBuffer(size: number): Buffer;
   getOriginalDst(fd: number): OriginalDst;

@@ -24,7 +24,7 @@
 namespace smc {
 
 // ---- live object counters (debugCounters()) -----------------------------------------------------
-enum Counter { kContexts, kPds, kMrs, kChannels, kCqs, kQps, kBuffers, kPumps, kCounterCount };
+enum Counter { kContexts, kPds, kMrs, kChannels, kCqs, kQps, kBuffers, kPumps, kLinks, kCounterCount };
 extern int64_t g_live[kCounterCount];
 extern const char* const kCounterNames[kCounterCount];
 // Event statistics (debugStats()).
@@ -175,5 +175,6 @@ void InitCq(Napi::Env env, Napi::Object exports);
 void InitQp(Napi::Env env, Napi::Object exports);
 void InitNetUtil(Napi::Env env, Napi::Object exports);
 void InitDataPump(Napi::Env env, Napi::Object exports);
+void InitSmcLink(Napi::Env env, Napi::Object exports);
 
 }  // namespace smc

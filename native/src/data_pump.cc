@@ -1,17 +1,17 @@
-// SMC-R connection data pump: moves the bytes of one TCP connection over an RC QP, entirely in
-// native code on the libuv loop (see native/README.md, "Data pump").
+// SMC-R connection data pump: moves the bytes of one TCP connection over a link (an RC QP the
+// connection may share with the other connections of its link group), entirely in native code on
+// the libuv loop (see native/README.md, "Links and data pumps").
 //
 //   socket -> staging ring (registered) -> RDMA WRITE into the peer's RMBE -> CDC (SEND, inline)
-//   peer's CDC (RECV) -> bytes [consumer, producer) of the local RMBE -> socket -> CDC (consumer)
+//   peer's CDC (RECV, routed by the link on our alert token) -> bytes [consumer, producer) of the
+//   local RMBE -> socket -> CDC (consumer)
 //
 // Cursors are kept as 64-bit running byte totals and put on the wire as (wrap, count) of the RMBE
 // they refer to. The staging ring has the peer RMBE's size and mirrors its offsets, so one RDMA
 // WRITE (two when it wraps) moves staging[o..] to peerRmbe[o..]. A staging byte is reused only after
 // the CDC SEND that followed its WRITE has completed (all CDCs are signalled, WRITEs are not; the
 // send queue completes in order).
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -19,24 +19,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <string>
 #include <vector>
 
-#include "common.h"
+#include "smc_link.h"
 
 namespace smc {
 namespace {
 
-constexpr int kCdcLen = 44;
-constexpr uint8_t kCdcType = 0xFE;
-constexpr int kRecvSlots = 32;
-constexpr int kSlotSize = 64;
 constexpr int kMaxChain = 3;  // WRITE, WRITE (wrap), CDC
-// Work request ids: kind << 48 | index, so they stay safe integers should JS ever see them (the
-// receive flushes after close() go to the CQ's JS object).
-constexpr uint64_t kKindShift = 48;
-enum WrKind : uint64_t { kWrWrite = 1, kWrCdc = 2, kWrRecv = 3, kWrLlc = 4 };
+constexpr int kPrivateRecvSlots = 32;
 
 // Connection state flags (byte 25) and producer flags (byte 24).
 constexpr uint8_t kConnPeerDoneWriting = 0x80;
@@ -44,18 +36,6 @@ constexpr uint8_t kConnClosed = 0x40;
 constexpr uint8_t kConnAbort = 0x20;
 constexpr uint8_t kProdWriteBlocked = 0x80;
 constexpr uint8_t kProdConsUpdateReq = 0x10;
-
-void PutU16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void PutU32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
-}
-uint16_t GetU16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-uint32_t GetU32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
 
 struct Cdc {
   uint16_t seq = 0;
@@ -82,8 +62,8 @@ void EncodeCdc(const Cdc& c, uint8_t* out) {
   out[25] = c.connFlags;
 }
 
-bool DecodeCdc(const uint8_t* p, uint32_t len, Cdc* c) {
-  if (len < kCdcLen || p[0] != kCdcType || p[1] != kCdcLen) return false;
+// `p` holds kCdcLen bytes of type 0xFE (checked by the link).
+void DecodeCdc(const uint8_t* p, Cdc* c) {
   c->seq = GetU16(p + 2);
   c->token = GetU32(p + 4);
   c->prodWrap = GetU16(p + 10);
@@ -92,7 +72,6 @@ bool DecodeCdc(const uint8_t* p, uint32_t len, Cdc* c) {
   c->consCount = GetU32(p + 20);
   c->prodFlags = p[24];
   c->connFlags = p[25];
-  return true;
 }
 
 // Running total <-> (wrap, count) of a ring of `size` bytes.
@@ -113,41 +92,26 @@ bool FromCursor(uint64_t* total, uint64_t size, uint16_t wrap, uint32_t count) {
   return true;
 }
 
-struct Event {
-  std::string type;
-  std::string reason;
-  int err = 0;
-  std::vector<uint8_t> data;
-};
-
 }  // namespace
 
 class DataPump;
 
 // The pump's state, shared so that it survives re-entrant close() from JS event handlers.
-struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
+struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore> {
   // wiring
-  std::shared_ptr<QpRes> qp;
+  std::shared_ptr<LinkCore> link;
+  bool privateLink = false;  // created for this pump on a bare QP: closed with it
   std::shared_ptr<MrRes> stageMr, rmbMr;
   uint8_t* stage = nullptr;
   uint8_t* rmb = nullptr;
   uint64_t peerSize = 0, rmbSize = 0;
   uint64_t peerAddr = 0;
-  uint32_t peerRkey = 0, peerToken = 0, localToken = 0;
-  uint8_t* ctrl = nullptr;  // kRecvSlots * kSlotSize receive slots
-  size_t ctrlLen = 0;
-  ibv_mr* ctrlMr = nullptr;
+  uint32_t peerRkey = 0, peerToken = 0;
   int fd = -1;
   uv_poll_t* poll = nullptr;
   int pollEvents = 0;
-  uint32_t maxSendWr = 0;
   DataPump* owner = nullptr;
   bool attached = false;
-  // Receive WRs the caller posted before the pump took the QP (wr_id = slot < extSlots, each
-  // extSlotSize bytes of extMr): the first messages land in them; they are consumed, not reposted.
-  std::shared_ptr<MrRes> extMr;
-  uint64_t extOffset = 0;
-  uint32_t extSlots = 0, extSlotSize = 0;
   // Application bytes read by the caller before the pump started: sent ahead of the socket's.
   std::vector<uint8_t> preload;
   size_t preloadPos = 0;
@@ -159,12 +123,6 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
   uint16_t seq = 0;
   bool sockEof = false;
   bool doneSent = false;
-  struct Inflight {
-    uint64_t prod;
-    int wrs;
-  };
-  std::deque<Inflight> inflight;
-  int sqOutstanding = 0;
 
   // receiver (peer -> socket)
   uint64_t peerProd = 0;  // bytes the peer has written into our RMBE
@@ -186,10 +144,11 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
 
   ~PumpCore() override {
     Detach();
-    if (ctrlMr) ibv_dereg_mr(ctrlMr);
-    if (ctrl) munmap(ctrl, ctrlLen);
     if (fd >= 0) close(fd);
   }
+
+  std::shared_ptr<LinkConn> Self() override { return shared_from_this(); }
+  bool Live() const override { return attached; }
 
   void Emit(const char* type, std::string reason = "", int err = 0) {
     Event e;
@@ -197,20 +156,6 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
     e.reason = std::move(reason);
     e.err = err;
     events.push_back(std::move(e));
-  }
-
-  int PostRecv(int slot) {
-    ibv_sge sge;
-    sge.addr = reinterpret_cast<uintptr_t>(ctrl + slot * kSlotSize);
-    sge.length = kSlotSize;
-    sge.lkey = ctrlMr->lkey;
-    ibv_recv_wr wr;
-    memset(&wr, 0, sizeof wr);
-    wr.wr_id = (uint64_t(kWrRecv) << kKindShift) | uint64_t(slot);
-    wr.sg_list = &sge;
-    wr.num_sge = 1;
-    ibv_recv_wr* bad;
-    return ibv_post_recv(qp->qp, &wr, &bad);
   }
 
   uint8_t ConnFlags() const {
@@ -242,7 +187,11 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
     consAnnounced = cons;
   }
 
-  bool SqRoom(int wrs) const { return sqOutstanding + wrs <= static_cast<int>(maxSendWr); }
+  bool SqRoom(int wrs) {
+    if (link->SqRoom(wrs)) return true;
+    wantsSq = true;
+    return false;
+  }
 
   // Posts WRITE(s) for staging [from, prod) followed by a CDC. `from` == prod: CDC only.
   bool PostData(uint64_t from, uint8_t prodFlags) {
@@ -272,14 +221,10 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
     FillCdc(wrs[n], sges[n], cdc, prodFlags);
     n++;
     for (int i = 0; i + 1 < n; i++) wrs[i].next = &wrs[i + 1];
-    ibv_send_wr* bad = nullptr;
-    int r = ibv_post_send(qp->qp, wrs, &bad);
-    if (r) {
+    if (int r = link->PostChain(wrs, n, connId, prod)) {
       Fail("ibv_post_send", r);
       return false;
     }
-    sqOutstanding += n;
-    inflight.push_back({prod, n});
     cdcSent++;
     return true;
   }
@@ -393,78 +338,55 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
     }
   }
 
-  void HandleRecv(const ibv_wc& wc) {
-    int slot = static_cast<int>(wc.wr_id & 0xffff);
-    HandleMessage(ctrl + slot * kSlotSize, std::min<uint32_t>(wc.byte_len, kSlotSize));
-    if (state == kRunning || state == kClosed) {
-      int r = PostRecv(slot);
-      if (r && state == kRunning) Fail("ibv_post_recv", r);
-    }
-  }
-
-  // One received message (CDC or LLC) of `len` bytes.
-  void HandleMessage(const uint8_t* p, uint32_t len) {
+  // A CDC with our token (routed by the link).
+  void OnCdc(const uint8_t* p) override {
+    if (state != kRunning) return;
     Cdc c;
-    bool isCdc = len >= 2 && p[0] == kCdcType;
-    if (!isCdc) {
-      Event e;
-      e.type = "llc";
-      e.data.assign(p, p + len);
-      events.push_back(std::move(e));
-      llcRecv++;
-    } else if (!DecodeCdc(p, len, &c) || c.token != localToken) {
+    DecodeCdc(p, &c);
+    cdcRecv++;
+    uint64_t np = peerProd, nc = peerCons;
+    // Nothing from the peer is trusted unchecked: its producer cursor may not run past the data our
+    // RMBE can hold, its consumer cursor not past what we produced.
+    if (!FromCursor(&np, rmbSize, c.prodWrap, c.prodCount) || np - cons > rmbSize ||
+        !FromCursor(&nc, peerSize, c.consWrap, c.consCount) || nc > prod) {
       badCdc++;
-    } else {
-      cdcRecv++;
-      uint64_t np = peerProd, nc = peerCons;
-      if (!FromCursor(&np, rmbSize, c.prodWrap, c.prodCount) || np - cons > rmbSize ||
-          !FromCursor(&nc, peerSize, c.consWrap, c.consCount) || nc > prod) {
-        badCdc++;
-        Abort("invalid CDC cursor", EPROTO);
-      } else {
-        peerProd = np;
-        peerCons = nc;
-        if (c.prodFlags & (kProdWriteBlocked | kProdConsUpdateReq)) peerWantsUpdate = true;
-        if (c.connFlags & kConnAbort) {
-          Abort("peer abort", ECONNRESET, false);
-        } else if (c.connFlags & (kConnPeerDoneWriting | kConnClosed)) {
-          peerDone = true;
-        }
-      }
+      Abort("invalid CDC cursor", EPROTO);
+      return;
+    }
+    peerProd = np;
+    peerCons = nc;
+    if (c.prodFlags & (kProdWriteBlocked | kProdConsUpdateReq)) peerWantsUpdate = true;
+    if (c.connFlags & kConnAbort) {
+      Abort("peer abort", ECONNRESET, false);
+    } else if (c.connFlags & (kConnPeerDoneWriting | kConnClosed)) {
+      peerDone = true;
     }
   }
 
-  void OnCompletions(CqRes*, const ibv_wc* wc, int n) override {
-    auto guard = shared_from_this();
-    for (int i = 0; i < n; i++) {
-      const ibv_wc& w = wc[i];
-      if (qp && qp->qp && w.qp_num != qp->qp->qp_num) continue;
-      uint64_t kind = w.wr_id >> kKindShift;
-      if (w.status != IBV_WC_SUCCESS) {
-        if (state == kRunning) {
-          state = kFailed;
-          Emit("error", WcStatusName(w.status), 0);
-          CloseSocket(true);
-        }
-        if (kind == kWrCdc || kind == kWrLlc) sqOutstanding--;
-        continue;
-      }
-      if (kind == kWrCdc) {
-        if (!inflight.empty()) {
-          acked = inflight.front().prod;
-          sqOutstanding -= inflight.front().wrs;
-          inflight.pop_front();
-        }
-      } else if (kind == kWrLlc) {
-        sqOutstanding--;
-      } else if (kind == kWrRecv) {
-        HandleRecv(w);
-      } else if (kind == 0 && (w.opcode & IBV_WC_RECV) && w.wr_id < extSlots) {
-        HandleMessage(extMr->base + extOffset + w.wr_id * extSlotSize, std::min(w.byte_len, extSlotSize));
-      }
-    }
+  void OnSendDone(uint64_t p) override { acked = std::max(acked, p); }
+
+  void OnLinkDown(const std::string& reason) override {
+    if (state != kRunning) return;
+    state = kFailed;
+    CloseSocket(true);
+    Emit("error", reason, 0);
+  }
+
+  void Kick() override {
+    wantsSq = false;
     Pump();
   }
+
+  // Private link only: LLC messages on the pump's own QP go to JS as 'llc' events.
+  void OnLlc(const uint8_t* p, uint32_t len) override {
+    Event e;
+    e.type = "llc";
+    e.data.assign(p, p + len);
+    events.push_back(std::move(e));
+    llcRecv++;
+  }
+  void OnLinkFailed(const std::string&) override {}
+  void Flush() override { FlushEvents(); }
 
   void Pump() {
     if (state == kRunning) PeerToSocket();
@@ -527,7 +449,7 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
     int ev = 0;
     if (!sockEof) {
       uint64_t used = prod - std::min(peerCons, acked);
-      if (used < peerSize && SqRoom(kMaxChain)) ev |= UV_READABLE;
+      if (used < peerSize && link->SqRoom(kMaxChain)) ev |= UV_READABLE;
     }
     if (wantWritable) ev |= UV_WRITABLE;
     if (ev == pollEvents) return;
@@ -564,25 +486,12 @@ struct PumpCore : CqSink, std::enable_shared_from_this<PumpCore> {
       close(fd);
       fd = -1;
     }
-    if (qp && qp->qp) {
-      // The connection is over: flush the receive slots before their memory goes away.
-      ibv_qp_attr a;
-      memset(&a, 0, sizeof a);
-      a.qp_state = IBV_QPS_ERR;
-      ibv_modify_qp(qp->qp, &a, IBV_QP_STATE);
-    }
-    if (qp) {
-      qp->busy = false;
-      for (auto& cq : {qp->sendCq, qp->recvCq})
-        if (cq->sink == this) cq->sink = cq->jsSink;
-    }
-    if (ctrlMr) {
-      ibv_dereg_mr(ctrlMr);
-      ctrlMr = nullptr;
-    }
-    if (ctrl) {
-      munmap(ctrl, ctrlLen);
-      ctrl = nullptr;
+    if (link) {
+      link->Detach(this);
+      if (privateLink) {
+        link->observer = nullptr;
+        link->Close();
+      }
     }
     g_live[kPumps]--;
   }
@@ -602,16 +511,27 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
                        });
   }
 
-  // new DataPump(qp, { fd, stageMr, rmbMr, rmbOffset?, rmbSize?, localToken,
-  //                    peer: { addr, rkey, size, token } })
-  // The QP must be in RTS, use CQs no other QP uses, and allow >= 44 bytes inline. The pump dup()s
-  // fd, sets it non-blocking and owns the duplicate; the caller must stop using its own descriptor
-  // (e.g. a net.Socket accepted with pauseOnConnect, then destroyed).
+  // new DataPump(linkOrQp, { fd, stageMr, rmbMr, rmbOffset?, rmbSize?, localToken, preload?,
+  //                          peer: { addr, rkey, size, token }, postedRecvs? })
+  // linkOrQp: an SmcLink (the connection shares it with the other connections of its link group;
+  // CDCs reach the pump by its localToken), or a bare QP in RTS with CQs of its own and
+  // maxRecvWr >= 32 (+ postedRecvs.slots), which gets a private link closed with the pump. Either
+  // way the QP must allow >= 44 bytes inline. The pump dup()s fd, sets it non-blocking and owns the
+  // duplicate; the caller must stop using its own descriptor (e.g. a net.Socket accepted with
+  // pauseOnConnect, then destroyed).
   explicit DataPump(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<DataPump>(info), async_(info.Env(), "smc_verbs:DataPump") {
     Napi::Env env = info.Env();
     napi_type_tag_object(env, info.This(), &kTagPump);
-    auto qp = QpResOf(env, info[0]);
+    bool shared = IsSmcLink(env, info[0]);
+    std::shared_ptr<LinkCore> link;
+    std::shared_ptr<QpRes> qp;
+    if (shared) {
+      link = LinkCoreOf(env, info[0]);
+      if (link->failed) ThrowVerbs(env, ENOTCONN, "DataPump", "link failed: " + link->failReason);
+    } else {
+      qp = QpResOf(env, info[0]);
+    }
     Napi::Object o = OptObject(env, info[1], "options");
     int fd = static_cast<int>(ReqU32(env, o, "fd", INT32_MAX));
     auto stage = MrResOf(env, o.Get("stageMr"));
@@ -624,21 +544,11 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     if (rmbOffset + rmbSize > rmb->length) ThrowRange(env, "rmbOffset + rmbSize beyond the RMB memory region");
     if (peerSize > stage->length) ThrowRange(env, "stageMr must be at least peer.size bytes (it mirrors the peer RMBE)");
     if (!(rmb->access & IBV_ACCESS_REMOTE_WRITE)) ThrowVerbs(env, EACCES, "DataPump", "rmbMr must allow remote write");
-    if (qp->busy) ThrowVerbs(env, EBUSY, "DataPump", "queue pair already driven by a data pump");
-    ibv_qp_attr qa;
-    ibv_qp_init_attr qi;
-    if (int r = ibv_query_qp(qp->qp, &qa, IBV_QP_STATE | IBV_QP_CAP, &qi)) ThrowVerbs(env, r, "ibv_query_qp");
-    if (qa.qp_state != IBV_QPS_RTS) ThrowVerbs(env, EINVAL, "DataPump", "queue pair must be in RTS");
-    if (qi.cap.max_inline_data < kCdcLen) ThrowVerbs(env, EINVAL, "DataPump", "queue pair needs maxInlineData >= 44");
-    if (qi.cap.max_recv_wr < kRecvSlots)
-      ThrowVerbs(env, EINVAL, "DataPump", "queue pair needs maxRecvWr >= " + std::to_string(kRecvSlots));
-    if (qi.cap.max_send_wr < 2 * kMaxChain) ThrowVerbs(env, EINVAL, "DataPump", "queue pair needs maxSendWr >= 6");
-    int cqUses = qp->sendCq == qp->recvCq ? 2 : 1;
-    if (qp->sendCq->children != cqUses || qp->recvCq->children != cqUses)
-      ThrowVerbs(env, EBUSY, "DataPump", "the queue pair's CQs must not be shared with other queue pairs");
+    uint32_t localToken = ReqU32(env, o, "localToken");
+    if (shared && link->byToken.count(localToken))
+      ThrowVerbs(env, EEXIST, "DataPump", "a connection with this alert token is already on the link");
 
     auto core = std::make_shared<PumpCore>();
-    core->qp = qp;
     core->stageMr = stage;
     core->rmbMr = rmb;
     core->stage = stage->base;
@@ -648,8 +558,7 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     core->peerAddr = ToU64(env, peer.Get("addr"), "peer.addr");
     core->peerRkey = ReqU32(env, peer, "rkey");
     core->peerToken = ReqU32(env, peer, "token");
-    core->localToken = ReqU32(env, o, "localToken");
-    core->maxSendWr = qi.cap.max_send_wr;
+    core->token = localToken;
     Napi::Value pre = o.Get("preload");
     if (!pre.IsUndefined()) {
       uint8_t* d;
@@ -657,39 +566,38 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
       if (!BufferSpan(pre, &d, &n)) ThrowType(env, "preload must be a Buffer or Uint8Array");
       core->preload.assign(d, d + n);
     }
-    Napi::Value posted = o.Get("postedRecvs");
-    if (!posted.IsUndefined()) {
-      Napi::Object pr = OptObject(env, posted, "postedRecvs");
-      core->extMr = MrResOf(env, pr.Get("mr"));
-      core->extOffset = GetU32(env, pr, "offset", 0);
-      core->extSlots = ReqU32(env, pr, "slots", 0xffff);
-      core->extSlotSize = ReqU32(env, pr, "slotSize", 0xffff);
-      if (core->extOffset + uint64_t(core->extSlots) * core->extSlotSize > core->extMr->length)
-        ThrowRange(env, "postedRecvs beyond its memory region");
+    if (!shared) {
+      link = std::make_shared<LinkCore>();
+      link->recvSlots = kPrivateRecvSlots;
+      Napi::Value posted = o.Get("postedRecvs");
+      if (!posted.IsUndefined()) {
+        Napi::Object pr = OptObject(env, posted, "postedRecvs");
+        link->extMr = MrResOf(env, pr.Get("mr"));
+        link->extOffset = GetU32(env, pr, "offset", 0);
+        link->extSlots = ReqU32(env, pr, "slots", 0xffff);
+        link->extSlotSize = ReqU32(env, pr, "slotSize", 0xffff);
+        if (link->extOffset + uint64_t(link->extSlots) * link->extSlotSize > link->extMr->length)
+          ThrowRange(env, "postedRecvs beyond its memory region");
+      }
+      const char* what = "";
+      if (int r = link->Open(qp, &what)) {
+        link->Close();
+        ThrowVerbs(env, r, "DataPump", what);
+      }
+      link->observer = core.get();
+      core->privateLink = true;
     }
-
-    core->ctrlLen = kRecvSlots * kSlotSize;
-    void* m = mmap(nullptr, core->ctrlLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) ThrowVerbs(env, errno, "mmap");
-    core->ctrl = static_cast<uint8_t*>(m);
-    errno = 0;
-    core->ctrlMr = ibv_reg_mr(qp->pd->pd, core->ctrl, core->ctrlLen, IBV_ACCESS_LOCAL_WRITE);
-    if (!core->ctrlMr) ThrowVerbs(env, errno ? errno : ENOMEM, "ibv_reg_mr");
+    core->link = link;
     core->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (core->fd < 0) {
-      ThrowVerbs(env, errno, "fcntl", "F_DUPFD_CLOEXEC");
+      int err = errno;
+      if (!shared) link->Close();
+      ThrowVerbs(env, err, "fcntl", "F_DUPFD_CLOEXEC");
     }
     int fl = fcntl(core->fd, F_GETFL);
     fcntl(core->fd, F_SETFL, fl | O_NONBLOCK);
     core->attached = true;
     g_live[kPumps]++;
-    qp->busy = true;
-    for (int i = 0; i < kRecvSlots; i++) {
-      if (int r = core->PostRecv(i)) {
-        core->Detach();
-        ThrowVerbs(env, r, "ibv_post_recv");
-      }
-    }
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     core->poll = new uv_poll_t;
@@ -701,11 +609,11 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     }
     core->poll->data = core.get();
     core->owner = this;
-    qp->sendCq->sink = core.get();
-    qp->recvCq->sink = core.get();
     core_ = core;
     Ref();  // a running pump stays alive without JS references, like a socket
     running_ = true;
+    // CDCs the link kept for our token are handled now; their events wait for inject().
+    link->Attach(core.get());
     core->UpdatePoll();
   }
 
@@ -722,23 +630,9 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     Napi::Object self = Value();
     if (self.IsEmpty()) return;
     bool finished = false;
-    for (auto& e : events) {
+    for (auto& e : events)
       if (e.type == "closed" || e.type == "aborted" || e.type == "error") finished = true;
-      try {
-        Napi::Value fn = self.Get("onPumpEvent");
-        if (!fn.IsFunction()) continue;
-        Napi::Object detail = Napi::Object::New(env);
-        if (!e.reason.empty()) detail.Set("reason", e.reason);
-        if (e.err) {
-          detail.Set("code", ErrnoName(e.err));
-          detail.Set("errno", -e.err);
-        }
-        if (!e.data.empty()) detail.Set("data", Napi::Buffer<uint8_t>::Copy(env, e.data.data(), e.data.size()));
-        fn.As<Napi::Function>().MakeCallback(self, {Napi::String::New(env, e.type), detail}, async_);
-      } catch (const Napi::Error& err) {
-        ReportUncaught(env, err);
-      }
-    }
+    DeliverEvents(env, self, "onPumpEvent", events, async_);
     if (finished && running_) {
       running_ = false;
       Unref();
@@ -767,7 +661,8 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     num("cdcSent", c.cdcSent);
     num("cdcReceived", c.cdcRecv);
     num("llcReceived", c.llcRecv);
-    num("badCdc", c.badCdc);
+    // A private link's CDCs with a wrong token or malformed ones count as the pump's.
+    num("badCdc", c.badCdc + (c.privateLink && c.link ? c.link->badCdc + c.link->unknownToken : 0));
     num("stallsPeerFull", c.stallsPeerFull);
     num("stallsSocketFull", c.stallsSocketFull);
     num("producer", c.prod);
@@ -778,26 +673,17 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     return o;
   }
 
-  // sendLlc(msg): a 44-byte LLC message as a SEND on the pump's QP (control traffic).
+  // sendLlc(msg): a 44-byte LLC message as a SEND on the pump's link (control traffic).
   void SendLlc(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!core_ || !core_->attached || core_->state != PumpCore::kRunning) ThrowClosed(env, "DataPump", "sendLlc");
     uint8_t* data;
     size_t len;
-    if (!BufferSpan(info[0], &data, &len) || len != kCdcLen) ThrowType(env, "LLC message must be 44 bytes");
+    if (!BufferSpan(info[0], &data, &len) || len != static_cast<size_t>(kCdcLen))
+      ThrowType(env, "LLC message must be 44 bytes");
     if (data[0] == kCdcType) ThrowRange(env, "type 0xFE is reserved for CDC messages");
-    if (!core_->SqRoom(1)) ThrowVerbs(env, ENOBUFS, "ibv_post_send", "send queue full");
-    ibv_sge sge{reinterpret_cast<uintptr_t>(data), static_cast<uint32_t>(len), 0};
-    ibv_send_wr wr;
-    memset(&wr, 0, sizeof wr);
-    wr.wr_id = uint64_t(kWrLlc) << kKindShift;
-    wr.opcode = IBV_WR_SEND;
-    wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE;
-    wr.sg_list = &sge;
-    wr.num_sge = 1;
-    ibv_send_wr* bad;
-    if (int r = ibv_post_send(core_->qp->qp, &wr, &bad)) ThrowVerbs(env, r, "ibv_post_send");
-    core_->sqOutstanding++;
+    if (int r = core_->link->SendLlc(data, len))
+      ThrowVerbs(env, r, "ibv_post_send", r == ENOBUFS ? "send queue full" : "");
   }
 
   // inject(msg?): handles `msg` as if received on the QP (a CDC or LLC message the caller took off
@@ -811,7 +697,8 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
       uint8_t* data;
       size_t len;
       if (!BufferSpan(info[0], &data, &len)) ThrowType(env, "message must be a Buffer or Uint8Array");
-      if (guard->state == PumpCore::kRunning) guard->HandleMessage(data, static_cast<uint32_t>(std::min<size_t>(len, kSlotSize)));
+      std::vector<std::shared_ptr<LinkConn>> touched;
+      guard->link->HandleMessage(data, static_cast<uint32_t>(std::min<size_t>(len, LinkCore::kSlotSize)), &touched);
     }
     guard->Pump();
   }
@@ -826,8 +713,8 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     guard->FlushEvents();
   }
 
-  // close(): stops the pump (closing its socket descriptor if still open), moves the QP to ERR,
-  // hands the CQs back to JS and releases the QP. Idempotent.
+  // close(): stops the pump (closing its socket descriptor if still open) and leaves the link. A
+  // private link is closed with it: its QP goes to ERR and the CQs go back to JS. Idempotent.
   void Close(const Napi::CallbackInfo& info) {
     if (!core_) return;
     core_->owner = nullptr;

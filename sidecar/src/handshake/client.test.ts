@@ -131,6 +131,45 @@ describe('CLC client', () => {
     expect(reuse.find((a) => a.type === 'proceed')).toMatchObject({ link: { firstContact: false } });
   });
 
+  it('reuses only the link it has: another QP in the Accept gets NOSRVLINK', () => {
+    const reuse = { peerQpn: SERVER_RDMA.qpn, peerGid: SERVER_RDMA.gid, peerMac: SERVER_RDMA.mac };
+    const ok = started({ firstContact: false, reuse }).handle({
+      type: 'data',
+      bytes: acceptBytes({ firstContact: false }),
+    });
+    expect(ok.find((a) => a.type === 'proceed')).toMatchObject({ link: { firstContact: false } });
+    const other = started({ firstContact: false, reuse: { ...reuse, peerQpn: SERVER_RDMA.qpn + 1 } });
+    const result = declinedWith(other.handle({ type: 'data', bytes: acceptBytes({ firstContact: false }) }));
+    expect(result).toEqual({ code: SMC_CLC_DECL.NOSRVLINK, outOfSync: false, origin: 'local' });
+  });
+
+  it('follows a server that starts a new link group although we offered to reuse one', () => {
+    const fresh = { ...CLIENT_RDMA, qpn: CLIENT_RDMA.qpn + 7, rmbRkey: 0x4242 };
+    let created = 0;
+    const c = started({
+      firstContact: false,
+      rdmaForFirstContact: () => {
+        created++;
+        return fresh;
+      },
+    });
+    const actions = c.handle({ type: 'data', bytes: acceptBytes({ firstContact: true }) });
+    expect(created).toBe(1);
+    expect(sent(actions)[0]).toMatchObject({
+      kind: 'confirm',
+      firstContact: true,
+      qpn: fresh.qpn,
+      rmbRkey: 0x4242,
+    });
+    expect(actions.find((a) => a.type === 'proceed')).toMatchObject({
+      link: { firstContact: true, local: { qpn: fresh.qpn } },
+    });
+    // no way to create a new link: the Accept is declined, nothing proceeds
+    const none = started({ firstContact: false, rdmaForFirstContact: () => null });
+    const result = declinedWith(none.handle({ type: 'data', bytes: acceptBytes({ firstContact: true }) }));
+    expect(result.code).toBe(SMC_CLC_DECL.INTERR);
+  });
+
   it('declines an Accept with an impossible QP MTU', () => {
     expect(declinedWith(started().handle({ type: 'data', bytes: acceptBytes({ qpMtu: 0 }) })).code).toBe(
       SMC_CLC_DECL.CNFERR,

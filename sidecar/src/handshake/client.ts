@@ -31,6 +31,17 @@ export interface ClcClientOptions extends CommonOptions {
   ipArea: ClcIpArea;
   /** We have no link group with this server yet, so we expect it to signal first contact. */
   firstContact: boolean;
+  /**
+   * With `firstContact` false: the server's half of the link we expect it to reuse. An Accept that
+   * reuses another link is declined with NOSRVLINK (smc_connect_rdma's link lookup).
+   */
+  reuse?: { peerQpn: number; peerGid: Buffer; peerMac: Buffer };
+  /**
+   * With `firstContact` false, the server may still start a new link group (it has none with us
+   * any more, or ours is full): this creates the resources of a new link and returns their
+   * parameters for the Confirm, or null when it cannot (the Accept is then declined).
+   */
+  rdmaForFirstContact?: () => LocalRdmaParams | null;
   policy?: PeerPolicy;
   /**
    * Offer SMC-Rv2 with these EIDs and the RoCEv2 GID. Without it the client
@@ -160,10 +171,25 @@ export class ClcClient extends ClcMachine {
     if (!accept.firstContact && this.options.firstContact) {
       return this.decline(SMC_CLC_DECL.SYNCERR, 'server reuses a link group unknown to us');
     }
+    const r = this.options.reuse;
+    if (
+      !accept.firstContact &&
+      r !== undefined &&
+      (accept.qpn !== r.peerQpn || !accept.gid.equals(r.peerGid) || !accept.mac.equals(r.peerMac))
+    ) {
+      return this.decline(SMC_CLC_DECL.NOSRVLINK, `server reuses QP ${accept.qpn}, not the link we have`);
+    }
     if (!isValidIbMtu(accept.qpMtu)) {
       return this.decline(SMC_CLC_DECL.CNFERR, `peer QP MTU ${accept.qpMtu} is not an IB MTU`);
     }
     return null;
+  }
+
+  /** Our half of the link for this Accept: a new link when the server starts a new link group. */
+  private localFor(accept: ClcAcceptConfirm | ClcAcceptConfirmV2): LocalRdmaParams | null {
+    if (accept.firstContact && !this.options.firstContact)
+      return this.options.rdmaForFirstContact?.() ?? null;
+    return this.options.rdma;
   }
 
   private checkPolicy(accept: ClcAcceptConfirm | ClcAcceptConfirmV2, eid?: Buffer): HandshakeAction[] | null {
@@ -178,10 +204,10 @@ export class ClcClient extends ClcMachine {
   }
 
   private onAccept(accept: ClcAcceptConfirm): HandshakeAction[] {
-    const rdma = this.options.rdma;
-    if (rdma === null) return this.decline(SMC_CLC_DECL.INTERR, 'no local RDMA parameters');
     const refused = this.checkAccept(accept) ?? this.checkPolicy(accept);
     if (refused !== null) return refused;
+    const rdma = this.localFor(accept);
+    if (rdma === null) return this.decline(SMC_CLC_DECL.INTERR, 'no local RDMA parameters for this link');
 
     const qpMtu = Math.min(rdma.qpMtu, accept.qpMtu);
     const confirm: ClcAcceptConfirm = {
@@ -208,10 +234,9 @@ export class ClcClient extends ClcMachine {
   }
 
   private onAcceptV2(accept: ClcAcceptConfirmV2): HandshakeAction[] {
-    const rdma = this.options.rdma;
     const v2 = this.options.smcrV2;
     const prefs = this.v2Limits;
-    if (rdma === null || v2 === undefined || prefs === null) {
+    if (this.options.rdma === null || v2 === undefined || prefs === null) {
       return this.decline(SMC_CLC_DECL.INTERR, 'no local SMC-Rv2 parameters');
     }
     // The server must pick one of the EIDs we proposed: another tenant's EID never gets a link.
@@ -229,6 +254,8 @@ export class ClcClient extends ClcMachine {
     }
     const policyRefused = this.checkPolicy(accept, accept.eid);
     if (policyRefused !== null) return policyRefused;
+    const rdma = this.localFor(accept);
+    if (rdma === null) return this.decline(SMC_CLC_DECL.INTERR, 'no local RDMA parameters for this link');
 
     const local: LocalRdmaParams = { ...rdma, gid: v2.roceV2Gid };
     const qpMtu = Math.min(rdma.qpMtu, accept.qpMtu);

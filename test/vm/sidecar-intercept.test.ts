@@ -64,6 +64,11 @@ describe.skipIf(!labReady() || !existsSync(addon))(
         `bulk ${mib} MiB: probe(8 MiB) ${lineValue(out, 'PROBE')}, upload ${lineValue(out, 'UPLOAD_SECS')} s, download ${lineValue(out, 'DOWNLOAD_SECS')} s; short ${lineValue(out, 'SHORT_OK')}; bench ${lineValue(out, 'BENCH')}; kill ${lineValue(out, 'KILL_CURL')}`,
       );
       expect(lineValue(out, 'SHORT_OK')?.split(' ')[0]).toBe('60');
+      // Sequential and 4-way parallel connections joined the first link group (CONFIRM RKEY for
+      // each added RMB) instead of making their own; 100 concurrent ones fit in at most two.
+      expect(lineValue(out, 'LINK_GROUPS_AFTER_SHORT'), out).toBe('1');
+      expect(metric(out, 'smc_link_groups'), out).toBeGreaterThanOrEqual(1);
+      expect(metric(out, 'smc_link_groups'), out).toBeLessThanOrEqual(2);
       expect(lineValue(out, 'BENCH'), out).toMatch(/requests per second/);
       expect(lineValue(out, 'FALLBACK_CURL')).toBe('pod-b /fallback 0');
       // curl 2 + redis-cli 3 + probe, upload, download + 60 short + >= 100 benchmark clients.

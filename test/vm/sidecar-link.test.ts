@@ -22,10 +22,10 @@ function rows(output: string): Row[] {
     .map((l) => JSON.parse(l.slice('RESULT '.length)) as Row);
 }
 
-const nodeCmd = (role: string, dataPath: string): string => `
+const nodeCmd = (role: string, dataPath: string, idleMs = ''): string => `
 export SMC_VERBS_ADDON=${addon}
 cd "$LAB_REPO"
-timeout 280 node ${program} ${role} ${dataPath}
+timeout 280 node ${program} ${role} ${dataPath} ${idleMs}
 `;
 
 function metric(lines: unknown, prefix: string): number {
@@ -91,5 +91,44 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar SMC-R link layer on 
       3 * 1024 * 1024,
     );
     expect(metric(m?.['bytes'], 'smc_bytes_total{path="tcp",direction="tx"}')).toBe(0);
+  });
+
+  it('shares one link group between connections (native data path) and ends it when idle', async () => {
+    const r = await runLab({
+      name: 'sidecar-link-group',
+      timeoutSec: 300,
+      scripts: [nodeCmd('server', 'native', '4000'), nodeCmd('client', 'native', '4000')],
+    });
+    const msg = describeResult(r);
+    const [server, client] = r.nodes;
+    expect(server.exitCode, `${msg}\n${server.output}`).toBe(0);
+    expect(client.exitCode, `${msg}\n${client.output}`).toBe(0);
+    const c = rows(client.output);
+    expect(c.find((x) => x.check === 'upload')?.['ok'], client.output).toBe(true);
+    const m = c.find((x) => x.check === 'metrics');
+    expect(m?.['connections']).toEqual(['smc_connections_total{outcome="upgraded",reason="none"} 4']);
+    expect(metric(m?.['bytes'], 'smc_bytes_total{path="tcp",direction="tx"}')).toBe(0);
+    // Four connections, one link: one CONFIRM LINK on each side, the other three joined it; the
+    // second CONFIRM LINK is the new group after the idle end.
+    for (const node of [server, client]) {
+      expect(node.output.match(/SMC-R link confirmed/g)?.length, node.output).toBe(2);
+      expect(node.output.match(/connection joins the link group/g)?.length, node.output).toBe(3);
+    }
+    // The server's idle timer (4 s) ended the group and its DELETE LINK ended ours, 10 s before our
+    // own timer would have; the next connection made a new group with a new first contact.
+    expect(
+      c.find((x) => x.check === 'link-groups'),
+      client.output,
+    ).toMatchObject({
+      before: 1,
+      afterIdle: 0,
+      again: 'app on 10.77.0.1: /after-idle',
+      afterAgain: 1,
+    });
+    const ended = (out: string, reason: string): boolean =>
+      out.split('\n').some((l) => l.includes('link group ended') && l.includes(`"reason":"${reason}"`));
+    expect(ended(server.output, 'idle'), server.output).toBe(true);
+    expect(ended(client.output, 'peer deleted the link'), client.output).toBe(true);
+    expect(client.output, client.output).toMatch(/peer deleted the link/);
   });
 });

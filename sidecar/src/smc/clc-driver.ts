@@ -94,7 +94,15 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
       socket.off('close', onClosed);
       socket.off('error', onError);
       if (outcome.kind !== 'established') {
-        opts.prepared?.release();
+        // A peer that does not know the link group we offered says so (out of sync, or no such
+        // link): that group is of no use any more.
+        const unknownGroup =
+          outcome.kind === 'fallback' &&
+          outcome.origin === 'peer' &&
+          (outcome.terminateLinkGroup ||
+            outcome.code === SMC_CLC_DECL.NOSRVLINK ||
+            outcome.code === SMC_CLC_DECL.SYNCERR);
+        opts.prepared?.release({ terminateLinkGroup: unknownGroup });
         connection?.abort('handshake did not complete');
       }
       resolve(outcome);

@@ -85,6 +85,10 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     peerIndicatedSmc: true,
     ipArea: proposalAreaFor(tcp.localAddress ?? '0.0.0.0'),
     firstContact: prepared.firstContact,
+    ...(prepared.reuse === undefined ? {} : { reuse: prepared.reuse }),
+    ...(prepared.rdmaForFirstContact === undefined
+      ? {}
+      : { rdmaForFirstContact: prepared.rdmaForFirstContact }),
   });
   const outcome = await runClcHandshake({
     machine,

@@ -32,6 +32,11 @@ export interface LinkCommit {
   commit(): boolean;
 }
 
+export interface ReleaseOptions {
+  /** The peer does not know the link group we offered (its Decline said so): end the group. */
+  terminateLinkGroup?: boolean;
+}
+
 /**
  * Resources reserved for one connection before its CLC exchange: an RMB
  * (registered for remote write) and, when no link group to the peer exists
@@ -41,6 +46,14 @@ export interface PreparedSmcConnection {
   readonly rdma: LocalRdmaParams;
   /** No link group with this peer exists: the CLC exchange creates one. */
   readonly firstContact: boolean;
+  /** Joining a link group: the peer's half of its link, which the server's Accept must name (client). */
+  readonly reuse?: { peerQpn: number; peerGid: Buffer; peerMac: Buffer };
+  /**
+   * Joining a link group as the client, the server may start a new one instead:
+   * this creates the new link's resources and returns their parameters (null
+   * when it cannot). `establish` then sets that link up.
+   */
+  readonly rdmaForFirstContact?: () => LocalRdmaParams | null;
   /**
    * After Accept (client) / Confirm (server): brings the QP to RTS with the
    * peer's parameters, runs LLC Confirm Link on a first contact, and hands
@@ -50,7 +63,7 @@ export interface PreparedSmcConnection {
    */
   establish(link: NegotiatedLink, tcp: Socket, gate?: LinkCommit): Promise<SmcConnection>;
   /** Gives the reserved resources back (the handshake fell back). Idempotent. */
-  release(): void;
+  release(options?: ReleaseOptions): void;
 }
 
 /**

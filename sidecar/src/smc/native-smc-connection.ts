@@ -1,28 +1,16 @@
 import type { Socket } from 'node:net';
-import type {
-  CompletionQueue,
-  DataPump,
-  MemoryRegion,
-  PumpEnd,
-  PumpStats,
-  QueuePair,
-} from '../../../native/index.js';
+import type { DataPump, MemoryRegion, PumpEnd, PumpStats, SmcLink } from '../../../native/index.js';
 import type { Logger } from '../log.js';
 import type { VerbsModule } from '../native-loader.js';
 import type { Direction, PipeEnd, PipeResult } from '../relay/pipe.js';
-import type { LlcChannel } from './llc-channel.js';
 import type { SmcConnection } from './smc-connection.js';
 
 export interface NativeSmcConnectionOptions {
   id: string;
   linkId: string;
   verbs: VerbsModule;
-  qp: QueuePair;
-  cq: CompletionQueue;
-  /** The link's LLC receive ring, still posted on the QP: the pump reads the first CDCs from it. */
-  llc: LlcChannel;
-  llcRecvMr: MemoryRegion;
-  llcSlotSize: number;
+  /** The link of the connection's link group (it keeps CDCs for localToken until the pump starts). */
+  link: SmcLink;
   /** Staging ring for outgoing bytes, at least the peer's RMBE size. */
   stageMr: MemoryRegion;
   rmbMr: MemoryRegion;
@@ -40,7 +28,7 @@ export interface NativeSmcConnectionOptions {
   peerGoneGraceMs?: number;
 }
 
-/** How long the QP outlives the connection, so the last CDCs in flight still land. */
+/** How long the pump stays on the link after the end, so the peer's last CDCs still land in it. */
 const LINGER_MS = 1000;
 
 /** The fd of a connected net.Socket (Node's TCPWrap exposes it on POSIX). */
@@ -109,37 +97,27 @@ export class NativeSmcConnection implements SmcConnection {
 
   private async start(app: PipeEnd): Promise<void> {
     const { o } = this;
-    // Messages that arrived before the pump (CDCs the peer's pump sent right after CONFIRM LINK)
-    // sit in the CQ's queue; only microtasks run until the pump owns the CQ, so none is missed.
-    const early: Buffer[] = [];
-    while (o.cq.pendingCount > 0) {
-      const wc = await o.cq.next();
-      if (wc.status !== 'IBV_WC_SUCCESS')
-        throw new Error(`work completion ${wc.status} before the pump started`);
-      if (wc.opcode.startsWith('RECV') && wc.wrId < o.llc.slotCount) early.push(o.llc.takeSlot(wc.wrId));
-    }
+    await Promise.resolve();
     const s = app.socket;
     const fd = socketFd(s);
     if (fd === null) throw new Error('application socket has no file descriptor');
     const buffered = detachReader(s);
     const preload = Buffer.concat([app.pending ?? Buffer.alloc(0), ...buffered]);
-    const pump = new o.verbs.DataPump(o.qp, {
+    const pump = new o.verbs.DataPump(o.link, {
       fd,
       stageMr: o.stageMr,
       rmbMr: o.rmbMr,
       localToken: o.localToken,
       peer: { addr: o.peer.addr, rkey: o.peer.rkey, size: o.peer.size, token: o.peer.token },
       ...(preload.byteLength > 0 ? { preload } : {}),
-      postedRecvs: { mr: o.llcRecvMr, slots: o.llc.slotCount, slotSize: o.llcSlotSize },
     });
     this.pump = pump;
     // The pump owns a duplicate of the descriptor now.
     s.removeAllListeners('data');
     s.on('error', () => undefined);
     s.destroy();
-    pump.on('llc', (d) => o.log.debug({ type: d.data?.[0] }, 'LLC message ignored on an SMC-R connection'));
     void pump.done.then((end) => this.ended(end));
-    for (const m of early) pump.inject(m);
+    // Runs the first pump step: the CDCs the link kept for us and the preloaded bytes.
     pump.inject();
     this.watchPeerSidecar();
     const interval = o.statsIntervalMs ?? 1000;
@@ -235,7 +213,7 @@ export class NativeSmcConnection implements SmcConnection {
     else this.pump.abort();
   }
 
-  /** Stops the pump (aborting it first if it is still running) and gives the QP back. Idempotent. */
+  /** Stops the pump (aborting it first if it is still running) and takes it off the link. Idempotent. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

@@ -1,6 +1,6 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { CompletionQueue, MemoryRegion, QueuePair } from '../../../native/index.js';
+import type { MemoryRegion } from '../../../native/index.js';
 import type { DataPath, SidecarConfig } from '../config/schema.js';
 import type { LocalRdmaParams, NegotiatedLink } from '../handshake/types.js';
 import type { Logger } from '../log.js';
@@ -13,36 +13,22 @@ import type {
   LinkGroupManager,
   LinkGroupStats,
   PreparedSmcConnection,
+  ReleaseOptions,
   SmcPeer,
 } from './link-group-manager.js';
-import { LlcChannel } from './llc-channel.js';
+import { LinkGroup, type LinkSlot, type Rmb } from './link-group.js';
 import { makePeerId } from './peer-id.js';
 import type { RdmaDevice } from './rdma-device.js';
 import type { SmcConnection } from './smc-connection.js';
 import { JsSmcConnection } from './js-smc-connection.js';
 import { NativeSmcConnection } from './native-smc-connection.js';
 
-/** SMC_LINKS_PER_LGR_MAX / SMC_RMBS_PER_LGR_MAX as we advertise them: one link, one connection. */
+/** Links per link group we advertise: one (no second link for failover yet). */
 const MAX_LINKS = 1;
-const MAX_CONNS = 1;
-
-/** Per-link resources: its own CQ, the RC QP, the RMB (remote-writable) and the send ring for the pump. */
-interface Link {
-  readonly id: string;
-  readonly uid: Buffer;
-  readonly cq: CompletionQueue;
-  readonly qp: QueuePair;
-  readonly rmb: Buffer;
-  readonly rmbMr: MemoryRegion;
-  readonly sendRing: Buffer;
-  readonly sendMr: MemoryRegion;
-  readonly llc: LlcChannel;
-  readonly psn: number;
-  readonly alertToken: number;
-  /** The data path using this link, released first on teardown. */
-  connection: { dispose(): void } | null;
-  closed: boolean;
-}
+/** Connections per link group: SMC_RMBS_PER_LGR_MAX for a shared link, one otherwise. */
+const MAX_CONNS_SHARED = 255;
+/** The client keeps an idle link group 10 s longer than the server, as SMC_LGR_FREE_DELAY_CLNT does. */
+const CLIENT_IDLE_EXTRA_MS = 10_000;
 
 export interface VerbsLinkGroupManagerOptions {
   device: RdmaDevice;
@@ -54,17 +40,24 @@ export interface VerbsLinkGroupManagerOptions {
 }
 
 /**
- * SMC-R resources on a real RoCE device. Because the native data pump takes
- * a QP exclusively, every SMC connection gets its own link group with one
- * link (first contact each time): CQ, RC QP, RMB and send ring. After CLC the
- * QP goes to RTS and the first link is confirmed over LLC (the server sends
- * CONFIRM LINK, the client answers), as in smcr_serv_conf_first_link /
- * smcr_clnt_conf_first_link.
+ * SMC-R resources on a real RoCE device, in link groups (one link each) per
+ * peer sidecar and role. With the native data path a link group is shared:
+ * the first connection with a peer creates it (first contact: new QP, CLC,
+ * LLC CONFIRM LINK), later ones join it with a new or pooled RMB (CONFIRM
+ * RKEY over the link) and the server's Accept naming the existing link, as in
+ * smc_conn_create. First contacts to one peer are serialised (the kernel's
+ * smc_client_lgr_pending / smc_server_lgr_pending), so a burst of connections
+ * shares one link group. An idle group ends after timeouts.linkGroupIdleMs
+ * with DELETE LINK. The js and link-only data paths give each connection a
+ * link group of its own.
  */
 export class VerbsLinkGroupManager implements LinkGroupManager {
   readonly peerId: Buffer;
-  private readonly links = new Set<Link>();
+  private readonly groups = new Set<LinkGroup>();
+  /** First contacts in progress, by `${role}|${peer address}`. */
+  private readonly pendingFirstContact = new Map<string, Promise<void>>();
   private nextAlertToken = randomInt(1, 0x7fffffff);
+  private nextGroupId = 1;
 
   constructor(private readonly opts: VerbsLinkGroupManagerOptions) {
     this.peerId = makePeerId(opts.device.mac);
@@ -104,94 +97,241 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
   }
 
   stats(): LinkGroupStats {
-    return { linkGroups: this.links.size, links: this.links.size };
+    let n = 0;
+    for (const g of this.groups) if (g.state !== 'ended') n++;
+    return { linkGroups: n, links: n };
   }
 
-  prepare(peer: SmcPeer): Promise<PreparedSmcConnection> {
-    const link = this.createLink(peer);
-    this.links.add(link);
+  private token(): number {
+    const t = this.nextAlertToken;
+    this.nextAlertToken = (this.nextAlertToken % 0x7fffffff) + 1;
+    return t;
+  }
+
+  private rdmaParams(g: LinkGroup, rmb: Rmb, token: number): LocalRdmaParams {
     const { device } = this.opts;
-    const rdma: LocalRdmaParams = {
+    return {
       gid: device.gid,
       mac: device.mac,
-      qpn: link.qp.qpn,
-      rmbRkey: link.rmbMr.rkey,
+      qpn: g.qp.qpn,
+      rmbRkey: rmb.mr.rkey,
       rmbeIndex: 1,
-      rmbeAlertToken: link.alertToken,
-      rmbeSize: rmbeSizeToCompressed(link.rmb.byteLength),
+      rmbeAlertToken: token,
+      rmbeSize: rmbeSizeToCompressed(rmb.buf.byteLength),
       qpMtu: device.ibMtu,
-      rmbVirtualAddress: BigInt(link.rmbMr.addr),
-      initialPsn: link.psn,
+      rmbVirtualAddress: BigInt(rmb.mr.addr),
+      initialPsn: g.psn,
     };
-    const log = this.opts.log.child({
-      conn: peer.connId,
-      link: link.id,
-      peer: peer.address,
-      role: peer.role,
-    });
-    return Promise.resolve({
-      rdma,
-      firstContact: true,
-      establish: (negotiated: NegotiatedLink, tcp: Socket, gate?: LinkCommit) =>
-        this.establish(link, negotiated, tcp, log, gate),
-      release: () => this.destroyLink(link),
-    });
   }
 
-  private createLink(peer: SmcPeer): Link {
-    const { device, config } = this.opts;
-    const { verbs, context, pd, channel } = device;
-    const made: { close(): void }[] = [];
+  /** A ready, shared group with this peer in this role that has room for one more connection. */
+  private reusable(peer: SmcPeer): LinkGroup | null {
+    for (const g of this.groups) {
+      if (
+        g.shareable &&
+        g.state === 'ready' &&
+        g.role === peer.role &&
+        g.peerAddress === peer.address &&
+        g.native?.state === 'up' &&
+        g.connectionCount < MAX_CONNS_SHARED
+      )
+        return g;
+    }
+    return null;
+  }
+
+  async prepare(peer: SmcPeer): Promise<PreparedSmcConnection> {
+    const shareable = this.effectiveDataPath() === 'native';
+    if (!shareable) return this.prepareFirstContact(peer, false);
+    const key = `${peer.role}|${peer.address}`;
+    for (let pending = this.pendingFirstContact.get(key); pending !== undefined;) {
+      await pending;
+      pending = this.pendingFirstContact.get(key);
+    }
+    const group = this.reusable(peer);
+    if (group !== null) return this.prepareJoin(group, peer);
+    let done: () => void = () => undefined;
+    this.pendingFirstContact.set(key, new Promise<void>((resolve) => (done = resolve)));
+    const settle = (): void => {
+      if (this.pendingFirstContact.get(key) !== undefined) this.pendingFirstContact.delete(key);
+      done();
+    };
     try {
-      // Room for the native pump: 32 receive slots of its own beside the LLC ring, 44-byte inline CDCs.
-      const cq = context.createCq(channel, 256);
-      made.push(cq);
-      const qp = pd.createQp({
-        sendCq: cq,
-        maxSendWr: 32,
-        maxRecvWr: 64,
-        maxSendSge: 2,
-        maxRecvSge: 1,
-        maxInlineData: 64,
-      });
-      made.unshift(qp);
-      const rmb = verbs.allocBuffer(config.limits.rmbSize);
-      const rmbMr = pd.registerMr(rmb, { localWrite: true, remoteWrite: true });
-      made.unshift(rmbMr);
-      const sendRing = verbs.allocBuffer(config.limits.rmbSize);
-      const sendMr = pd.registerMr(sendRing, { localWrite: true });
-      made.unshift(sendMr);
-      const llc = new LlcChannel(verbs, pd, qp, cq);
-      made.unshift(llc);
-      qp.modifyToInit({ port: device.ibPort, remoteWrite: true });
-      llc.postReceives();
-      const alertToken = this.nextAlertToken;
-      this.nextAlertToken = (this.nextAlertToken % 0x7fffffff) + 1;
-      return {
-        id: `${peer.connId}/${qp.qpn.toString(16)}`,
-        uid: randomBytes(4),
-        cq,
-        qp,
-        rmb,
-        rmbMr,
-        sendRing,
-        sendMr,
-        llc,
-        psn: verbs.randomPsn(),
-        alertToken,
-        connection: null,
-        closed: false,
-      };
+      return this.prepareFirstContact(peer, true, settle);
     } catch (err) {
-      for (const m of made) m.close();
+      settle();
+      throw err;
+    }
+  }
+
+  private createGroup(peer: SmcPeer, shareable: boolean): LinkGroup {
+    const { device, config, log } = this.opts;
+    const idle = config.timeouts.linkGroupIdleMs + (peer.role === 'client' ? CLIENT_IDLE_EXTRA_MS : 0);
+    const id = `lg${(this.nextGroupId++).toString(16)}`;
+    try {
+      const g = new LinkGroup({
+        id,
+        role: peer.role,
+        peerAddress: peer.address,
+        device,
+        rmbSize: config.limits.rmbSize,
+        shareable,
+        idleMs: idle,
+        llcTimeoutMs: config.timeouts.linkSetupMs,
+        log,
+        onEnded: (ended) => this.groups.delete(ended),
+        onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
+      });
+      this.groups.add(g);
+      return g;
+    } catch (err) {
       throw new LinkSetupError(FallbackReason.BufferRegistrationFailed, 'cannot create link resources', {
         cause: err,
       });
     }
   }
 
-  private async establish(
-    link: Link,
+  /** First contact: a new link group whose first link the CLC exchange and CONFIRM LINK set up. */
+  private prepareFirstContact(
+    peer: SmcPeer,
+    shareable: boolean,
+    settle: () => void = () => undefined,
+  ): PreparedSmcConnection {
+    const g = this.createGroup(peer, shareable);
+    let rmb: Rmb;
+    try {
+      rmb = g.newRmb();
+    } catch (err) {
+      g.end('no RMB', false);
+      throw new LinkSetupError(FallbackReason.BufferRegistrationFailed, 'cannot register an RMB', {
+        cause: err,
+      });
+    }
+    rmb.confirmed = true; // the CLC Accept/Confirm carries it
+    g.join();
+    const slot: LinkSlot = { rmb, token: this.token() };
+    const log = this.opts.log.child({ conn: peer.connId, link: g.id, peer: peer.address, role: peer.role });
+    let released = false;
+    return {
+      rdma: this.rdmaParams(g, rmb, slot.token),
+      firstContact: true,
+      establish: async (n: NegotiatedLink, tcp: Socket, gate?: LinkCommit) => {
+        try {
+          return await this.establishFirstContact(g, slot, n, tcp, log, gate);
+        } finally {
+          settle();
+        }
+      },
+      release: () => {
+        settle();
+        if (released) return;
+        released = true;
+        g.end('handshake fell back', false);
+      },
+    };
+  }
+
+  /** A connection joining a ready link group: the server's Accept names the existing link. */
+  private async prepareJoin(g: LinkGroup, peer: SmcPeer): Promise<PreparedSmcConnection> {
+    g.join();
+    let rmb: Rmb;
+    try {
+      rmb = await g.rmbForJoin();
+    } catch (err) {
+      g.leave(null, false);
+      throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'CONFIRM RKEY failed on the link group', {
+        cause: err,
+      });
+    }
+    const slot: LinkSlot = { rmb, token: this.token() };
+    g.native?.expect(slot.token);
+    const log = this.opts.log.child({ conn: peer.connId, link: g.id, peer: peer.address, role: peer.role });
+    const linkPeer = g.peer;
+    let released = false;
+    // The server may start a new link group although we offered this one (client only).
+    let fresh: PreparedSmcConnection | null = null;
+    const release = (o?: ReleaseOptions): void => {
+      fresh?.release(o);
+      if (released) return;
+      released = true;
+      if (o?.terminateLinkGroup === true) g.end('peer does not know this link group', false);
+      else g.leave(slot, true);
+    };
+    return {
+      rdma: this.rdmaParams(g, rmb, slot.token),
+      firstContact: false,
+      ...(linkPeer === null
+        ? {}
+        : { reuse: { peerQpn: linkPeer.qpn, peerGid: linkPeer.gid, peerMac: linkPeer.mac } }),
+      ...(peer.role === 'client'
+        ? {
+            rdmaForFirstContact: () => {
+              try {
+                fresh = this.prepareFirstContact(peer, true);
+                return fresh.rdma;
+              } catch (err) {
+                log.info({ err }, 'no resources for the new link group the server started');
+                return null;
+              }
+            },
+          }
+        : {}),
+      establish: async (n: NegotiatedLink, tcp: Socket, gate?: LinkCommit) => {
+        if (n.firstContact) {
+          if (fresh === null)
+            throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'unexpected first contact');
+          // Our offer to reuse is void: this connection lives on the new group.
+          if (!released) {
+            released = true;
+            g.leave(slot, true);
+          }
+          return fresh.establish(n, tcp, gate);
+        }
+        return this.establishJoin(g, slot, n, tcp, log, gate);
+      },
+      release,
+    };
+  }
+
+  private async establishJoin(
+    g: LinkGroup,
+    slot: LinkSlot,
+    n: NegotiatedLink,
+    tcp: Socket,
+    log: Logger,
+    gate?: LinkCommit,
+  ): Promise<SmcConnection> {
+    // The client runs its data path once its Confirm is out: from here a failure is an abort.
+    if (gate !== undefined && !gate.commit()) {
+      throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'handshake gave up before joining the link');
+    }
+    const p = g.peer;
+    if (g.state !== 'ready' || g.native === null || p === null) {
+      throw new LinkSetupError(
+        FallbackReason.LinkSetupFailed,
+        `link group ${g.id} ended during the handshake`,
+      );
+    }
+    // Nothing from the peer is used unchecked: the same link, and an RMB it confirmed on this group.
+    if (n.peer.qpn !== p.qpn || !n.peer.gid.equals(p.gid)) {
+      throw new LinkSetupError(
+        FallbackReason.LinkSetupFailed,
+        `peer names QP ${n.peer.qpn}, not link ${g.id}`,
+      );
+    }
+    if (!g.peerKnows(n.peer.rmbRkey, n.peer.rmbVirtualAddress)) {
+      throw new LinkSetupError(
+        FallbackReason.LinkSetupFailed,
+        'peer RMB was not confirmed on this link group',
+      );
+    }
+    log.debug({ token: slot.token }, 'connection joins the link group');
+    return this.nativeConnection(g, slot, n, tcp, log);
+  }
+
+  private async establishFirstContact(
+    g: LinkGroup,
+    slot: LinkSlot,
     n: NegotiatedLink,
     tcp: Socket,
     log: Logger,
@@ -209,7 +349,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     };
     const mtuBytes = ibMtuToBytes(n.qpMtu);
     try {
-      link.qp.modifyToRtr({
+      g.qp.modifyToRtr({
         remoteQpn: n.peer.qpn,
         remotePsn: n.peer.initialPsn,
         remoteGid: n.peer.gid,
@@ -217,7 +357,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         port: device.ibPort,
         ...(mtuBytes === null ? {} : { mtu: mtuBytes as 256 | 512 | 1024 | 2048 | 4096 }),
       });
-      link.qp.modifyToRts({ psn: link.psn });
+      g.qp.modifyToRts({ psn: g.psn });
     } catch (err) {
       throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'QP did not reach RTS', { cause: err });
     }
@@ -227,19 +367,19 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       noRmbeEyecatcher: true,
       senderMac: device.mac,
       senderGid: device.gid,
-      senderQpn: link.qp.qpn,
+      senderQpn: g.qp.qpn,
       linkNum: 1,
-      linkUid: link.uid,
+      linkUid: g.uid,
       maxLinks: MAX_LINKS,
-      maxConns: MAX_CONNS,
+      maxConns: g.shareable ? MAX_CONNS_SHARED : 1,
     });
     try {
       if (n.role === 'server') {
         // As smcr_serv_conf_first_link, but the client decides: it commits by answering, and
         // declines over TCP instead when it gives up first. So we wait for either.
         commit('CONFIRM LINK');
-        await link.llc.send(confirm(false), committedMs);
-        const answer = await link.llc.receive(committedMs);
+        await g.llc.send(confirm(false), committedMs);
+        const answer = await g.llc.receive(committedMs);
         if (answer.kind !== 'confirm-link' || !answer.response) {
           throw new LinkSetupError(
             FallbackReason.LinkSetupFailed,
@@ -247,7 +387,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
           );
         }
       } else {
-        const request = await link.llc.receive(setupMs);
+        const request = await g.llc.receive(setupMs);
         if (request.kind !== 'confirm-link' || request.response) {
           throw new LinkSetupError(
             FallbackReason.LinkSetupFailed,
@@ -256,7 +396,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         }
         // The response is our commit: the server starts its data path when it arrives.
         commit('the CONFIRM LINK response');
-        await link.llc.send(confirm(true), committedMs);
+        await g.llc.send(confirm(true), committedMs);
       }
     } catch (err) {
       if (err instanceof LinkSetupError) throw err;
@@ -266,17 +406,17 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     const path = this.effectiveDataPath();
     if (path === 'js') {
       const connection = new JsSmcConnection({
-        id: `${link.alertToken.toString(16)}`,
-        linkId: link.id,
+        id: `${slot.token.toString(16)}`,
+        linkId: g.id,
         verbs: device.verbs,
         pd: device.pd,
-        qp: link.qp,
-        cq: link.cq,
-        llc: link.llc,
-        rmb: link.rmb,
-        sendRing: link.sendRing,
-        sendMr: link.sendMr,
-        localToken: link.alertToken,
+        qp: g.qp,
+        cq: g.cq,
+        llc: g.llc,
+        rmb: slot.rmb.buf,
+        sendRing: slot.rmb.stage,
+        sendMr: slot.rmb.stageMr,
+        localToken: slot.token,
         peer: {
           addr: n.peer.rmbVirtualAddress,
           rkey: n.peer.rmbRkey,
@@ -284,63 +424,24 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
           token: n.peer.rmbeAlertToken,
         },
         log,
-        onClosed: () => this.destroyLink(link),
+        onClosed: () => g.end('connection closed', false),
         onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
       });
-      link.connection = connection;
       return connection;
     }
     if (path === 'native') {
-      // The staging ring mirrors the peer's RMBE: it must be at least that large.
-      let stageMr = link.sendMr;
-      let ownStage: MemoryRegion | null = null;
-      if (n.peer.rmbeSizeBytes > link.sendRing.byteLength) {
-        try {
-          ownStage = device.pd.registerMr(device.verbs.allocBuffer(n.peer.rmbeSizeBytes), {
-            localWrite: true,
-          });
-        } catch (err) {
-          throw new LinkSetupError(
-            FallbackReason.BufferRegistrationFailed,
-            'cannot register the staging ring',
-            {
-              cause: err,
-            },
-          );
-        }
-        stageMr = ownStage;
+      try {
+        await g.activate(
+          { qpn: n.peer.qpn, gid: n.peer.gid, mac: n.peer.mac },
+          { rkey: n.peer.rmbRkey, vaddr: n.peer.rmbVirtualAddress },
+          slot.token,
+        );
+      } catch (err) {
+        throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'the native link did not start', {
+          cause: err,
+        });
       }
-      const ring = link.llc.receiveRing;
-      const native = new NativeSmcConnection({
-        id: `${link.alertToken.toString(16)}`,
-        linkId: link.id,
-        verbs: device.verbs,
-        qp: link.qp,
-        cq: link.cq,
-        llc: link.llc,
-        llcRecvMr: ring.mr,
-        llcSlotSize: ring.slotSize,
-        stageMr,
-        rmbMr: link.rmbMr,
-        localToken: link.alertToken,
-        peer: {
-          addr: n.peer.rmbVirtualAddress,
-          rkey: n.peer.rmbRkey,
-          size: n.peer.rmbeSizeBytes,
-          token: n.peer.rmbeAlertToken,
-        },
-        tcp,
-        log,
-        onClosed: () => this.destroyLink(link),
-        onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
-      });
-      link.connection = {
-        dispose: () => {
-          native.dispose();
-          ownStage?.close();
-        },
-      };
-      return native;
+      return this.nativeConnection(g, slot, n, tcp, log);
     }
     throw new LinkSetupError(
       FallbackReason.LinkSetupFailed,
@@ -351,30 +452,68 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     );
   }
 
-  private destroyLink(link: Link): void {
-    if (link.closed) return;
-    link.closed = true;
-    this.links.delete(link);
-    const steps = [
-      () => link.connection?.dispose(),
-      () => link.qp.close(),
-      () => link.llc.close(),
-      () => link.sendMr.close(),
-      () => link.rmbMr.close(),
-      () => link.cq.close(),
-    ];
-    for (const step of steps) {
+  private nativeConnection(
+    g: LinkGroup,
+    slot: LinkSlot,
+    n: NegotiatedLink,
+    tcp: Socket,
+    log: Logger,
+  ): SmcConnection {
+    const { device } = this.opts;
+    const link = g.native;
+    if (link === null)
+      throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'link group has no native link');
+    // The staging ring mirrors the peer's RMBE: it must be at least that large.
+    let stageMr = slot.rmb.stageMr;
+    let ownStage: MemoryRegion | null = null;
+    if (n.peer.rmbeSizeBytes > slot.rmb.stage.byteLength) {
       try {
-        step();
+        ownStage = device.pd.registerMr(device.verbs.allocBuffer(n.peer.rmbeSizeBytes), { localWrite: true });
       } catch (err) {
-        this.opts.log.warn({ err, link: link.id }, 'releasing link resources failed');
+        throw new LinkSetupError(
+          FallbackReason.BufferRegistrationFailed,
+          'cannot register the staging ring',
+          {
+            cause: err,
+          },
+        );
       }
+      stageMr = ownStage;
     }
+    let left = false;
+    const native = new NativeSmcConnection({
+      id: `${slot.token.toString(16)}`,
+      linkId: g.id,
+      verbs: device.verbs,
+      link,
+      stageMr,
+      rmbMr: slot.rmb.mr,
+      localToken: slot.token,
+      peer: {
+        addr: n.peer.rmbVirtualAddress,
+        rkey: n.peer.rmbRkey,
+        size: n.peer.rmbeSizeBytes,
+        token: n.peer.rmbeAlertToken,
+      },
+      tcp,
+      log,
+      onClosed: (outcome) => {
+        native.dispose();
+        ownStage?.close();
+        if (left) return;
+        left = true;
+        g.leave(slot, outcome === 'closed');
+      },
+      onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
+    });
+    return native;
   }
 
-  close(): Promise<void> {
-    for (const link of [...this.links]) this.destroyLink(link);
+  async close(): Promise<void> {
+    const groups = [...this.groups];
+    for (const g of groups) g.end('sidecar stopping', true);
+    // end() lets a DELETE LINK leave the send queue before tearing the group down.
+    if (groups.length > 0) await new Promise((resolve) => setTimeout(resolve, 300));
     this.opts.device.close();
-    return Promise.resolve();
   }
 }

@@ -47,7 +47,7 @@ lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
 if [[ $role == server ]]; then ip addr add 10.77.0.11/24 dev "$LAB_NETDEV"; fi
 
 metrics() {
-  curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|data_path_info)' |
+  curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|data_path_info|link_groups|links) ' |
     sed 's/^/METRIC /'
 }
 now() { date +%s.%N; }
@@ -104,6 +104,8 @@ else
     curl -sS --max-time 60 "http://10.77.0.1:8080/short{}" | grep -c '^pod-b /short' || true)
   t1=$(now)
   echo "SHORT_OK $ok $(secs "$t0" "$t1")"
+  # Every connection so far ran over one link group with the server's sidecar.
+  echo "LINK_GROUPS_AFTER_SHORT $(curl -sf http://127.0.0.1:15090/metrics | awk '$1 == "smc_link_groups" { print $2 }')"
   # 100 concurrent connections.
   t0=$(now)
   app timeout 300 redis-benchmark -h 10.77.0.1 -c 100 -n 2000 -t ping_inline -q >/tmp/bench.txt 2>&1 || true

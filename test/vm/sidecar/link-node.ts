@@ -1,10 +1,13 @@
 // One node of the sidecar link-layer lab (test/vm/sidecar-link.test.ts), run in a VM as
-//   node dist/test/vm/sidecar/link-node.js server|client link-only|js
+//   node dist/test/vm/sidecar/link-node.js server|client link-only|js|native [linkGroupIdleMs]
 // server (node0): an HTTP app on $LAB_IP:8080 and a sidecar whose link layer uses $LAB_RXE.
 // client (node1): a sidecar whose outbound listener believes every connection was headed to the
 // server's app (explicit ports instead of nftables, which the lab kernel lacks), and an HTTP client.
 // Both sidecars run the CLC handshake, bring a real RC QP to RTS and confirm the link over LLC;
-// then (link-only) fall back to TCP on the same connection, or (js) carry the bytes over RDMA.
+// then (link-only) fall back to TCP on the same connection, or (js, native) carry the bytes over
+// RDMA. With native, later connections join the first link group; the client then waits past the
+// server's idle timeout and checks that the server ended the group (DELETE LINK) and that the next
+// connection starts a new one.
 // Result lines: "RESULT {json}".
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -83,7 +86,10 @@ async function main(): Promise<void> {
     logLevel: 'debug',
     rdma: { device: env('LAB_RXE'), gidIndex: 1, dataPath: process.argv[3] ?? 'link-only' },
     directory: { path: directory },
-    timeouts: { clcHandshakeMs: 20_000 },
+    timeouts: {
+      clcHandshakeMs: 20_000,
+      ...(process.argv[4] === undefined ? {} : { linkGroupIdleMs: Number(process.argv[4]) }),
+    },
   });
   const log = createLogger('debug', `sidecar-${role ?? ''}`);
   const appDst = { address: role === 'server' ? me : peer, port: APP_PORT, family: 4 as const };
@@ -140,6 +146,22 @@ async function main(): Promise<void> {
       connections: metrics.split('\n').filter((l) => l.startsWith('smc_connections_total{')),
       bytes: metrics.split('\n').filter((l) => l.startsWith('smc_bytes_total{')),
     });
+    if (process.argv[3] === 'native') {
+      const idleMs = cfg.timeouts.linkGroupIdleMs;
+      const groups = async (): Promise<number> => {
+        const line = (await get(sidecar.ports.metrics, '/metrics'))
+          .split('\n')
+          .find((l) => l.startsWith('smc_link_groups '));
+        return Number(line?.split(' ')[1] ?? NaN);
+      };
+      const before = await groups();
+      // The server ends its idle group first and tells us (our own timer runs 10 s longer).
+      await new Promise((r) => setTimeout(r, idleMs + 3000));
+      const afterIdle = await groups();
+      const again = await get(sidecar.ports.outbound, '/after-idle');
+      const afterAgain = await groups();
+      result({ check: 'link-groups', before, afterIdle, again, afterAgain, idleMs });
+    }
     await waitTcp(peer, DONE_PORT, 10_000).catch(() => undefined);
   }
   await sidecar.stop();

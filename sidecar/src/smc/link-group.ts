@@ -1,0 +1,403 @@
+import { randomBytes } from 'node:crypto';
+import type { CompletionQueue, MemoryRegion, QueuePair, SmcLink } from '../../../native/index.js';
+import type { Logger } from '../log.js';
+import { LLC_DELETE_REASON } from '../protocol/llc/constants.js';
+import { decodeLlcMessage, encodeLlcMessage, type LlcMessage } from '../protocol/llc/message.js';
+import { LlcChannel } from './llc-channel.js';
+import type { RdmaDevice } from './rdma-device.js';
+
+/**
+ * A remote memory buffer of ours with one RMBE, registered local write +
+ * remote write (never remote read), and the staging ring that mirrors the
+ * peer's RMBE for outgoing data (local write only).
+ */
+export interface Rmb {
+  readonly buf: Buffer;
+  readonly mr: MemoryRegion;
+  readonly stage: Buffer;
+  readonly stageMr: MemoryRegion;
+  /** The peer knows its rkey: from a first-contact CLC message or a CONFIRM RKEY it answered. */
+  confirmed: boolean;
+}
+
+/** The peer's half of the link, from the first contact. */
+export interface LinkPeer {
+  qpn: number;
+  gid: Buffer;
+  mac: Buffer;
+}
+
+export type LinkGroupState = 'pending' | 'ready' | 'ended';
+
+export interface LinkGroupOptions {
+  id: string;
+  role: 'client' | 'server';
+  peerAddress: string;
+  device: RdmaDevice;
+  /** Bytes per RMB and per staging ring. */
+  rmbSize: number;
+  /** Later connections may join (native data path); otherwise the group serves one connection. */
+  shareable: boolean;
+  /** An idle group (no connection) ends after this long; the server's timer is the shorter one. */
+  idleMs: number;
+  /** LLC request/response budget (CONFIRM RKEY). */
+  llcTimeoutMs: number;
+  log: Logger;
+  onEnded: (group: LinkGroup, reason: string) => void;
+  onRdmaError: (kind: string) => void;
+}
+
+/** What a connection holds of its link group. */
+export interface LinkSlot {
+  readonly rmb: Rmb;
+  readonly token: number;
+}
+
+interface LlcWaiter {
+  match: (m: LlcMessage) => boolean;
+  resolve: (m: LlcMessage) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const rkeyId = (rkey: number, vaddr: bigint): string => `${rkey >>> 0}@${vaddr.toString(16)}`;
+
+/**
+ * An SMC-R link group with one link (RFC 7609 "link group"; kernel smc_core's
+ * struct smc_link_group): the RC QP and its CQ, the LLC exchange on it, and
+ * the RMBs of its connections. Once the first link is confirmed, the native
+ * SmcLink carries every connection's CDCs and the LLC flows (CONFIRM RKEY for
+ * each RMB added later, DELETE RKEY, TEST LINK, DELETE LINK). RMBs are kept
+ * for reuse by later connections of the same group (only after an orderly
+ * close, so no late write of an aborted peer lands in a new connection) and
+ * deregistered when the group ends: an rkey is only ever known to this
+ * group's peer.
+ */
+export class LinkGroup {
+  readonly id: string;
+  readonly uid = randomBytes(4);
+  readonly cq: CompletionQueue;
+  readonly qp: QueuePair;
+  readonly llc: LlcChannel;
+  readonly psn: number;
+  state: LinkGroupState = 'pending';
+  peer: LinkPeer | null = null;
+  native: SmcLink | null = null;
+  private readonly rmbs = new Set<Rmb>();
+  private readonly free: Rmb[] = [];
+  private readonly peerRkeys = new Set<string>();
+  private readonly waiters = new Set<LlcWaiter>();
+  private connections = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: LinkGroupOptions) {
+    this.id = o.id;
+    const { verbs, context, pd, channel } = o.device;
+    const made: { close(): void }[] = [];
+    try {
+      // Room for a shared link: 64 native receive slots beside the LLC ring, CQEs for every posted
+      // receive and every signalled send, 44-byte inline CDCs.
+      this.cq = context.createCq(channel, 1024);
+      made.push(this.cq);
+      this.qp = pd.createQp({
+        sendCq: this.cq,
+        maxSendWr: 128,
+        maxRecvWr: 96,
+        maxSendSge: 2,
+        maxRecvSge: 1,
+        maxInlineData: 64,
+      });
+      made.unshift(this.qp);
+      this.llc = new LlcChannel(verbs, pd, this.qp, this.cq);
+      made.unshift(this.llc);
+      this.qp.modifyToInit({ port: o.device.ibPort, remoteWrite: true });
+      this.llc.postReceives();
+      this.psn = verbs.randomPsn();
+    } catch (err) {
+      for (const m of made) m.close();
+      throw err;
+    }
+  }
+
+  get role(): 'client' | 'server' {
+    return this.o.role;
+  }
+
+  get peerAddress(): string {
+    return this.o.peerAddress;
+  }
+
+  get shareable(): boolean {
+    return this.o.shareable;
+  }
+
+  get connectionCount(): number {
+    return this.connections;
+  }
+
+  /** The group takes one more connection (cancels the idle timer). */
+  join(): void {
+    this.connections++;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  /**
+   * A connection of the group is over. Its RMB goes back to the pool when it
+   * ended in order, else stays registered but unused until the group ends.
+   */
+  leave(slot: LinkSlot | null, orderly: boolean): void {
+    if (slot !== null) {
+      this.native?.forget(slot.token);
+      if (orderly && this.state !== 'ended' && this.rmbs.has(slot.rmb)) this.free.push(slot.rmb);
+    }
+    this.connections = Math.max(0, this.connections - 1);
+    if (this.state === 'ended') return;
+    if (!this.o.shareable) {
+      this.end('connection closed', false);
+      return;
+    }
+    if (this.connections === 0 && this.state === 'ready') {
+      this.idleTimer = setTimeout(() => this.end('idle', true), this.o.idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** A new RMB registered for remote write, not yet known to the peer. */
+  newRmb(): Rmb {
+    const { verbs, pd } = this.o.device;
+    const buf = verbs.allocBuffer(this.o.rmbSize);
+    const mr = pd.registerMr(buf, { localWrite: true, remoteWrite: true });
+    let stageMr: MemoryRegion;
+    const stage = verbs.allocBuffer(this.o.rmbSize);
+    try {
+      stageMr = pd.registerMr(stage, { localWrite: true });
+    } catch (err) {
+      mr.close();
+      throw err;
+    }
+    const rmb: Rmb = { buf, mr, stage, stageMr, confirmed: false };
+    this.rmbs.add(rmb);
+    return rmb;
+  }
+
+  /**
+   * An RMB for a connection joining the ready group: a pooled one, or a new
+   * one whose rkey the peer confirms over LLC (CONFIRM RKEY) before any CLC
+   * message names it, as smcr_lgr_reg_rmbs does.
+   */
+  async rmbForJoin(): Promise<Rmb> {
+    const pooled = this.free.pop();
+    if (pooled !== undefined) return pooled;
+    const rmb = this.newRmb();
+    try {
+      await this.confirmRkey(rmb);
+    } catch (err) {
+      this.dropRmb(rmb);
+      throw err;
+    }
+    return rmb;
+  }
+
+  private dropRmb(rmb: Rmb): void {
+    this.rmbs.delete(rmb);
+    rmb.stageMr.close();
+    rmb.mr.close();
+  }
+
+  private async confirmRkey(rmb: Rmb): Promise<void> {
+    const vaddr = BigInt(rmb.mr.addr);
+    const answer = await this.request(
+      {
+        kind: 'confirm-rkey',
+        response: false,
+        negative: false,
+        retry: false,
+        numRkeys: 0,
+        own: { rmbKey: rmb.mr.rkey, rmbVaddr: vaddr },
+        others: [],
+      },
+      (m) => m.kind === 'confirm-rkey' && m.response && m.own.rmbKey === rmb.mr.rkey >>> 0,
+    );
+    if (answer.kind === 'confirm-rkey' && answer.negative) throw new Error('peer refused CONFIRM RKEY');
+    rmb.confirmed = true;
+  }
+
+  /** The peer confirmed this rkey of its RMB (first contact CLC, or CONFIRM RKEY). */
+  peerKnows(rkey: number, vaddr: bigint): boolean {
+    return this.peerRkeys.has(rkeyId(rkey, vaddr));
+  }
+
+  /** After the first link is confirmed: the native link takes the QP and carries every connection. */
+  async activate(
+    peer: LinkPeer,
+    firstPeerRmb: { rkey: number; vaddr: bigint },
+    firstToken: number,
+  ): Promise<void> {
+    this.peer = peer;
+    this.peerRkeys.add(rkeyId(firstPeerRmb.rkey, firstPeerRmb.vaddr));
+    // Messages that arrived before the link (CDCs the peer's pump sent right after CONFIRM LINK)
+    // sit in the CQ's queue; only microtasks run until the link owns the CQ, so none is missed.
+    const early: Buffer[] = [];
+    while (this.cq.pendingCount > 0) {
+      const wc = await this.cq.next();
+      if (wc.status !== 'IBV_WC_SUCCESS')
+        throw new Error(`work completion ${wc.status} before the link started`);
+      if (wc.opcode.startsWith('RECV') && wc.wrId < this.llc.slotCount)
+        early.push(this.llc.takeSlot(wc.wrId));
+    }
+    const { verbs } = this.o.device;
+    const ring = this.llc.receiveRing;
+    const link = new verbs.SmcLink(this.qp, {
+      recvSlots: 64,
+      postedRecvs: { mr: ring.mr, slots: this.llc.slotCount, slotSize: ring.slotSize },
+    });
+    this.native = link;
+    link.expect(firstToken);
+    link.on('llc', (d) => {
+      if (d.data !== undefined) this.onLlc(d.data);
+    });
+    link.on('error', (d) => {
+      this.o.onRdmaError(d.reason ?? 'link-error');
+      this.end(`link failed: ${d.reason ?? 'unknown'}`, false);
+    });
+    for (const m of early) link.inject(m);
+    this.state = 'ready';
+  }
+
+  private send(m: LlcMessage): void {
+    if (this.native === null || this.native.state !== 'up') throw new Error('link is not up');
+    this.native.sendLlc(encodeLlcMessage(m));
+  }
+
+  private request(m: LlcMessage, match: (m: LlcMessage) => boolean): Promise<LlcMessage> {
+    return new Promise((resolve, reject) => {
+      const w: LlcWaiter = {
+        match,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(w);
+          reject(new Error(`no LLC ${m.kind} response within ${this.o.llcTimeoutMs} ms`));
+        }, this.o.llcTimeoutMs),
+      };
+      this.waiters.add(w);
+      try {
+        this.send(m);
+      } catch (err) {
+        clearTimeout(w.timer);
+        this.waiters.delete(w);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  }
+
+  /** LLC messages on the running link (smc_llc_rx_handler's requests and responses). */
+  private onLlc(data: Buffer): void {
+    let m: LlcMessage;
+    try {
+      m = decodeLlcMessage(data);
+    } catch (err) {
+      // As the kernel: an LLC message it cannot parse is dropped; the link stays up.
+      this.o.onRdmaError('llc-malformed');
+      this.o.log.info({ err, link: this.id, type: data[0] }, 'malformed LLC message dropped');
+      return;
+    }
+    if (m.response) {
+      for (const w of this.waiters) {
+        if (!w.match(m)) continue;
+        clearTimeout(w.timer);
+        this.waiters.delete(w);
+        w.resolve(m);
+        return;
+      }
+      this.o.log.debug({ llc: m.kind, link: this.id }, 'unsolicited LLC response ignored');
+      return;
+    }
+    try {
+      switch (m.kind) {
+        case 'confirm-rkey':
+          this.peerRkeys.add(rkeyId(m.own.rmbKey, m.own.rmbVaddr));
+          this.send({ ...m, response: true, negative: false, retry: false });
+          return;
+        case 'delete-rkey':
+          for (const key of m.rkeys) {
+            for (const id of this.peerRkeys) if (id.startsWith(`${key >>> 0}@`)) this.peerRkeys.delete(id);
+          }
+          this.send({ ...m, response: true, negative: false, errorMask: 0 });
+          return;
+        case 'test-link':
+          this.send({ ...m, response: true });
+          return;
+        case 'delete-link':
+          this.o.log.info({ link: this.id, reason: m.reason, orderly: m.orderly }, 'peer deleted the link');
+          this.send({ ...m, response: true });
+          this.end('peer deleted the link', false);
+          return;
+        default:
+          this.o.log.info({ llc: m.kind, link: this.id }, 'LLC request not supported on this link; ignored');
+      }
+    } catch (err) {
+      this.o.log.info({ err, llc: m.kind, link: this.id }, 'LLC response could not be sent');
+    }
+  }
+
+  /**
+   * Ends the group: DELETE LINK to the peer when we end it in order, then the
+   * native link (its pumps end with an error), the QP, CQ and every RMB.
+   */
+  end(reason: string, tellPeer: boolean): void {
+    if (this.state === 'ended') return;
+    const wasReady = this.state === 'ready';
+    this.state = 'ended';
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new Error(`link group ended: ${reason}`));
+    }
+    this.waiters.clear();
+    if (tellPeer && wasReady) {
+      try {
+        this.send({
+          kind: 'delete-link',
+          response: false,
+          all: true,
+          orderly: true,
+          linkNum: 1,
+          reason: LLC_DELETE_REASON.PROG_INIT_TERM,
+        });
+      } catch (err) {
+        this.o.log.debug({ err, link: this.id }, 'DELETE LINK not sent');
+      }
+    }
+    this.o.log.info({ link: this.id, reason, peer: this.o.peerAddress }, 'link group ended');
+    this.o.onEnded(this, reason);
+    // Let a DELETE LINK leave the send queue before the QP goes to ERR.
+    const teardown = (): void => this.teardown();
+    if (tellPeer && wasReady) setTimeout(teardown, 200).unref();
+    else teardown();
+  }
+
+  private teardown(): void {
+    const steps: (() => void)[] = [
+      () => this.native?.close(),
+      () => this.qp.close(),
+      () => this.llc.close(),
+      ...[...this.rmbs].map((r) => () => {
+        r.stageMr.close();
+        r.mr.close();
+      }),
+      () => this.cq.close(),
+    ];
+    this.rmbs.clear();
+    this.free.length = 0;
+    for (const step of steps) {
+      try {
+        step();
+      } catch (err) {
+        this.o.log.warn({ err, link: this.id }, 'releasing link group resources failed');
+      }
+    }
+  }
+}

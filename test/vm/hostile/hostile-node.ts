@@ -1,0 +1,821 @@
+// The VM-side programs of test/vm/sidecar-hostile.test.ts, run compiled from dist/:
+//   node dist/test/vm/hostile/hostile-node.js app      (node0) line echo application on :9000
+//   node dist/test/vm/hostile/hostile-node.js attack   (node1) hostile peer of node0's sidecar
+//
+// `attack` talks to the server sidecar's SMC port directly: the sidecar preamble, then malformed
+// CLC (each case on its own TCP connection), then complete SMC-R handshakes on a real RC QP of
+// rxe0 (Proposal, Accept, Confirm, LLC CONFIRM LINK) followed by CDC and LLC messages the server
+// must refuse: a wrong alert token, a producer cursor past the server's RMBE, malformed LLC and
+// CDC messages, and a malformed LLC message in place of the CONFIRM LINK response. Every
+// connection leaves from its own source address (all listed in the server's directory), so each
+// one is a first contact with a link group of its own. Result lines: "RESULT {json}".
+//
+// `app` answers every line with "ECHO <line>"; a connection's first "TAG <name>" line names it in
+// the "APP_EVENT <name> end|error <code>" lines printed when it ends.
+import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
+
+import {
+  allocBuffer,
+  openDevice,
+  randomPsn,
+  type CompletionChannel,
+  type CompletionQueue,
+  type Context,
+  type MemoryRegion,
+  type Mtu,
+  type ProtectionDomain,
+  type QueuePair,
+} from '../../../native/index.js';
+import { ipv4ProposalArea } from '../../../sidecar/src/handshake/prefix-match.js';
+import { parseIp } from '../../../sidecar/src/net/ip.js';
+import {
+  CDC_CONN_STATE_FLAG,
+  CDC_MESSAGE_TYPE,
+  decodeCdcMessage,
+  encodeCdcMessage,
+  type CdcConnectionState,
+  type CdcProducerFlags,
+} from '../../../sidecar/src/protocol/cdc.js';
+import {
+  clcMessageLength,
+  decodeClcMessage,
+  describeDeclineCode,
+  encodeClcAcceptConfirm,
+  encodeClcDecline,
+  encodeClcProposal,
+  IB_MTU,
+  ibMtuToBytes,
+  rmbeSizeFromCompressed,
+  rmbeSizeToCompressed,
+  SMC_CLC_DECL,
+  SMC_TYPE,
+  type ClcAcceptConfirm,
+  type ClcMessage,
+} from '../../../sidecar/src/protocol/clc/index.js';
+import { LLC_MESSAGE_LENGTH } from '../../../sidecar/src/protocol/llc/constants.js';
+import { decodeLlcMessage, encodeLlcMessage } from '../../../sidecar/src/protocol/llc/message.js';
+import { encodePreamble } from '../../../sidecar/src/smc/preamble.js';
+
+const SERVER = '10.77.0.1';
+const SMC_PORT = 15100;
+const METRICS_PORT = 15090;
+const HEALTH_PORT = 15021;
+/** The line echo application behind the server sidecar. */
+const APP_PORT = 9000;
+const RMB_SIZE = 64 * 1024;
+const RECV_SLOTS = 16;
+const SLOT_SIZE = 64;
+const WAIT_MS = 60_000;
+
+function env(name: string): string {
+  const v = process.env[name];
+  if (v === undefined || v === '') throw new Error(`${name} is not set`);
+  return v;
+}
+
+function result(r: Record<string, unknown>): void {
+  process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+}
+
+function note(msg: string): void {
+  process.stdout.write(`[hostile ${(performance.now() / 1000).toFixed(1)}s] ${msg}\n`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// ---- the application on node0 ------------------------------------------------------------------
+
+function runApp(): void {
+  createServer((s) => {
+    let tag = '-';
+    let pending = '';
+    s.setEncoding('utf8');
+    s.on('data', (chunk: string) => {
+      pending += chunk;
+      for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
+        const line = pending.slice(0, i);
+        pending = pending.slice(i + 1);
+        if (tag === '-' && line.startsWith('TAG ')) tag = line.slice(4);
+        s.write(`ECHO ${line}\n`);
+      }
+    });
+    s.on('end', () => {
+      process.stdout.write(`APP_EVENT ${tag} end\n`);
+      s.end();
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      process.stdout.write(`APP_EVENT ${tag} error ${err.code ?? err.message}\n`);
+    });
+  }).listen(APP_PORT, '0.0.0.0');
+}
+
+// ---- HTTP to the server sidecar's metrics and health ports --------------------------------------
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: SERVER, port, path, timeout: 30_000, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+async function rdmaErrors(kind: string): Promise<number> {
+  const { body } = await httpGet(METRICS_PORT, '/metrics');
+  const line = body.split('\n').find((l) => l.startsWith(`smc_rdma_errors_total{kind="${kind}"} `));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+/** Polls the server's error counter of `kind` until it reaches `atLeast` (counters are read every second). */
+async function awaitRdmaErrors(kind: string, atLeast: number): Promise<number> {
+  const end = Date.now() + 30_000;
+  let n = await rdmaErrors(kind);
+  while (n < atLeast && Date.now() < end) {
+    await sleep(500);
+    n = await rdmaErrors(kind);
+  }
+  return n;
+}
+
+// ---- TCP to the server sidecar -----------------------------------------------------------------
+
+/** A TCP connection to the server sidecar that records what arrives and how it ends. */
+class Peer {
+  private buf = Buffer.alloc(0);
+  /** 'fin', 'reset' (ECONNRESET) or another error code, once the server ended its side. */
+  ended: string | null = null;
+  closed = false;
+  private wake: () => void = () => undefined;
+
+  private constructor(readonly sock: Socket) {
+    sock.on('data', (c: Buffer) => {
+      this.buf = Buffer.concat([this.buf, c]);
+      this.wake();
+    });
+    sock.on('end', () => {
+      this.ended ??= 'fin';
+      this.wake();
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      this.ended ??= err.code === 'ECONNRESET' ? 'reset' : (err.code ?? err.message);
+      this.wake();
+    });
+    sock.on('close', () => {
+      this.closed = true;
+      this.ended ??= 'close';
+      this.wake();
+    });
+  }
+
+  static open(source: string): Promise<Peer> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: SERVER, port: SMC_PORT, localAddress: source }, () => {
+        s.off('error', reject);
+        resolve(new Peer(s));
+      });
+      s.once('error', reject);
+    });
+  }
+
+  get received(): number {
+    return this.buf.byteLength;
+  }
+
+  write(b: Buffer | string): void {
+    if (!this.sock.destroyed) this.sock.write(b);
+  }
+
+  /** Waits until `ready()` or the timeout; true when ready. */
+  async until(ready: () => boolean, ms = WAIT_MS): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (!ready()) {
+      const left = end - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 1000));
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    return true;
+  }
+
+  private clcReady(): number | null {
+    if (this.buf.byteLength < 8) return null;
+    const length = clcMessageLength(this.buf);
+    return this.buf.byteLength >= length ? length : null;
+  }
+
+  /** The next CLC message, or null when the server ended the connection (or went quiet) first. */
+  async readClc(ms = WAIT_MS): Promise<Buffer | null> {
+    await this.until(() => this.clcReady() !== null || this.ended !== null, ms);
+    const length = this.clcReady();
+    if (length === null) return null;
+    const msg = this.buf.subarray(0, length);
+    this.buf = this.buf.subarray(length);
+    return Buffer.from(msg);
+  }
+
+  /** The next text line (plain TCP relay), or null. */
+  async readLine(ms = WAIT_MS): Promise<string | null> {
+    await this.until(() => this.buf.includes(0x0a) || this.ended !== null, ms);
+    const i = this.buf.indexOf(0x0a);
+    if (i < 0) return null;
+    const line = this.buf.subarray(0, i).toString('utf8');
+    this.buf = this.buf.subarray(i + 1);
+    return line;
+  }
+
+  async waitEnded(ms = WAIT_MS): Promise<string | null> {
+    await this.until(() => this.ended !== null, ms);
+    return this.ended;
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+// ---- RDMA ----------------------------------------------------------------------------------------
+
+interface Device {
+  context: Context;
+  pd: ProtectionDomain;
+  channel: CompletionChannel;
+  gidIndex: number;
+  gid: Buffer;
+  mac: Buffer;
+  ibMtu: number;
+}
+
+function openRxe(): Device {
+  const context = openDevice(env('LAB_RXE'));
+  const want = `::ffff:${env('LAB_IP')}`;
+  const entry = context.queryGidTable(1).find((g) => g.gid === want && g.type === 'RoCEv2');
+  if (entry === undefined) throw new Error(`no RoCEv2 GID ${want} on ${env('LAB_RXE')}`);
+  const port = context.queryPort(1);
+  const mac = Buffer.from(
+    readFileSync(`/sys/class/net/${env('LAB_NETDEV')}/address`, 'utf8')
+      .trim()
+      .replace(/:/g, ''),
+    'hex',
+  );
+  const channel = context.createCompletionChannel();
+  channel.unref();
+  return {
+    context,
+    pd: context.allocPd(),
+    channel,
+    gidIndex: entry.index,
+    gid: parseIp(entry.gid),
+    mac,
+    ibMtu: IB_MTU[port.activeMtu],
+  };
+}
+
+const NO_PRODUCER_FLAGS: CdcProducerFlags = {
+  writeBlocked: false,
+  urgentPending: false,
+  urgentPresent: false,
+  cursorUpdateRequested: false,
+  failoverValidation: false,
+};
+const NO_CONN_STATE: CdcConnectionState = {
+  peerDoneWriting: false,
+  peerConnectionClosed: false,
+  peerConnectionAbort: false,
+};
+
+/**
+ * A hand-made SMC-R client connection: its own CQ, RC QP, 64 KiB RMB (remote-writable), receive
+ * ring and send buffers, driven step by step so that each step can be replaced by a hostile one.
+ */
+class HostileLink {
+  readonly cq: CompletionQueue;
+  readonly qp: QueuePair;
+  private readonly rmb = allocBuffer(RMB_SIZE);
+  private readonly rmbMr: MemoryRegion;
+  private readonly ring = allocBuffer(RECV_SLOTS * SLOT_SIZE);
+  private readonly ringMr: MemoryRegion;
+  private readonly out = allocBuffer(RMB_SIZE);
+  private readonly outMr: MemoryRegion;
+  readonly psn = randomPsn();
+  readonly token = randomInt(1, 0x7fffffff);
+  readonly peerId: Buffer;
+  private nextSlot = 0;
+  private wr = 1000;
+  private seq = 0;
+  /** The server's Accept. */
+  accept: ClcAcceptConfirm | null = null;
+  /** Bytes we wrote into the server's RMBE, bytes the server wrote into ours, bytes we consumed. */
+  private prod = 0;
+  private peerProd = 0;
+  private cons = 0;
+  /** Connection state bytes (CDC byte 25) of every CDC the server sent. */
+  readonly serverConnFlags: number[] = [];
+  tcp: Peer | null = null;
+
+  constructor(
+    private readonly dev: Device,
+    readonly source: string,
+  ) {
+    this.peerId = Buffer.concat([randomBytes(2), dev.mac]);
+    this.cq = dev.context.createCq(dev.channel, 256);
+    this.qp = dev.pd.createQp({
+      sendCq: this.cq,
+      maxSendWr: 32,
+      maxRecvWr: 64,
+      maxSendSge: 1,
+      maxRecvSge: 1,
+      maxInlineData: 64,
+    });
+    this.rmbMr = dev.pd.registerMr(this.rmb, { localWrite: true, remoteWrite: true });
+    this.ringMr = dev.pd.registerMr(this.ring, { localWrite: true });
+    this.outMr = dev.pd.registerMr(this.out, { localWrite: true });
+    this.qp.modifyToInit({ port: 1, remoteWrite: true });
+    for (let i = 0; i < RECV_SLOTS; i++) this.postRecv(i);
+  }
+
+  private postRecv(slot: number): void {
+    this.qp.postRecv({
+      wrId: slot,
+      sgList: [{ mr: this.ringMr, offset: slot * SLOT_SIZE, length: SLOT_SIZE }],
+    });
+  }
+
+  private get peer(): ClcAcceptConfirm {
+    if (this.accept === null) throw new Error('no Accept yet');
+    return this.accept;
+  }
+
+  get peerToken(): number {
+    return this.peer.rmbeAlertToken;
+  }
+
+  get peerRmbeSize(): number {
+    return rmbeSizeFromCompressed(this.peer.rmbeSize);
+  }
+
+  /** Preamble, Proposal, Accept (must be a first contact), QP to RTS, Confirm. */
+  async clc(): Promise<void> {
+    const tcp = await Peer.open(this.source);
+    this.tcp = tcp;
+    tcp.write(encodePreamble({ clc: true, port: APP_PORT }));
+    tcp.write(
+      encodeClcProposal({
+        kind: 'proposal',
+        version: 1,
+        typeV1: SMC_TYPE.R,
+        peerId: this.peerId,
+        gid: this.dev.gid,
+        mac: this.dev.mac,
+        growthArea: Buffer.alloc(0),
+        ipArea: ipv4ProposalArea(parseIp(this.source), 24),
+      }),
+    );
+    const bytes = await tcp.readClc();
+    if (bytes === null) throw new Error(`no Accept from the server (connection ${tcp.ended ?? 'silent'})`);
+    const m = decodeClcMessage(bytes, { maxAcceptConfirmVersion: 1 });
+    if (m.kind === 'decline')
+      throw new Error(`server declined the Proposal: ${describeDeclineCode(m.peerDiagnosis)}`);
+    if (m.kind !== 'accept' || m.version !== 1) throw new Error(`expected a v1 Accept, got ${m.kind}`);
+    if (!m.firstContact) {
+      throw new Error(
+        `the server's Accept to ${this.source} is not a first contact: it reused a link group for a new source address, so the hostile cases would not be independent`,
+      );
+    }
+    this.accept = m;
+    const mtu = Math.min(m.qpMtu, this.dev.ibMtu);
+    this.qp.modifyToRtr({
+      remoteQpn: m.qpn,
+      remotePsn: m.initialPsn,
+      remoteGid: m.gid,
+      sgidIndex: this.dev.gidIndex,
+      port: 1,
+      mtu: (ibMtuToBytes(mtu) ?? 1024) as Mtu,
+    });
+    this.qp.modifyToRts({ psn: this.psn });
+    tcp.write(
+      encodeClcAcceptConfirm({
+        kind: 'confirm',
+        version: 1,
+        firstContact: true,
+        peerId: this.peerId,
+        gid: this.dev.gid,
+        mac: this.dev.mac,
+        qpn: this.qp.qpn,
+        rmbRkey: this.rmbMr.rkey,
+        rmbeIndex: 1,
+        rmbeAlertToken: this.token,
+        rmbeSize: rmbeSizeToCompressed(RMB_SIZE),
+        qpMtu: mtu,
+        rmbVirtualAddress: BigInt(this.rmbMr.addr),
+        initialPsn: this.psn,
+      }),
+    );
+  }
+
+  /** The next message the server SENT on the QP (LLC or CDC). */
+  async receive(ms = WAIT_MS): Promise<Buffer> {
+    const slot = this.nextSlot;
+    const wc = await this.cq.waitFor(slot, ms);
+    if (wc.status !== 'IBV_WC_SUCCESS') throw new Error(`receive completion ${wc.status}`);
+    const bytes = Buffer.from(this.ring.subarray(slot * SLOT_SIZE, slot * SLOT_SIZE + wc.byteLen));
+    this.postRecv(slot);
+    this.nextSlot = (slot + 1) % RECV_SLOTS;
+    return bytes;
+  }
+
+  /** A SEND of `bytes` (any length up to 64, any content). */
+  async send(bytes: Buffer): Promise<void> {
+    bytes.copy(this.out, 0);
+    const wrId = this.wr++;
+    this.qp.postSend({
+      wrId,
+      opcode: 'SEND',
+      sgList: [{ mr: this.outMr, offset: 0, length: bytes.byteLength }],
+    });
+    const wc = await this.cq.waitFor(wrId, WAIT_MS);
+    if (wc.status !== 'IBV_WC_SUCCESS') throw new Error(`send completion ${wc.status}`);
+  }
+
+  /** Waits for the server's LLC CONFIRM LINK request. */
+  async awaitConfirmLink(): Promise<void> {
+    const m = decodeLlcMessage((await this.receive()).subarray(0, LLC_MESSAGE_LENGTH));
+    if (m.kind !== 'confirm-link' || m.response) throw new Error(`expected CONFIRM LINK, got ${m.kind}`);
+  }
+
+  /** The CONFIRM LINK response a real client sends (smcr_clnt_conf_first_link). */
+  async confirmLink(): Promise<void> {
+    await this.send(
+      encodeLlcMessage({
+        kind: 'confirm-link',
+        response: true,
+        noRmbeEyecatcher: true,
+        senderMac: this.dev.mac,
+        senderGid: this.dev.gid,
+        senderQpn: this.qp.qpn,
+        linkNum: 1,
+        linkUid: randomBytes(4),
+        maxLinks: 1,
+        maxConns: 1,
+      }),
+    );
+  }
+
+  cdc(o: { token?: number; producerCount?: number; state?: Partial<CdcConnectionState> } = {}): Buffer {
+    this.seq = (this.seq + 1) & 0xffff;
+    return encodeCdcMessage({
+      kind: 'cdc',
+      seqno: this.seq,
+      token: o.token ?? this.peerToken,
+      producer: { wrap: 0, count: o.producerCount ?? this.prod },
+      consumer: { wrap: 0, count: this.cons },
+      producerFlags: NO_PRODUCER_FLAGS,
+      connectionState: { ...NO_CONN_STATE, ...o.state },
+    });
+  }
+
+  /** RDMA WRITEs `text` into the server's RMBE at our producer cursor, then a CDC announcing it. */
+  async sendData(text: string): Promise<void> {
+    const data = Buffer.from(text);
+    if (this.prod + data.byteLength >= this.peerRmbeSize) throw new Error('this test never wraps the RMBE');
+    data.copy(this.out, 0);
+    const wrId = this.wr++;
+    this.qp.postSend({
+      wrId,
+      opcode: 'RDMA_WRITE',
+      remoteAddr: this.peer.rmbVirtualAddress + BigInt(this.prod),
+      rkey: this.peer.rmbRkey,
+      sgList: [{ mr: this.outMr, offset: 0, length: data.byteLength }],
+    });
+    const wc = await this.cq.waitFor(wrId, WAIT_MS);
+    if (wc.status !== 'IBV_WC_SUCCESS') throw new Error(`RDMA WRITE completion ${wc.status}`);
+    this.prod += data.byteLength;
+    await this.send(this.cdc());
+  }
+
+  /**
+   * Reads the server's CDCs until `done(received text)` or a CDC with the abort flag; returns the
+   * text the server wrote into our RMBE meanwhile.
+   */
+  async readData(done: (text: string) => boolean, ms = WAIT_MS): Promise<string> {
+    let text = '';
+    const end = Date.now() + ms;
+    while (!done(text)) {
+      const msg = await this.receive(Math.max(1, end - Date.now()));
+      if (msg[0] !== CDC_MESSAGE_TYPE) continue;
+      const cdc = decodeCdcMessage(msg.subarray(0, 44), {
+        localRmbeSize: RMB_SIZE,
+        peerRmbeSize: this.peerRmbeSize,
+      });
+      if (cdc.token !== this.token)
+        throw new Error(`server CDC carries token ${cdc.token}, ours is ${this.token}`);
+      this.serverConnFlags.push(msg[25] ?? 0);
+      if (cdc.producer.count > this.peerProd) {
+        text += this.rmb.subarray(this.peerProd, cdc.producer.count).toString('utf8');
+        this.peerProd = cdc.producer.count;
+        this.cons = this.peerProd;
+      }
+      if (cdc.connectionState.peerConnectionAbort) break;
+    }
+    return text;
+  }
+
+  /** Sends a line over SMC-R and waits for the application's echo. */
+  async exchange(line: string): Promise<string> {
+    await this.sendData(`${line}\n`);
+    const got = await this.readData((t) => t.includes('\n'));
+    return got.trimEnd();
+  }
+
+  /** Orderly close: our done-writing, then the server's done-writing and closed flags, then its FIN. */
+  async close(): Promise<{ serverFlags: string; tcp: string | null }> {
+    await this.send(this.cdc({ state: { peerDoneWriting: true } }));
+    await this.readData(() =>
+      this.serverConnFlags.some((f) => (f & CDC_CONN_STATE_FLAG.peerConnectionClosed) !== 0),
+    );
+    this.tcp?.sock.end();
+    const tcp = (await this.tcp?.waitEnded()) ?? null;
+    return { serverFlags: this.flagsText(), tcp };
+  }
+
+  flagsText(): string {
+    return this.serverConnFlags.map((f) => `0x${f.toString(16).padStart(2, '0')}`).join(',');
+  }
+
+  dispose(): void {
+    this.tcp?.destroy();
+    for (const step of [
+      () => this.qp.close(),
+      () => this.rmbMr.close(),
+      () => this.ringMr.close(),
+      () => this.outMr.close(),
+      () => this.cq.close(),
+    ]) {
+      try {
+        step();
+      } catch (err) {
+        note(`cleanup: ${errText(err)}`);
+      }
+    }
+  }
+}
+
+// ---- the cases -------------------------------------------------------------------------------------
+
+function declineOf(m: ClcMessage | null): Record<string, unknown> | null {
+  if (m === null || m.kind !== 'decline') return null;
+  return {
+    code: `0x${(m.peerDiagnosis >>> 0).toString(16).padStart(8, '0')}`,
+    name: describeDeclineCode(m.peerDiagnosis),
+    outOfSync: m.outOfSync,
+  };
+}
+
+/**
+ * One malformed CLC exchange: `bytes` after the preamble (optionally a half-close), then whatever
+ * the server answers. When it declines, we answer with our own Decline (so both sides agree on
+ * the TCP fallback) and check the plain relay to the application with a tagged line.
+ */
+async function clcCase(
+  name: string,
+  source: string,
+  bytes: Buffer,
+  o: { preamble?: Buffer; halfClose?: boolean; answerDecline?: boolean } = {},
+): Promise<void> {
+  const peer = await Peer.open(source);
+  try {
+    peer.write(o.preamble ?? encodePreamble({ clc: true, port: APP_PORT }));
+    peer.write(bytes);
+    if (o.halfClose === true) peer.sock.end();
+    const frame = await peer.readClc();
+    let message: ClcMessage | null = null;
+    let decodeError: string | null = null;
+    if (frame !== null) {
+      try {
+        message = decodeClcMessage(frame);
+      } catch (err) {
+        decodeError = errText(err);
+      }
+    }
+    let relay: string | null = null;
+    const halfClosed = o.halfClose === true;
+    if (message?.kind === 'decline' && o.answerDecline !== false && !halfClosed) {
+      peer.write(
+        encodeClcDecline({
+          kind: 'decline',
+          version: 1,
+          eyecatcher: 'SMC-R',
+          outOfSync: false,
+          peerId: Buffer.alloc(8),
+          peerDiagnosis: SMC_CLC_DECL.PEERDECL,
+          osType: 0,
+          diagnosisV2: null,
+        }),
+      );
+      peer.write(`TAG ${name}\n`);
+      relay = await peer.readLine();
+      peer.sock.end();
+    } else if (message !== null && !halfClosed) {
+      peer.sock.end();
+    }
+    const ended = await peer.waitEnded();
+    result({
+      check: 'clc',
+      case: name,
+      source,
+      answer: message?.kind ?? null,
+      decline: declineOf(message),
+      decodeError,
+      relay,
+      ended,
+      extraBytes: peer.received,
+    });
+  } finally {
+    peer.destroy();
+  }
+}
+
+function validProposal(source: string): Buffer {
+  return encodeClcProposal({
+    kind: 'proposal',
+    version: 1,
+    typeV1: SMC_TYPE.R,
+    peerId: randomBytes(8),
+    gid: Buffer.alloc(16, 0x11),
+    mac: Buffer.alloc(6, 0x22),
+    growthArea: Buffer.alloc(0),
+    ipArea: ipv4ProposalArea(parseIp(source), 24),
+  });
+}
+
+async function clcCases(): Promise<void> {
+  // Bytes that are no CLC message at all (an HTTP request where the Proposal belongs).
+  await clcCase('garbage', '10.77.0.20', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  // A Proposal whose header carries the SMC-D eyecatcher: framed, but not an SMC-R Proposal.
+  const smcd = validProposal('10.77.0.21');
+  Buffer.from([0xe2, 0xd4, 0xc3, 0xc4]).copy(smcd, 0);
+  await clcCase('bad-eyecatcher', '10.77.0.21', smcd);
+  // A Proposal whose length field says 20 bytes: the frame ends mid-message.
+  const short = validProposal('10.77.0.22');
+  short.writeUInt16BE(20, 5);
+  await clcCase('length-too-short', '10.77.0.22', short);
+  // A Proposal whose length field says 2000 bytes: the server waits for the rest, then gives up.
+  const long = validProposal('10.77.0.23');
+  long.writeUInt16BE(2000, 5);
+  await clcCase('length-too-long', '10.77.0.23', long, { answerDecline: false });
+  // Half a Proposal, then FIN.
+  await clcCase('truncated-then-close', '10.77.0.24', validProposal('10.77.0.24').subarray(0, 30), {
+    halfClose: true,
+  });
+  // SMC version 3 in the header.
+  const v3 = validProposal('10.77.0.25');
+  v3.writeUInt8(((v3[7] ?? 0) & 0x0f) | 0x30, 7);
+  await clcCase('unknown-version', '10.77.0.25', v3);
+  // Not even a valid sidecar preamble.
+  await clcCase('bad-preamble', '10.77.0.25', Buffer.alloc(0), {
+    preamble: Buffer.from('SMCQ\x01\x01\x23\x28'),
+  });
+}
+
+async function rdmaCase(
+  dev: Device,
+  name: string,
+  source: string,
+  body: (link: HostileLink) => Promise<Record<string, unknown>>,
+): Promise<void> {
+  const link = new HostileLink(dev, source);
+  try {
+    const r = await body(link);
+    result({ check: 'rdma', case: name, source, ...r });
+  } catch (err) {
+    result({ check: 'rdma', case: name, source, error: errText(err), tcp: link.tcp?.ended ?? null });
+  } finally {
+    link.dispose();
+  }
+}
+
+async function rdmaCases(dev: Device): Promise<void> {
+  // (a) A CDC with a wrong alert token that, were it taken, would abort the connection.
+  await rdmaCase(dev, 'bad-token', '10.77.0.30', async (link) => {
+    await link.clc();
+    await link.awaitConfirmLink();
+    await link.confirmLink();
+    const before = await link.exchange('TAG bad-token');
+    const badTokenBefore = await rdmaErrors('cdc-bad-token');
+    const wrong = (link.peerToken ^ 0x5a5a5a5a) >>> 0;
+    await link.send(link.cdc({ token: wrong, state: { peerConnectionAbort: true } }));
+    const badToken = await awaitRdmaErrors('cdc-bad-token', badTokenBefore + 1);
+    const after = await link.exchange('PING after-bad-token');
+    const closed = await link.close();
+    return { before, after, badTokenBefore, badToken, ...closed };
+  });
+
+  // (b) A CDC whose producer cursor points at the end of the server's RMBE (count == size).
+  await rdmaCase(dev, 'cursor-past-rmbe', '10.77.0.31', async (link) => {
+    await link.clc();
+    await link.awaitConfirmLink();
+    await link.confirmLink();
+    const before = await link.exchange('TAG cursor-past-rmbe');
+    const protocolBefore = await rdmaErrors('cdc-protocol');
+    await link.send(link.cdc({ producerCount: link.peerRmbeSize }));
+    await link.readData(() => false);
+    const abortSeen = link.serverConnFlags.some((f) => (f & CDC_CONN_STATE_FLAG.peerConnectionAbort) !== 0);
+    const tcp = await link.tcp?.waitEnded();
+    const protocol = await awaitRdmaErrors('cdc-protocol', protocolBefore + 1);
+    return {
+      before,
+      peerRmbeSize: link.peerRmbeSize,
+      abortSeen,
+      serverFlags: link.flagsText(),
+      tcp,
+      protocolBefore,
+      protocol,
+    };
+  });
+
+  // (c) Malformed LLC and CDC messages on an established connection.
+  await rdmaCase(dev, 'malformed-llc', '10.77.0.32', async (link) => {
+    await link.clc();
+    await link.awaitConfirmLink();
+    await link.confirmLink();
+    const before = await link.exchange('TAG malformed-llc');
+    const unknownType = randomBytes(LLC_MESSAGE_LENGTH);
+    unknownType[0] = 0x55;
+    unknownType[1] = LLC_MESSAGE_LENGTH;
+    const badLength = encodeLlcMessage({
+      kind: 'delete-link',
+      response: false,
+      all: true,
+      orderly: false,
+      linkNum: 1,
+      reason: 0,
+    });
+    badLength[1] = 0x10;
+    const truncated = Buffer.from([0x07, LLC_MESSAGE_LENGTH, 0, 0, 1, 2, 3, 4]);
+    const badCdc = link.cdc({ state: { peerConnectionAbort: true } });
+    badCdc[1] = 0x20;
+    for (const m of [unknownType, badLength, truncated, badCdc]) await link.send(m);
+    const after = await link.exchange('PING after-malformed-llc');
+    const closed = await link.close();
+    return { before, after, ...closed };
+  });
+
+  // (d) A malformed LLC message where the CONFIRM LINK response belongs.
+  await rdmaCase(dev, 'malformed-confirm-response', '10.77.0.33', async (link) => {
+    await link.clc();
+    await link.awaitConfirmLink();
+    const m = Buffer.alloc(LLC_MESSAGE_LENGTH);
+    m[0] = 0x01; // CONFIRM LINK ...
+    m[1] = 0x00; // ... with length 0
+    m[3] = 0x80; // response
+    await link.send(m);
+    const tcp = await link.tcp?.waitEnded();
+    return { tcp, extraBytes: link.tcp?.received ?? 0 };
+  });
+}
+
+async function attack(): Promise<void> {
+  const dev = openRxe();
+  note(`rxe GID index ${dev.gidIndex}`);
+  await clcCases();
+  await rdmaCases(dev);
+  const ready = await httpGet(HEALTH_PORT, '/healthz/ready');
+  result({ check: 'server-ready', status: ready.status });
+  const { body } = await httpGet(METRICS_PORT, '/metrics');
+  result({
+    check: 'server-metrics',
+    lines: body.split('\n').filter((l) => l.startsWith('smc_rdma_errors_total{')),
+  });
+}
+
+const role = process.argv[2];
+if (role === 'app') {
+  runApp();
+} else if (role === 'attack') {
+  attack().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+} else {
+  process.stderr.write('usage: hostile-node.js app|attack\n');
+  process.exit(2);
+}

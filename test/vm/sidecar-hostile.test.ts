@@ -1,0 +1,175 @@
+// Hostile input against a real server sidecar in the two-VM soft-RoCE lab: a peer sending
+// malformed CLC, malformed LLC or CDC messages, a producer cursor past the RMBE or a wrong alert
+// token gets a Decline or an abort, the sidecar keeps running, and a legitimate SMC-R transfer in
+// flight at the same time (curl through both sidecars, 16 MiB, sha256) is untouched.
+// node0: sidecar (dataPath native) + app-server.mjs + a line echo app. node1: sidecar with
+// nftables interception + curl, and the hostile client (test/vm/hostile/hostile-node.ts, a
+// hand-driven SMC-R peer on its own RC QPs) talking to node0's SMC port from ten extra source
+// addresses, one per case, so every case is a first contact. VM scripts: test/vm/hostile/.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { SMC_CLC_DECL } from '../../sidecar/src/protocol/clc/decline-codes.js';
+import { ensureBuilt, REPO } from '../../sidecar/src/testing/build.js';
+import { describeResult, labReady, runLab } from './lab.js';
+
+const addon = join(REPO, 'native/build/Release/smc_verbs.node');
+const NFT_MODULES = ['nf_tables', 'nf_conntrack', 'nf_nat', 'nft_chain_nat', 'nft_redir', 'nft_ct'];
+const script = (role: string): string => `bash test/vm/hostile/hostile-node.sh ${role}`;
+const MIB = 2 ** 20;
+
+type Row = Record<string, unknown>;
+
+function rows(output: string): Row[] {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('RESULT '))
+    .map((l) => JSON.parse(l.slice('RESULT '.length)) as Row);
+}
+
+function lineValue(output: string, key: string): string | undefined {
+  const line = output.split('\n').find((l) => l.startsWith(`${key} `));
+  return line?.slice(key.length + 1);
+}
+
+function metric(output: string, series: string): number {
+  const v = lineValue(output, `METRIC ${series}`);
+  return v === undefined ? 0 : Number(v);
+}
+
+const hex = (code: number): string => `0x${code.toString(16).padStart(8, '0')}`;
+
+describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R input (VM lab)', () => {
+  beforeAll(async () => {
+    await ensureBuilt(
+      ['dist/sidecar/src/main.js', 'dist/test/vm/hostile/hostile-node.js'],
+      ['sidecar/src', 'native', 'operator/src/api', 'test/vm/hostile'],
+    );
+  }, 300_000);
+
+  it('declines or aborts malformed CLC, LLC and CDC input, bad cursors and wrong tokens; keeps serving a concurrent SMC-R transfer', async () => {
+    const r = await runLab({
+      name: 'sidecar-hostile',
+      timeoutSec: 420,
+      scripts: [script('server'), script('client')],
+      extraModules: NFT_MODULES,
+    });
+    const msg = describeResult(r);
+    const [server, client] = r.nodes;
+    const out = client.output;
+    const srv = server.output;
+    const ctx = `${msg}\n--- node1 ---\n${out}\n--- node0 ---\n${srv}`;
+    expect(server.exitCode, ctx).toBe(0);
+    expect(client.exitCode, ctx).toBe(0);
+    expect(lineValue(out, 'ATTACK_EXIT'), ctx).toBe('0');
+    const results = rows(out);
+    const clc = (name: string): Row | undefined =>
+      results.find((x) => x['check'] === 'clc' && x['case'] === name);
+    const rdma = (name: string): Row | undefined =>
+      results.find((x) => x['check'] === 'rdma' && x['case'] === name);
+
+    // 1. Malformed CLC: a Decline with the code the kernel would use, then (after our own Decline)
+    // the agreed TCP fallback reaches the application; or a reset where no Decline can follow.
+    const syncerr = { code: hex(SMC_CLC_DECL.SYNCERR), outOfSync: true };
+    for (const name of ['garbage', 'bad-eyecatcher', 'length-too-short']) {
+      const c = clc(name);
+      expect(c?.['decline'], `${name}\n${ctx}`).toMatchObject(syncerr);
+      expect(c?.['relay'], `${name}\n${ctx}`).toBe(`ECHO TAG ${name}`);
+    }
+    expect(clc('unknown-version')?.['decline'], ctx).toMatchObject({
+      code: hex(SMC_CLC_DECL.VERSMISMAT),
+      outOfSync: false,
+    });
+    expect(clc('unknown-version')?.['relay'], ctx).toBe('ECHO TAG unknown-version');
+    // A length field promising more than arrives: the server waits for the rest, then times out.
+    expect(clc('length-too-long')?.['decline'], ctx).toMatchObject({
+      code: hex(SMC_CLC_DECL.TIMEOUT),
+      outOfSync: false,
+    });
+    // A broken preamble: reset, nothing sent back.
+    expect(clc('bad-preamble'), ctx).toMatchObject({ answer: null, ended: 'reset', extraBytes: 0 });
+    // Half a Proposal, then FIN: a reset, or a TIMEOUT Decline (when the FIN arrives before the
+    // CLC stage listens for it) and then the reset once our Decline does not come.
+    const truncated = clc('truncated-then-close');
+    expect(truncated?.['ended'], ctx).toBe('reset');
+    if (truncated?.['answer'] !== null)
+      expect(truncated?.['decline'], ctx).toMatchObject({ code: hex(SMC_CLC_DECL.TIMEOUT) });
+
+    // 2a. Wrong alert token on a CDC carrying the abort flag: ignored and counted; the connection
+    // still carries data and closes in order.
+    const badToken = rdma('bad-token');
+    expect(badToken, ctx).toMatchObject({
+      before: 'ECHO TAG bad-token',
+      after: 'ECHO PING after-bad-token',
+      tcp: 'fin',
+    });
+    expect(badToken?.['badToken'], ctx).toBe(Number(badToken?.['badTokenBefore']) + 1);
+    expect(badToken?.['badTokenBefore'], ctx).toBe(0);
+    expect(String(badToken?.['serverFlags']).split(',').pop(), ctx).toBe('0xc0');
+
+    // 2b. Producer cursor at the end of the server's RMBE: the server aborts the connection (CDC
+    // abort flag 0x20 in byte 25, then its end of the TCP connection), counted as cdc-protocol.
+    const cursor = rdma('cursor-past-rmbe');
+    expect(cursor, ctx).toMatchObject({
+      before: 'ECHO TAG cursor-past-rmbe',
+      abortSeen: true,
+      protocolBefore: 0,
+    });
+    expect(cursor?.['protocol'], ctx).toBe(1);
+    expect(cursor?.['tcp'], ctx).toMatch(/^(fin|reset)$/);
+
+    // 2c. Malformed LLC (unknown type, bad length, truncated) and a malformed CDC: ignored, the
+    // connection still carries data and closes in order.
+    expect(rdma('malformed-llc'), ctx).toMatchObject({
+      before: 'ECHO TAG malformed-llc',
+      after: 'ECHO PING after-malformed-llc',
+      tcp: 'fin',
+    });
+    expect(String(rdma('malformed-llc')?.['serverFlags']).split(',').pop(), ctx).toBe('0xc0');
+
+    // 2d. A malformed LLC message instead of the CONFIRM LINK response: the server, committed to
+    // SMC-R, resets the connection instead of falling back.
+    expect(rdma('malformed-confirm-response'), ctx).toMatchObject({ tcp: 'reset', extraBytes: 0 });
+
+    // The applications behind the server sidecar: the aborted connection saw a reset, the others
+    // an orderly end.
+    expect(srv).toContain('APP_EVENT cursor-past-rmbe error ECONNRESET');
+    for (const name of [
+      'bad-token',
+      'malformed-llc',
+      'garbage',
+      'bad-eyecatcher',
+      'length-too-short',
+      'unknown-version',
+    ])
+      expect(srv, name).toContain(`APP_EVENT ${name} end`);
+    expect(srv).not.toMatch(/APP_EVENT (bad-token|malformed-llc) error/);
+
+    // The server sidecar survived all of it.
+    expect(results.find((x) => x['check'] === 'server-ready')?.['status'], ctx).toBe(200);
+    expect(lineValue(srv, 'SIDECAR_ALIVE'), ctx).toBe('yes');
+    expect(lineValue(srv, 'HEALTH_READY'), ctx).toBe('200');
+    expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-protocol"}'), ctx).toBe(1);
+    expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-bad-token"}'), ctx).toBeGreaterThanOrEqual(1);
+    const serverLog = readFileSync(join(server.outDir, 'sidecar.log'), 'utf8');
+    expect(serverLog).not.toMatch(/uncaught|unhandled/i);
+
+    // The legitimate transfer was in flight during the attack (half of it through RDMA, its curl
+    // still running afterwards) and arrived intact; a new connection afterwards is upgraded too.
+    expect(Number(lineValue(out, 'LEGIT_INFLIGHT_RDMA_TX')), ctx).toBeGreaterThanOrEqual(8 * MIB);
+    expect(lineValue(out, 'LEGIT_RUNNING_AFTER_ATTACK'), ctx).toBe('yes');
+    const [size, digest] = (lineValue(out, 'LEGIT_UPLOAD_EXPECT') ?? '').split(' ');
+    expect(lineValue(out, 'LEGIT_UPLOAD_RC'), ctx).toMatch(/^0 ?$/);
+    expect(lineValue(out, 'LEGIT_UPLOAD_GOT'), ctx).toBe(`${size} ${digest}`);
+    expect(lineValue(srv, 'APP DOWNLOAD'), ctx).toBe(`${16 * MIB} ${lineValue(out, 'LEGIT_DOWNLOAD_GOT')}`);
+    expect(metric(out, 'smc_connections_total{outcome="upgraded",reason="none"}'), ctx).toBe(2);
+    expect(metric(out, 'smc_bytes_total{path="rdma",direction="tx"}'), ctx).toBeGreaterThanOrEqual(16 * MIB);
+    expect(metric(out, 'smc_bytes_total{path="rdma",direction="rx"}'), ctx).toBeGreaterThanOrEqual(16 * MIB);
+    expect(metric(srv, 'smc_bytes_total{path="rdma",direction="rx"}'), ctx).toBeGreaterThanOrEqual(16 * MIB);
+    expect(metric(out, 'smc_bytes_total{path="tcp",direction="tx"}'), ctx).toBe(0);
+    console.log(
+      `hostile lab: ${r.wallSec.toFixed(0)} s; server errors ${JSON.stringify(results.find((x) => x['check'] === 'server-metrics')?.['lines'])}`,
+    );
+  });
+});

@@ -151,6 +151,8 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     expect(lineValue(srv, 'SIDECAR_ALIVE'), ctx).toBe('yes');
     expect(lineValue(srv, 'HEALTH_READY'), ctx).toBe('200');
     expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-protocol"}'), ctx).toBe(1);
+    // The three malformed LLC messages of 2c, dropped by the link as the kernel does.
+    expect(metric(srv, 'smc_rdma_errors_total{kind="llc-malformed"}'), ctx).toBe(3);
     expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-bad-token"}'), ctx).toBeGreaterThanOrEqual(1);
     const serverLog = readFileSync(join(server.outDir, 'sidecar.log'), 'utf8');
     expect(serverLog).not.toMatch(/uncaught|unhandled/i);

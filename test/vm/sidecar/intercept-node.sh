@@ -47,7 +47,7 @@ lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
 if [[ $role == server ]]; then ip addr add 10.77.0.11/24 dev "$LAB_NETDEV"; fi
 
 metrics() {
-  curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|data_path_info|link_groups|links) ' |
+  curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|data_path_info|link_groups|links)[{ ]' |
     sed 's/^/METRIC /'
 }
 now() { date +%s.%N; }

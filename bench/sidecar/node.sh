@@ -52,7 +52,7 @@ start_sidecar() {
   local p=$1 envs=()
   mapfile -t envs <"$IN/sidecar-$p.env"
   envs+=("BENCH_POD=$p" "SMC_DIRECTORY=$IN/directory" "SMC_SIDECAR_UID=0" "SMC_RDMA_DEVICE=$LAB_RXE"
-    "SMC_GID_INDEX=1" "SMC_RDMA_DATA_PATH=$BENCH_DATA_PATH" "SMC_LOG_LEVEL=info")
+    "SMC_GID_INDEX=1" "SMC_RDMA_DATA_PATH=$BENCH_DATA_PATH" "SMC_LOG_LEVEL=info" "SMC_RMB_SIZE=$BENCH_RMB_SIZE")
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" intercept install >"$OUT/logs/intercept-$p.log" 2>&1
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
 }

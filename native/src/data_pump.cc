@@ -349,7 +349,6 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
     // RMBE can hold, its consumer cursor not past what we produced.
     if (!FromCursor(&np, rmbSize, c.prodWrap, c.prodCount) || np - cons > rmbSize ||
         !FromCursor(&nc, peerSize, c.consWrap, c.consCount) || nc > prod) {
-      badCdc++;
       Abort("invalid CDC cursor", EPROTO);
       return;
     }

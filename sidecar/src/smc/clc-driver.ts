@@ -293,6 +293,8 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
     feed({ type: 'start' });
     if (opts.initial !== undefined && opts.initial.byteLength > 0)
       feed({ type: 'data', bytes: opts.initial });
+    // The peer's FIN may have arrived with its first bytes, before we listened for 'end'.
+    if (socket.readableEnded || socket.destroyed) feed({ type: 'closed' });
     if (!done) socket.resume();
   });
 }

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { CompletionQueue, MemoryRegion, QueuePair, SmcLink } from '../../../native/index.js';
 import type { Logger } from '../log.js';
 import { LLC_DELETE_REASON } from '../protocol/llc/constants.js';
-import { decodeLlcMessage, encodeLlcMessage, type LlcMessage } from '../protocol/llc/message.js';
 import { LlcChannel } from './llc-channel.js';
+import { type AnyLlcMessage, asLlcVersion, decodeLlc, encodeLlc } from './llc-codec.js';
 import type { RdmaDevice } from './rdma-device.js';
 
 /**
@@ -54,8 +54,8 @@ export interface LinkSlot {
 }
 
 interface LlcWaiter {
-  match: (m: LlcMessage) => boolean;
-  resolve: (m: LlcMessage) => void;
+  match: (m: AnyLlcMessage) => boolean;
+  resolve: (m: AnyLlcMessage) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -82,6 +82,10 @@ export class LinkGroup {
   readonly psn: number;
   state: LinkGroupState = 'pending';
   peer: LinkPeer | null = null;
+  /** SMC-R version of the link (fixed by the first contact): the LLC messages' layout. */
+  smcVersion: 1 | 2 = 1;
+  /** Connections the group may carry: ours, or less when the peer's first contact said so (v2.1). */
+  maxConnections = 1;
   native: SmcLink | null = null;
   private readonly rmbs = new Set<Rmb>();
   private readonly free: Rmb[] = [];
@@ -89,6 +93,8 @@ export class LinkGroup {
   private readonly waiters = new Set<LlcWaiter>();
   private connections = 0;
   private idleTimer: NodeJS.Timeout | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private reported = { dropped: 0, early: 0 };
 
   constructor(private readonly o: LinkGroupOptions) {
     this.id = o.id;
@@ -208,15 +214,18 @@ export class LinkGroup {
   private async confirmRkey(rmb: Rmb): Promise<void> {
     const vaddr = BigInt(rmb.mr.addr);
     const answer = await this.request(
-      {
-        kind: 'confirm-rkey',
-        response: false,
-        negative: false,
-        retry: false,
-        numRkeys: 0,
-        own: { rmbKey: rmb.mr.rkey, rmbVaddr: vaddr },
-        others: [],
-      },
+      asLlcVersion(
+        {
+          kind: 'confirm-rkey',
+          response: false,
+          negative: false,
+          retry: false,
+          numRkeys: 0,
+          own: { rmbKey: rmb.mr.rkey, rmbVaddr: vaddr },
+          others: [],
+        },
+        this.smcVersion,
+      ),
       (m) => m.kind === 'confirm-rkey' && m.response && m.own.rmbKey === rmb.mr.rkey >>> 0,
     );
     if (answer.kind === 'confirm-rkey' && answer.negative) throw new Error('peer refused CONFIRM RKEY');
@@ -263,14 +272,29 @@ export class LinkGroup {
     });
     for (const m of early) link.inject(m);
     this.state = 'ready';
+    this.statsTimer = setInterval(() => this.reportStats(), 1000);
+    this.statsTimer.unref();
   }
 
-  private send(m: LlcMessage): void {
+  /** CDCs the link dropped (wrong token or length, or too many before their pump) reach the metrics. */
+  private reportStats(): void {
+    const link = this.native;
+    if (link === null || link.state === 'closed') return;
+    const st = link.stats();
+    const dropped = st.unknownToken + st.badCdc;
+    for (let i = this.reported.dropped; i < dropped; i++) this.o.onRdmaError('cdc-bad-token');
+    for (let i = this.reported.early; i < st.earlyDropped; i++) this.o.onRdmaError('cdc-early-dropped');
+    if (dropped > this.reported.dropped)
+      this.o.log.info({ link: this.id, unknownToken: st.unknownToken, badLength: st.badCdc }, 'CDCs dropped');
+    this.reported = { dropped, early: st.earlyDropped };
+  }
+
+  private send(m: AnyLlcMessage): void {
     if (this.native === null || this.native.state !== 'up') throw new Error('link is not up');
-    this.native.sendLlc(encodeLlcMessage(m));
+    this.native.sendLlc(encodeLlc(m));
   }
 
-  private request(m: LlcMessage, match: (m: LlcMessage) => boolean): Promise<LlcMessage> {
+  private request(m: AnyLlcMessage, match: (m: AnyLlcMessage) => boolean): Promise<AnyLlcMessage> {
     return new Promise((resolve, reject) => {
       const w: LlcWaiter = {
         match,
@@ -294,9 +318,9 @@ export class LinkGroup {
 
   /** LLC messages on the running link (smc_llc_rx_handler's requests and responses). */
   private onLlc(data: Buffer): void {
-    let m: LlcMessage;
+    let m: AnyLlcMessage;
     try {
-      m = decodeLlcMessage(data);
+      m = decodeLlc(data);
     } catch (err) {
       // As the kernel: an LLC message it cannot parse is dropped; the link stays up.
       this.o.onRdmaError('llc-malformed');
@@ -324,7 +348,11 @@ export class LinkGroup {
           for (const key of m.rkeys) {
             for (const id of this.peerRkeys) if (id.startsWith(`${key >>> 0}@`)) this.peerRkeys.delete(id);
           }
-          this.send({ ...m, response: true, negative: false, errorMask: 0 });
+          this.send(
+            'version' in m
+              ? { ...m, response: true, negative: false, invalidCount: 0 }
+              : { ...m, response: true, negative: false, errorMask: 0 },
+          );
           return;
         case 'test-link':
           this.send({ ...m, response: true });
@@ -352,6 +380,9 @@ export class LinkGroup {
     this.state = 'ended';
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    this.reportStats();
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.reject(new Error(`link group ended: ${reason}`));
@@ -359,14 +390,19 @@ export class LinkGroup {
     this.waiters.clear();
     if (tellPeer && wasReady) {
       try {
-        this.send({
-          kind: 'delete-link',
-          response: false,
-          all: true,
-          orderly: true,
-          linkNum: 1,
-          reason: LLC_DELETE_REASON.PROG_INIT_TERM,
-        });
+        this.send(
+          asLlcVersion(
+            {
+              kind: 'delete-link',
+              response: false,
+              all: true,
+              orderly: true,
+              linkNum: 1,
+              reason: LLC_DELETE_REASON.PROG_INIT_TERM,
+            },
+            this.smcVersion,
+          ),
+        );
       } catch (err) {
         this.o.log.debug({ err, link: this.id }, 'DELETE LINK not sent');
       }

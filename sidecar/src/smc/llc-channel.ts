@@ -2,7 +2,7 @@ import type { CompletionQueue, MemoryRegion, QueuePair, WorkCompletion } from '.
 import type { VerbsModule } from '../native-loader.js';
 import type { ProtectionDomain } from '../../../native/index.js';
 import { LLC_MESSAGE_LENGTH } from '../protocol/llc/constants.js';
-import { decodeLlcMessage, encodeLlcMessage, type LlcMessage } from '../protocol/llc/message.js';
+import { type AnyLlcMessage, decodeLlc, encodeLlc } from './llc-codec.js';
 
 export class LlcError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -54,8 +54,8 @@ export class LlcChannel {
     if (wc.status !== 'IBV_WC_SUCCESS') throw new LlcError(`${what} failed: ${wc.status}`);
   }
 
-  async send(message: LlcMessage, timeoutMs: number): Promise<void> {
-    encodeLlcMessage(message).copy(this.sendBuf, 0);
+  async send(message: AnyLlcMessage, timeoutMs: number): Promise<void> {
+    encodeLlc(message).copy(this.sendBuf, 0);
     const wrId = SEND_WR_BASE + this.sendSeq++;
     this.qp.postSend({ wrId, opcode: 'SEND', sgList: [{ mr: this.sendMr, length: LLC_MESSAGE_LENGTH }] });
     try {
@@ -66,7 +66,7 @@ export class LlcChannel {
   }
 
   /** The next LLC message, in arrival order. */
-  async receive(timeoutMs: number): Promise<LlcMessage> {
+  async receive(timeoutMs: number): Promise<AnyLlcMessage> {
     const slot = this.nextRecv;
     let wc: WorkCompletion;
     try {
@@ -81,7 +81,7 @@ export class LlcChannel {
     );
     this.postRecv(slot);
     try {
-      return decodeLlcMessage(bytes);
+      return decodeLlc(bytes);
     } catch (err) {
       throw new LlcError('malformed LLC message', { cause: err });
     }

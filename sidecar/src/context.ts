@@ -1,4 +1,5 @@
 import type { SidecarConfig } from './config/schema.js';
+import { tenantUeidBytes } from './eid/tenant.js';
 import type { EndpointDirectory } from './directory/endpoint-directory.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
 import type { Logger } from './log.js';
@@ -11,6 +12,11 @@ import type { LinkGroupManager } from './smc/link-group-manager.js';
 export interface ProxyContext {
   config: SidecarConfig;
   identity: LocalIdentity;
+  /**
+   * User EIDs of the SMC-Rv2 handshake: our tenant's first, then those of the
+   * tenants we allow. Two pods upgrade only with an EID in common.
+   */
+  ueids: readonly Buffer[];
   /** The current directory snapshot (it is replaced when the file changes). */
   directory: () => EndpointDirectory;
   originalDst: OriginalDstResolver;
@@ -31,4 +37,11 @@ export function identityFromConfig(cfg: SidecarConfig): LocalIdentity {
     pkey: cfg.rdma.pkey,
     mode: cfg.policy.mode,
   };
+}
+
+/** The tenant's UEID and those of the allowed peer tenants (cluster-scoped tenants). */
+export function ueidsFromConfig(cfg: SidecarConfig): Buffer[] {
+  return [cfg.tenant, ...cfg.policy.allowedPeerTenants].map((tenant) =>
+    tenantUeidBytes({ cluster: cfg.cluster, tenant }),
+  );
 }

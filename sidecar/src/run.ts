@@ -1,6 +1,6 @@
 import type { Server, Socket } from 'node:net';
 import type { SidecarConfig } from './config/schema.js';
-import { identityFromConfig, type ProxyContext } from './context.js';
+import { identityFromConfig, type ProxyContext, ueidsFromConfig } from './context.js';
 import { DirectoryWatcher } from './directory/watcher.js';
 import { ConntrackOriginalDstResolver } from './intercept/conntrack-original-dst.js';
 import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
@@ -115,6 +115,7 @@ export async function runSidecar(
   const ctx: ProxyContext = {
     config: cfg,
     identity: identityFromConfig(cfg),
+    ueids: ueidsFromConfig(cfg),
     directory: () => watcher.directory,
     originalDst,
     links,

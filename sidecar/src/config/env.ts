@@ -15,6 +15,7 @@ interface EnvBinding {
 
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_TENANT', path: ['tenant'], kind: 'string' },
+  { env: 'SMC_CLUSTER', path: ['cluster'], kind: 'string' },
   { env: 'SMC_LOG_LEVEL', path: ['logLevel'], kind: 'string' },
   { env: 'SMC_RDMA_DEVICE', path: ['rdma', 'device'], kind: 'string' },
   { env: 'SMC_RDMA_PORT', path: ['rdma', 'ibPort'], kind: 'int' },

@@ -36,6 +36,8 @@ export const SidecarConfigSchema = z
   .object({
     /** This pod's tenant; matched against peers' tenants from the endpoint directory. */
     tenant,
+    /** The cluster's name: with the tenant it derives the tenant's SMC User EID (sidecar/src/eid). */
+    cluster: z.string().min(1).max(253).default('cluster.local'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     rdma: z
       .object({
@@ -104,7 +106,10 @@ export const SidecarConfigSchema = z
         /** Prefer: upgrade when possible, else relay TCP. Require: never fall back for peers with a sidecar. Disabled: relay only. */
         mode: z.enum(POLICY_MODES).default('Prefer'),
         /** Peer tenants this pod may talk SMC-R to besides its own; the peer must allow this tenant too. */
-        allowedPeerTenants: z.array(tenant).default([]),
+        allowedPeerTenants: z
+          .array(tenant)
+          .max(7, 'at most 7: a CLC Proposal carries 8 user EIDs, the own tenant first')
+          .default([]),
       })
       .strict()
       .prefault({}),

@@ -8,6 +8,7 @@ import { UEID_LENGTH, ueidToBytes } from './ueid.js';
  *   UEID = "SMCK8S-" + base32(sha256(input))[0..25)
  *   input = "smc-operator/tenant-ueid/v1" NUL
  *           || for cluster, namespace, tenant: u32be(utf8 length) || utf8 bytes
+ *              (a cluster-scoped tenant has no namespace: length 0)
  *
  * base32 is RFC 4648 (A-Z, 2-7), so the 32 characters are all valid UEID
  * characters (smc_clc_ueid_valid) and need no padding; 25 characters keep 125
@@ -23,8 +24,12 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 export interface TenantIdentity {
   /** A stable cluster identifier: the cluster name from policy, or e.g. the kube-system namespace UID. */
   cluster: string;
-  /** Namespace of the tenant object. */
-  namespace: string;
+  /**
+   * Namespace of the tenant object; absent for a cluster-scoped tenant (the
+   * sidecar's: tenants are matched by name across namespaces, as in the
+   * endpoint directory). Encoded as a zero length, unlike any namespace.
+   */
+  namespace?: string;
   /** Tenant name. */
   tenant: string;
 }
@@ -62,7 +67,7 @@ export function tenantUeid(id: TenantIdentity): string {
     .update(DOMAIN)
     .update(Buffer.alloc(1))
     .update(field('cluster', id.cluster))
-    .update(field('namespace', id.namespace))
+    .update(id.namespace === undefined ? Buffer.alloc(4) : field('namespace', id.namespace))
     .update(field('tenant', id.tenant))
     .digest();
   return TENANT_UEID_PREFIX + base32(digest).slice(0, UEID_LENGTH - TENANT_UEID_PREFIX.length);

@@ -13,6 +13,7 @@ import { asLinkSetupError } from './link-errors.js';
 import type { PreparedSmcConnection } from './link-group-manager.js';
 import { proposalAreaFor } from './local-subnet.js';
 import { encodePreamble } from './preamble.js';
+import { smcrV2Options } from './smcr-v2-options.js';
 
 export interface ClientUpgrade {
   ctx: ProxyContext;
@@ -89,6 +90,9 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     ...(prepared.rdmaForFirstContact === undefined
       ? {}
       : { rdmaForFirstContact: prepared.rdmaForFirstContact }),
+    // SMC-Rv2 only: the tenant's EID decides, and no subnet check stands between pods of
+    // different nodes (v1 requires a common prefix).
+    smcrV2: smcrV2Options(ctx, prepared.rdma.gid),
   });
   const outcome = await runClcHandshake({
     machine,

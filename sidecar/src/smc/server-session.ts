@@ -16,6 +16,7 @@ import type { PreparedSmcConnection } from './link-group-manager.js';
 import { interfaceAddressesFor } from './local-subnet.js';
 import { decodePreamble, PREAMBLE_LENGTH } from './preamble.js';
 import { readExactly } from './read-exactly.js';
+import { smcrV2Options } from './smcr-v2-options.js';
 
 /**
  * Stands in for our RDMA parameters when we already know we will decline: the
@@ -136,6 +137,7 @@ async function serveClc(
     localAddresses: interfaceAddressesFor(tcp.localAddress ?? '::1'),
     firstContact: prepared?.firstContact ?? true,
     ...(policy === undefined ? {} : { policy }),
+    smcrV2: { ...smcrV2Options(ctx, (prepared?.rdma ?? UNUSED_RDMA).gid), requireEidMatch: true },
   });
   const outcome = await runClcHandshake({
     machine,

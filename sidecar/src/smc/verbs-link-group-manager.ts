@@ -17,6 +17,7 @@ import type {
   SmcPeer,
 } from './link-group-manager.js';
 import { LinkGroup, type LinkSlot, type Rmb } from './link-group.js';
+import { asLlcVersion } from './llc-codec.js';
 import { makePeerId } from './peer-id.js';
 import type { RdmaDevice } from './rdma-device.js';
 import type { SmcConnection } from './smc-connection.js';
@@ -133,7 +134,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         g.role === peer.role &&
         g.peerAddress === peer.address &&
         g.native?.state === 'up' &&
-        g.connectionCount < MAX_CONNS_SHARED
+        g.connectionCount < g.maxConnections
       )
         return g;
     }
@@ -312,7 +313,14 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         `link group ${g.id} ended during the handshake`,
       );
     }
-    // Nothing from the peer is used unchecked: the same link, and an RMB it confirmed on this group.
+    // Nothing from the peer is used unchecked: the same link and version, and an RMB it confirmed on
+    // this group.
+    if ((n.smcVersion ?? 1) !== g.smcVersion) {
+      throw new LinkSetupError(
+        FallbackReason.LinkSetupFailed,
+        `SMC-R v${n.smcVersion ?? 1} on a v${g.smcVersion} link`,
+      );
+    }
     if (n.peer.qpn !== p.qpn || !n.peer.gid.equals(p.gid)) {
       throw new LinkSetupError(
         FallbackReason.LinkSetupFailed,
@@ -361,18 +369,29 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     } catch (err) {
       throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'QP did not reach RTS', { cause: err });
     }
-    const confirm = (response: boolean): LlcConfirmLink => ({
-      kind: 'confirm-link',
-      response,
-      noRmbeEyecatcher: true,
-      senderMac: device.mac,
-      senderGid: device.gid,
-      senderQpn: g.qp.qpn,
-      linkNum: 1,
-      linkUid: g.uid,
-      maxLinks: MAX_LINKS,
-      maxConns: g.shareable ? MAX_CONNS_SHARED : 1,
-    });
+    // SMC-Rv2 (the sidecars' default) speaks the v2 LLC layouts; its first contact may lower the
+    // group's connection limit (SMC-Rv2.1 max_conns).
+    const version = n.smcVersion ?? 1;
+    g.smcVersion = version;
+    g.maxConnections = g.shareable
+      ? Math.min(MAX_CONNS_SHARED, n.v2?.limits?.maxConns ?? MAX_CONNS_SHARED)
+      : 1;
+    const confirm = (response: boolean): LlcConfirmLink =>
+      asLlcVersion(
+        {
+          kind: 'confirm-link',
+          response,
+          noRmbeEyecatcher: true,
+          senderMac: device.mac,
+          senderGid: device.gid,
+          senderQpn: g.qp.qpn,
+          linkNum: 1,
+          linkUid: g.uid,
+          maxLinks: MAX_LINKS,
+          maxConns: g.maxConnections,
+        },
+        version,
+      );
     try {
       if (n.role === 'server') {
         // As smcr_serv_conf_first_link, but the client decides: it commits by answering, and

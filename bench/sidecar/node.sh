@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # VM side of bench/sidecar/run.sh (both nodes). Pods are network namespaces as in `npm run lab`
-# (test/lab/node.sh: veth eth0 with ifindex 2, one flat 10.244.0.0/16, sidecars as root with
+# (test/lab/node.sh: veth eth0 with ifindex 2, /32 pod addresses, sidecars as root with
 # `intercept install` + `run`, applications as uid 65534).
 #
 #   node0: web    10.244.0.10 tenant blue, sidecar   smc-perf server :5201
@@ -43,7 +43,7 @@ mkpod() {
   sysctl -qw "net.ipv4.conf.v-$p.proxy_arp=1"
   ip link set "v-$p" up
   ip route add "$ip/32" dev "v-$p"
-  ip -n "$p" addr add "$ip/16" dev eth0
+  ip -n "$p" addr add "$ip/32" dev eth0
   ip -n "$p" link set eth0 up
   ip -n "$p" route add 169.254.1.1 dev eth0
   ip -n "$p" route add default via 169.254.1.1 dev eth0

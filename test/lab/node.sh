@@ -2,7 +2,7 @@
 # One node of `npm run lab` (test/lab/main.ts), run by test/vm/lab-run inside a VM.
 #
 # Every pod of this node becomes a network namespace with an `eth0` veth (ifindex 2, like the
-# host's eth0, so the RoCE GID's netdev resolves inside the pod), a pod IP in one flat /16 and a default route
+# host's eth0, so the RoCE GID's netdev resolves inside the pod), a /32 pod IP and a default route
 # to the node; pods of the other node are routed through it (10.77.0.0/24). Pods with a sidecar
 # get `intercept install` and `run` inside their namespace, with exactly the environment the
 # webhook injected (written by main.ts into $LAB_OUT/input/). Applications run as uid 65534,
@@ -39,10 +39,10 @@ mkpod() {
   sysctl -qw "net.ipv4.conf.v-$p.proxy_arp=1"
   ip link set "v-$p" up
   ip route add "$ip/32" dev "v-$p"
-  # One flat pod subnet (10.244.0.0/16) across both nodes: SMC-R v1's CLC requires the two ends to
-  # share an IP subnet with the same prefix length (else Decline DIFFPREFIX), so per-node /24s or
-  # /32 pod addresses would never upgrade across nodes. The node answers ARP for the other pods.
-  ip -n "$p" addr add "$ip/16" dev eth0
+  # A /32 pod address and a default route to the node (as Calico does): the pods of the two nodes
+  # share no subnet. The sidecars speak SMC-Rv2, which has no CLC subnet check (v1 would decline
+  # every cross-node pair with DIFFPREFIX).
+  ip -n "$p" addr add "$ip/32" dev eth0
   ip -n "$p" link set eth0 up
   ip -n "$p" route add 169.254.1.1 dev eth0
   ip -n "$p" route add default via 169.254.1.1 dev eth0

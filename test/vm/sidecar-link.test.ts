@@ -111,7 +111,8 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar SMC-R link layer on 
     // Four connections, one link: one CONFIRM LINK on each side, the other three joined it; the
     // second CONFIRM LINK is the new group after the idle end.
     for (const node of [server, client]) {
-      expect(node.output.match(/SMC-R link confirmed/g)?.length, node.output).toBe(2);
+      // SMC-Rv2 between sidecars: the link's LLC messages use the v2 layouts.
+      expect(node.output.match(/"smcVersion":2[^\n]*SMC-R link confirmed/g)?.length, node.output).toBe(2);
       expect(node.output.match(/connection joins the link group/g)?.length, node.output).toBe(3);
     }
     // The server's idle timer (4 s) ended the group and its DELETE LINK ended ours, 10 s before our

@@ -421,7 +421,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       if (err instanceof LinkSetupError) throw err;
       throw new LinkSetupError(FallbackReason.LinkSetupFailed, 'LLC CONFIRM LINK failed', { cause: err });
     }
-    log.info({ peerQpn: n.peer.qpn, mtu: mtuBytes }, 'SMC-R link confirmed');
+    log.info({ peerQpn: n.peer.qpn, mtu: mtuBytes, smcVersion: version }, 'SMC-R link confirmed');
     const path = this.effectiveDataPath();
     if (path === 'js') {
       const connection = new JsSmcConnection({

@@ -102,7 +102,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
           (outcome.terminateLinkGroup ||
             outcome.code === SMC_CLC_DECL.NOSRVLINK ||
             outcome.code === SMC_CLC_DECL.SYNCERR);
-        opts.prepared?.release({ terminateLinkGroup: unknownGroup });
+        opts.prepared?.release({ terminateLinkGroup: unknownGroup, committed });
         connection?.abort('handshake did not complete');
       }
       resolve(outcome);

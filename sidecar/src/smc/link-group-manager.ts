@@ -35,6 +35,12 @@ export interface LinkCommit {
 export interface ReleaseOptions {
   /** The peer does not know the link group we offered (its Decline said so): end the group. */
   terminateLinkGroup?: boolean;
+  /**
+   * The handshake had committed to SMC-R: the peer may have written into our
+   * RMB, so it must not serve another connection (it stays registered until
+   * the group ends).
+   */
+  committed?: boolean;
 }
 
 /**

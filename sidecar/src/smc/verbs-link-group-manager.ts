@@ -256,7 +256,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       if (released) return;
       released = true;
       if (o?.terminateLinkGroup === true) g.end('peer does not know this link group', false);
-      else g.leave(slot, true);
+      else g.leave(slot, o?.committed !== true);
     };
     return {
       rdma: this.rdmaParams(g, rmb, slot.token),

@@ -3,12 +3,15 @@
 //   node dist/test/vm/hostile/hostile-node.js attack   (node1) hostile peer of node0's sidecar
 //
 // `attack` talks to the server sidecar's SMC port directly: the sidecar preamble, then malformed
-// CLC (each case on its own TCP connection), then complete SMC-R handshakes on a real RC QP of
-// rxe0 (Proposal, Accept, Confirm, LLC CONFIRM LINK) followed by CDC and LLC messages the server
-// must refuse: a wrong alert token, a producer cursor past the server's RMBE, malformed LLC and
-// CDC messages, and a malformed LLC message in place of the CONFIRM LINK response. Every
-// connection leaves from its own source address (all listed in the server's directory), so each
-// one is a first contact with a link group of its own. Result lines: "RESULT {json}".
+// CLC (each case on its own TCP connection; among them well-formed Proposals the server must
+// decline: SMC-R v1 only, and SMC-Rv2 with another tenant's User EID), then complete SMC-Rv2
+// handshakes on a real RC QP of rxe0 (v2 Proposal with the tenant's UEID, v2 Accept, v2 Confirm
+// with the first-contact extension, LLC CONFIRM LINK v2) followed by CDC and LLC messages the
+// server must refuse: a wrong alert token, a producer cursor past the server's RMBE, malformed v2
+// LLC and CDC messages, and a malformed LLC message in place of the CONFIRM LINK response. Every
+// connection leaves from its own source address (all listed in the server's directory, tenant
+// team-a), so each one is a first contact with a link group of its own. Result lines:
+// "RESULT {json}".
 //
 // `app` answers every line with "ECHO <line>"; a connection's first "TAG <name>" line names it in
 // the "APP_EVENT <name> end|error <code>" lines printed when it ends.
@@ -29,6 +32,12 @@ import {
   type ProtectionDomain,
   type QueuePair,
 } from '../../../native/index.js';
+import { tenantUeidBytes } from '../../../sidecar/src/eid/tenant.js';
+import {
+  clientV2xLimits,
+  firstContactHostname,
+  type V2xLimits,
+} from '../../../sidecar/src/handshake/negotiate.js';
 import { ipv4ProposalArea } from '../../../sidecar/src/handshake/prefix-match.js';
 import { parseIp } from '../../../sidecar/src/net/ip.js';
 import {
@@ -43,7 +52,7 @@ import {
   clcMessageLength,
   decodeClcMessage,
   describeDeclineCode,
-  encodeClcAcceptConfirm,
+  encodeClcAcceptConfirmV2,
   encodeClcDecline,
   encodeClcProposal,
   IB_MTU,
@@ -51,13 +60,18 @@ import {
   rmbeSizeFromCompressed,
   rmbeSizeToCompressed,
   SMC_CLC_DECL,
+  SMC_CLC_OS,
+  SMC_RELEASE,
+  SMC_RELEASE_1,
   SMC_TYPE,
-  type ClcAcceptConfirm,
+  type ClcAcceptConfirmV2,
   type ClcMessage,
 } from '../../../sidecar/src/protocol/clc/index.js';
 import { LLC_MESSAGE_LENGTH } from '../../../sidecar/src/protocol/llc/constants.js';
-import { decodeLlcMessage, encodeLlcMessage } from '../../../sidecar/src/protocol/llc/message.js';
+import { encodeLlcV2Message, LLC_V2_TYPE } from '../../../sidecar/src/protocol/llc/v2.js';
+import { decodeLlc } from '../../../sidecar/src/smc/llc-codec.js';
 import { encodePreamble } from '../../../sidecar/src/smc/preamble.js';
+import { V2_MAX_CONNS, V2_MAX_LINKS } from '../../../sidecar/src/smc/smcr-v2-options.js';
 
 const SERVER = '10.77.0.1';
 const SMC_PORT = 15100;
@@ -69,6 +83,50 @@ const RMB_SIZE = 64 * 1024;
 const RECV_SLOTS = 16;
 const SLOT_SIZE = 64;
 const WAIT_MS = 60_000;
+/** The tenant of both pods and of every hostile address (hostile-node.sh's directory). */
+const TENANT = 'team-a';
+/** A tenant the server does not allow. */
+const OTHER_TENANT = 'team-b';
+/** The sidecars' cluster (their config leaves it at the default). */
+const CLUSTER = 'cluster.local';
+
+/** A tenant's SMC User EID as the sidecars derive it (ueidsFromConfig). */
+function ueidOf(tenant: string): Buffer {
+  return tenantUeidBytes({ cluster: CLUSTER, tenant });
+}
+
+/**
+ * An SMC-Rv2-only Proposal as a sidecar sends it (ClcClient with offerV1 false): typeV1 N and an
+ * empty local area, no IP prefix area, the v2 extension with the User EIDs and the RoCEv2 GID.
+ */
+function v2Proposal(o: { ueids: Buffer[]; roceV2Gid: Buffer }): Buffer {
+  return encodeClcProposal({
+    kind: 'proposal',
+    version: 2,
+    typeV1: SMC_TYPE.N,
+    typeV2: SMC_TYPE.R,
+    peerId: Buffer.alloc(8),
+    gid: Buffer.alloc(16),
+    mac: Buffer.alloc(6),
+    smcd: { ismGid: 0n, ismChid: 0 },
+    ipArea: null,
+    v2Extension: {
+      release: SMC_RELEASE,
+      seid: false,
+      userEids: o.ueids,
+      roceV2Gid: o.roceV2Gid,
+      maxConns: V2_MAX_CONNS,
+      maxLinks: V2_MAX_LINKS,
+      featureMask: 0,
+      smcdV2: null,
+    },
+  });
+}
+
+/** The IPv4-mapped RoCEv2 GID of an address (as rxe0's GID index 1). */
+const mappedGid = (address: string): Buffer => parseIp(`::ffff:${address}`);
+const hex8 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+const hex2 = (n: number): string => `0x${n.toString(16).padStart(2, '0')}`;
 
 function env(name: string): string {
   const v = process.env[name];
@@ -319,8 +377,18 @@ class HostileLink {
   private nextSlot = 0;
   private wr = 1000;
   private seq = 0;
-  /** The server's Accept. */
-  accept: ClcAcceptConfirm | null = null;
+  /** The server's v2 Accept. */
+  accept: ClcAcceptConfirmV2 | null = null;
+  /** Release and link-group limits of the first contact (the server's Accept is final). */
+  limits: V2xLimits | null = null;
+  /** The server's CONFIRM LINK request: type byte, link number and id, its limits. */
+  serverConfirmLink: {
+    type: string;
+    linkNum: number;
+    linkUid: Buffer;
+    maxConns: number;
+    maxLinks: number;
+  } | null = null;
   /** Bytes we wrote into the server's RMBE, bytes the server wrote into ours, bytes we consumed. */
   private prod = 0;
   private peerProd = 0;
@@ -357,7 +425,7 @@ class HostileLink {
     });
   }
 
-  private get peer(): ClcAcceptConfirm {
+  private get peer(): ClcAcceptConfirmV2 {
     if (this.accept === null) throw new Error('no Accept yet');
     return this.accept;
   }
@@ -370,35 +438,36 @@ class HostileLink {
     return rmbeSizeFromCompressed(this.peer.rmbeSize);
   }
 
-  /** Preamble, Proposal, Accept (must be a first contact), QP to RTS, Confirm. */
+  /**
+   * Preamble, SMC-Rv2 Proposal with the tenant's UEID, v2 Accept (must be a first contact with
+   * that EID), QP to RTS, v2 Confirm as ClcClient.onAcceptV2 sends it: the EID, the first-contact
+   * extension echoing the server's release and limits, and our RoCEv2 GID list.
+   */
   async clc(): Promise<void> {
     const tcp = await Peer.open(this.source);
     this.tcp = tcp;
+    const ueid = ueidOf(TENANT);
     tcp.write(encodePreamble({ clc: true, port: APP_PORT }));
-    tcp.write(
-      encodeClcProposal({
-        kind: 'proposal',
-        version: 1,
-        typeV1: SMC_TYPE.R,
-        peerId: this.peerId,
-        gid: this.dev.gid,
-        mac: this.dev.mac,
-        growthArea: Buffer.alloc(0),
-        ipArea: ipv4ProposalArea(parseIp(this.source), 24),
-      }),
-    );
+    tcp.write(v2Proposal({ ueids: [ueid], roceV2Gid: this.dev.gid }));
     const bytes = await tcp.readClc();
     if (bytes === null) throw new Error(`no Accept from the server (connection ${tcp.ended ?? 'silent'})`);
-    const m = decodeClcMessage(bytes, { maxAcceptConfirmVersion: 1 });
+    const m = decodeClcMessage(bytes);
     if (m.kind === 'decline')
       throw new Error(`server declined the Proposal: ${describeDeclineCode(m.peerDiagnosis)}`);
-    if (m.kind !== 'accept' || m.version !== 1) throw new Error(`expected a v1 Accept, got ${m.kind}`);
-    if (!m.firstContact) {
+    if (m.kind !== 'accept' || m.version !== 2)
+      throw new Error(`expected a v2 Accept, got ${m.kind} v${m.version}`);
+    if (!m.firstContact || m.firstContactExt === null) {
       throw new Error(
         `the server's Accept to ${this.source} is not a first contact: it reused a link group for a new source address, so the hostile cases would not be independent`,
       );
     }
+    if (!m.eid.equals(ueid)) throw new Error(`the server's Accept names EID ${m.eid.toString('latin1')}`);
+    const fce = m.firstContactExt;
+    const negotiated = clientV2xLimits(fce, SMC_RELEASE);
+    if (!negotiated.ok) throw new Error(`the server's first-contact limits: ${negotiated.detail}`);
+    const limits = negotiated.value;
     this.accept = m;
+    this.limits = limits;
     const mtu = Math.min(m.qpMtu, this.dev.ibMtu);
     this.qp.modifyToRtr({
       remoteQpn: m.qpn,
@@ -410,9 +479,9 @@ class HostileLink {
     });
     this.qp.modifyToRts({ psn: this.psn });
     tcp.write(
-      encodeClcAcceptConfirm({
+      encodeClcAcceptConfirmV2({
         kind: 'confirm',
-        version: 1,
+        version: 2,
         firstContact: true,
         peerId: this.peerId,
         gid: this.dev.gid,
@@ -425,8 +494,34 @@ class HostileLink {
         qpMtu: mtu,
         rmbVirtualAddress: BigInt(this.rmbMr.addr),
         initialPsn: this.psn,
+        eid: m.eid,
+        firstContactExt: {
+          v2Direct: fce.v2Direct,
+          osType: SMC_CLC_OS.LINUX,
+          release: limits.release,
+          hostname: firstContactHostname('hostile'),
+          v2x:
+            limits.release >= SMC_RELEASE_1
+              ? { maxConns: limits.maxConns, maxLinks: limits.maxLinks, featureMask: 0, vendorOptions: 0 }
+              : { maxConns: 0, maxLinks: 0, featureMask: 0, vendorOptions: 0 },
+        },
+        gidList: [Buffer.from(this.dev.gid)],
       }),
     );
+  }
+
+  /** What the v2 handshake settled, for the result lines. */
+  handshake(): Record<string, unknown> {
+    const fce = this.accept?.firstContactExt ?? null;
+    const cl = this.serverConfirmLink;
+    return {
+      accept: this.accept === null ? null : { version: this.accept.version, release: fce?.release ?? null },
+      limits: this.limits,
+      confirmLink:
+        cl === null
+          ? null
+          : { type: cl.type, linkNum: cl.linkNum, maxConns: cl.maxConns, maxLinks: cl.maxLinks },
+    };
   }
 
   /** The next message the server SENT on the QP (LLC or CDC). */
@@ -453,26 +548,45 @@ class HostileLink {
     if (wc.status !== 'IBV_WC_SUCCESS') throw new Error(`send completion ${wc.status}`);
   }
 
-  /** Waits for the server's LLC CONFIRM LINK request. */
+  /** Waits for the server's LLC CONFIRM LINK request: the SMC-Rv2 layout (type 0x21) on a v2 link. */
   async awaitConfirmLink(): Promise<void> {
-    const m = decodeLlcMessage((await this.receive()).subarray(0, LLC_MESSAGE_LENGTH));
-    if (m.kind !== 'confirm-link' || m.response) throw new Error(`expected CONFIRM LINK, got ${m.kind}`);
+    const bytes = await this.receive();
+    const m = decodeLlc(bytes);
+    if (m.kind !== 'confirm-link' || m.response || !('version' in m)) {
+      throw new Error(
+        `expected CONFIRM LINK v2, got ${m.kind}${m.kind === 'confirm-link' && m.response ? ' response' : ''} (type ${hex2(bytes[0] ?? 0)})`,
+      );
+    }
+    this.serverConfirmLink = {
+      type: hex2(bytes[0] ?? 0),
+      linkNum: m.linkNum,
+      linkUid: m.linkUid,
+      maxConns: m.maxConns,
+      maxLinks: m.maxLinks,
+    };
   }
 
-  /** The CONFIRM LINK response a real client sends (smcr_clnt_conf_first_link). */
+  /**
+   * The CONFIRM LINK v2 response a real client sends (smcr_clnt_conf_first_link): the link number
+   * and id of the request, our MAC, GID and QP, the v2.1 limits of the first contact.
+   */
   async confirmLink(): Promise<void> {
+    const request = this.serverConfirmLink;
+    const limits = this.limits;
+    if (request === null || limits === null) throw new Error('no CONFIRM LINK request yet');
     await this.send(
-      encodeLlcMessage({
+      encodeLlcV2Message({
         kind: 'confirm-link',
+        version: 2,
         response: true,
         noRmbeEyecatcher: true,
         senderMac: this.dev.mac,
         senderGid: this.dev.gid,
         senderQpn: this.qp.qpn,
-        linkNum: 1,
-        linkUid: randomBytes(4),
-        maxLinks: 1,
-        maxConns: 1,
+        linkNum: request.linkNum,
+        linkUid: request.linkUid,
+        maxLinks: limits.maxLinks,
+        maxConns: limits.maxConns,
       }),
     );
   }
@@ -581,16 +695,18 @@ class HostileLink {
 function declineOf(m: ClcMessage | null): Record<string, unknown> | null {
   if (m === null || m.kind !== 'decline') return null;
   return {
-    code: `0x${(m.peerDiagnosis >>> 0).toString(16).padStart(8, '0')}`,
+    code: hex8(m.peerDiagnosis),
     name: describeDeclineCode(m.peerDiagnosis),
     outOfSync: m.outOfSync,
+    version: m.version,
   };
 }
 
 /**
  * One malformed CLC exchange: `bytes` after the preamble (optionally a half-close), then whatever
- * the server answers. When it declines, we answer with our own Decline (so both sides agree on
- * the TCP fallback) and check the plain relay to the application with a tagged line.
+ * the server answers. When it declines, we answer with our own Decline in the version of its
+ * Decline (so both sides agree on the TCP fallback) and check the plain relay to the application
+ * with a tagged line. `ms`: from the preamble until the server answered or ended the connection.
  */
 async function clcCase(
   name: string,
@@ -600,10 +716,12 @@ async function clcCase(
 ): Promise<void> {
   const peer = await Peer.open(source);
   try {
+    const t0 = performance.now();
     peer.write(o.preamble ?? encodePreamble({ clc: true, port: APP_PORT }));
     peer.write(bytes);
     if (o.halfClose === true) peer.sock.end();
     const frame = await peer.readClc();
+    const ms = Math.round(performance.now() - t0);
     let message: ClcMessage | null = null;
     let decodeError: string | null = null;
     if (frame !== null) {
@@ -616,16 +734,17 @@ async function clcCase(
     let relay: string | null = null;
     const halfClosed = o.halfClose === true;
     if (message?.kind === 'decline' && o.answerDecline !== false && !halfClosed) {
+      const v2 = message.version === 2;
       peer.write(
         encodeClcDecline({
           kind: 'decline',
-          version: 1,
+          version: message.version,
           eyecatcher: 'SMC-R',
           outOfSync: false,
           peerId: Buffer.alloc(8),
           peerDiagnosis: SMC_CLC_DECL.PEERDECL,
-          osType: 0,
-          diagnosisV2: null,
+          osType: v2 ? SMC_CLC_OS.LINUX : 0,
+          diagnosisV2: v2 ? [0, 0, 0, 0] : null,
         }),
       );
       peer.write(`TAG ${name}\n`);
@@ -644,6 +763,7 @@ async function clcCase(
       decodeError,
       relay,
       ended,
+      ms,
       extraBytes: peer.received,
     });
   } finally {
@@ -651,17 +771,9 @@ async function clcCase(
   }
 }
 
+/** The Proposal a correct sidecar sends (SMC-Rv2 only, the tenant's UEID), the base of the malformed ones. */
 function validProposal(source: string): Buffer {
-  return encodeClcProposal({
-    kind: 'proposal',
-    version: 1,
-    typeV1: SMC_TYPE.R,
-    peerId: randomBytes(8),
-    gid: Buffer.alloc(16, 0x11),
-    mac: Buffer.alloc(6, 0x22),
-    growthArea: Buffer.alloc(0),
-    ipArea: ipv4ProposalArea(parseIp(source), 24),
-  });
+  return v2Proposal({ ueids: [ueidOf(TENANT)], roceV2Gid: mappedGid(source) });
 }
 
 async function clcCases(): Promise<void> {
@@ -691,6 +803,29 @@ async function clcCases(): Promise<void> {
   await clcCase('bad-preamble', '10.77.0.25', Buffer.alloc(0), {
     preamble: Buffer.from('SMCQ\x01\x01\x23\x28'),
   });
+  // A well-formed SMC-R v1 Proposal (the local area and the prefix of our subnet, no EIDs): the
+  // server speaks SMC-Rv2 only between sidecars, and a client without a User EID gets NOUEID.
+  await clcCase(
+    'v1-only',
+    '10.77.0.26',
+    encodeClcProposal({
+      kind: 'proposal',
+      version: 1,
+      typeV1: SMC_TYPE.R,
+      peerId: randomBytes(8),
+      gid: mappedGid('10.77.0.26'),
+      mac: Buffer.alloc(6, 0x22),
+      growthArea: Buffer.alloc(0),
+      ipArea: ipv4ProposalArea(parseIp('10.77.0.26'), 24),
+    }),
+  );
+  // A well-formed SMC-Rv2 Proposal from an address the directory lists as team-a, carrying only
+  // the User EID of another tenant: no common EID, so NOUEID whatever the directory says.
+  await clcCase(
+    'other-tenant-eid',
+    '10.77.0.27',
+    v2Proposal({ ueids: [ueidOf(OTHER_TENANT)], roceV2Gid: mappedGid('10.77.0.27') }),
+  );
 }
 
 async function rdmaCase(
@@ -702,13 +837,23 @@ async function rdmaCase(
   const link = new HostileLink(dev, source);
   try {
     const r = await body(link);
-    result({ check: 'rdma', case: name, source, ...r });
+    result({ check: 'rdma', case: name, source, ...link.handshake(), ...r });
   } catch (err) {
-    result({ check: 'rdma', case: name, source, error: errText(err), tcp: link.tcp?.ended ?? null });
+    result({
+      check: 'rdma',
+      case: name,
+      source,
+      ...link.handshake(),
+      error: errText(err),
+      tcp: link.tcp?.ended ?? null,
+    });
   } finally {
     link.dispose();
   }
 }
+
+/** Link statistics reach the server's metrics once a second: long enough for a late count to show. */
+const STATS_SETTLE_MS = 2500;
 
 async function rdmaCases(dev: Device): Promise<void> {
   // (a) A CDC with a wrong alert token that, were it taken, would abort the connection.
@@ -720,7 +865,9 @@ async function rdmaCases(dev: Device): Promise<void> {
     const badTokenBefore = await rdmaErrors('cdc-bad-token');
     const wrong = (link.peerToken ^ 0x5a5a5a5a) >>> 0;
     await link.send(link.cdc({ token: wrong, state: { peerConnectionAbort: true } }));
-    const badToken = await awaitRdmaErrors('cdc-bad-token', badTokenBefore + 1);
+    await awaitRdmaErrors('cdc-bad-token', badTokenBefore + 1);
+    await sleep(STATS_SETTLE_MS);
+    const badToken = await rdmaErrors('cdc-bad-token');
     const after = await link.exchange('PING after-bad-token');
     const closed = await link.close();
     return { before, after, badTokenBefore, badToken, ...closed };
@@ -733,11 +880,13 @@ async function rdmaCases(dev: Device): Promise<void> {
     await link.confirmLink();
     const before = await link.exchange('TAG cursor-past-rmbe');
     const protocolBefore = await rdmaErrors('cdc-protocol');
+    const badTokenBefore = await rdmaErrors('cdc-bad-token');
     await link.send(link.cdc({ producerCount: link.peerRmbeSize }));
     await link.readData(() => false);
     const abortSeen = link.serverConnFlags.some((f) => (f & CDC_CONN_STATE_FLAG.peerConnectionAbort) !== 0);
     const tcp = await link.tcp?.waitEnded();
-    const protocol = await awaitRdmaErrors('cdc-protocol', protocolBefore + 1);
+    await awaitRdmaErrors('cdc-protocol', protocolBefore + 1);
+    await sleep(STATS_SETTLE_MS);
     return {
       before,
       peerRmbeSize: link.peerRmbeSize,
@@ -745,44 +894,59 @@ async function rdmaCases(dev: Device): Promise<void> {
       serverFlags: link.flagsText(),
       tcp,
       protocolBefore,
-      protocol,
+      protocol: await rdmaErrors('cdc-protocol'),
+      badTokenBefore,
+      badToken: await rdmaErrors('cdc-bad-token'),
     };
   });
 
-  // (c) Malformed LLC and CDC messages on an established connection.
+  // (c) Malformed SMC-Rv2 LLC messages and a malformed CDC on an established connection.
   await rdmaCase(dev, 'malformed-llc', '10.77.0.32', async (link) => {
     await link.clc();
     await link.awaitConfirmLink();
     await link.confirmLink();
     const before = await link.exchange('TAG malformed-llc');
+    const llcBefore = await rdmaErrors('llc-malformed');
+    const badTokenBefore = await rdmaErrors('cdc-bad-token');
+    // A v2 type the protocol does not define (0x2A), length_v2 44.
     const unknownType = randomBytes(LLC_MESSAGE_LENGTH);
-    unknownType[0] = 0x55;
-    unknownType[1] = LLC_MESSAGE_LENGTH;
-    const badLength = encodeLlcMessage({
+    unknownType[0] = 0x2a;
+    unknownType.writeUInt16LE(LLC_MESSAGE_LENGTH, 1);
+    // A DELETE LINK v2 (all, disorderly) whose length_v2 says 16: below the 44-byte minimum.
+    const badLength = encodeLlcV2Message({
       kind: 'delete-link',
+      version: 2,
       response: false,
       all: true,
       orderly: false,
       linkNum: 1,
       reason: 0,
     });
-    badLength[1] = 0x10;
-    const truncated = Buffer.from([0x07, LLC_MESSAGE_LENGTH, 0, 0, 1, 2, 3, 4]);
+    badLength.writeUInt16LE(0x10, 1);
+    // A TEST LINK v2 whose length_v2 says 44 in a SEND of 8 bytes.
+    const truncated = Buffer.from([LLC_V2_TYPE.testLink, LLC_MESSAGE_LENGTH, 0, 0, 1, 2, 3, 4]);
+    // A CDC (with the abort flag) whose length byte says 32.
     const badCdc = link.cdc({ state: { peerConnectionAbort: true } });
     badCdc[1] = 0x20;
     for (const m of [unknownType, badLength, truncated, badCdc]) await link.send(m);
     const after = await link.exchange('PING after-malformed-llc');
+    await awaitRdmaErrors('llc-malformed', llcBefore + 3);
+    await awaitRdmaErrors('cdc-bad-token', badTokenBefore + 1);
+    await sleep(STATS_SETTLE_MS);
+    const llcMalformed = await rdmaErrors('llc-malformed');
+    const badToken = await rdmaErrors('cdc-bad-token');
     const closed = await link.close();
-    return { before, after, ...closed };
+    return { before, after, llcBefore, llcMalformed, badTokenBefore, badToken, ...closed };
   });
 
-  // (d) A malformed LLC message where the CONFIRM LINK response belongs.
+  // (d) A malformed LLC message where the CONFIRM LINK response belongs: the v2 type 0x21 with
+  // length_v2 0.
   await rdmaCase(dev, 'malformed-confirm-response', '10.77.0.33', async (link) => {
     await link.clc();
     await link.awaitConfirmLink();
     const m = Buffer.alloc(LLC_MESSAGE_LENGTH);
-    m[0] = 0x01; // CONFIRM LINK ...
-    m[1] = 0x00; // ... with length 0
+    m[0] = LLC_V2_TYPE.confirmLink;
+    m.writeUInt16LE(0, 1);
     m[3] = 0x80; // response
     await link.send(m);
     const tcp = await link.tcp?.waitEnded();

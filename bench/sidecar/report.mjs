@@ -128,7 +128,8 @@ const w = table[0].map((_, i) => Math.max(...table.map((t) => String(t[i]).lengt
 const row = (t) => `| ${t.map((c, i) => String(c).padEnd(w[i])).join(' | ')} |`;
 console.log(
   `Sidecar data path vs references, one two-VM soft-RoCE lab run (TCG), same link; smc-perf, ` +
-    `median of ${rounds} round(s): ${any('rtt')?.count} pings of 64 B, ${any('bulk')?.bytes / 2 ** 20} MiB bulk`,
+    `median of ${rounds} round(s): ${any('rtt')?.count} pings of 64 B, ${any('bulk')?.bytes / 2 ** 20} MiB bulk` +
+    (process.env.BENCH_RMB_SIZE ? `; sidecar RMB ${Number(process.env.BENCH_RMB_SIZE) / 1024} KiB` : ''),
 );
 console.log(row(table[0]));
 console.log(`|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`);

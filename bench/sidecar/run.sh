@@ -13,7 +13,7 @@
 #
 #   bench/sidecar/run.sh [--keep DIR]
 #   env: BENCH_ROUNDS (1), BENCH_PINGS (1000), BENCH_BULK_MIB (16), BENCH_RDMA_ITERS (256, 0 = skip),
-#        BENCH_DATA_PATH (native), BENCH_RMB_SIZE (the sidecars' limits.rmbSize, 65536)
+#        BENCH_DATA_PATH (native), BENCH_RMB_SIZE (the sidecars' limits.rmbSize, 4194304)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -60,7 +60,7 @@ $(envfile red)
 EOF_IN
 export KSMC_DIR=$(printf '%q' "$KSMC_DIR") BENCH_HERE=$(printf '%q' "$HERE")
 export BENCH_ADDON=$(printf '%q' "$CACHE/smc_verbs.node") BENCH_DATA_PATH=${BENCH_DATA_PATH:-native}
-export BENCH_RMB_SIZE=${BENCH_RMB_SIZE:-65536}
+export BENCH_RMB_SIZE=${BENCH_RMB_SIZE:-4194304}
 export BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_PINGS=${BENCH_PINGS:-1000} BENCH_BULK_MIB=${BENCH_BULK_MIB:-16}
 export BENCH_RDMA_JS=$(printf '%q' "$RDMA_JS") BENCH_RDMA_ITERS=$RDMA_ITERS
 exec bash $(printf '%q' "$HERE/node.sh")

@@ -224,6 +224,7 @@ export async function runOperatorPart(progress: (msg: string) => void): Promise<
           podSelector: p.podSelector,
           mode: p.mode,
           ...(p.allowedPeerTenants.length > 0 ? { allowedPeerTenants: p.allowedPeerTenants } : {}),
+          ...(p.vlans === undefined ? {} : { vlans: p.vlans }),
         }),
       });
     }
@@ -304,7 +305,7 @@ export async function runOperatorPart(progress: (msg: string) => void): Promise<
         const out: OperatorResult['policies'] = [];
         for (const p of POLICIES) {
           const v = await getPolicy(a, NAMESPACE, p.name);
-          const want = PODS.filter((x) => x.tenant === p.tenant).length;
+          const want = PODS.filter((x) => x.policy === p.name).length;
           check(v.status?.matchedPods === want && v.status.readyPods === want, `${p.name} not converged`);
           check(
             v.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,

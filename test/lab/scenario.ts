@@ -13,6 +13,7 @@ export interface LabPolicy {
   podSelector: { matchLabels: Record<string, string> };
   allowedPeerTenants: string[];
   mode: 'Prefer' | 'Require' | 'Disabled';
+  vlans?: number[];
 }
 
 export const POLICIES: LabPolicy[] = [
@@ -30,6 +31,16 @@ export const POLICIES: LabPolicy[] = [
     allowedPeerTenants: [],
     mode: 'Prefer',
   },
+  // The blue tenant again, but its pods' RoCE traffic belongs on VLAN 100: never on a link with
+  // blue pods of the default VLAN.
+  {
+    name: 'blue-vlan100',
+    tenant: 'blue',
+    podSelector: { matchLabels: { net: 'vlan100' } },
+    allowedPeerTenants: [],
+    mode: 'Prefer',
+    vlans: [100],
+  },
 ];
 
 export interface LabPod {
@@ -45,6 +56,8 @@ export interface LabPod {
   role: 'server' | 'client';
   /** Tenant of its effective policy, if any. */
   tenant?: string;
+  /** Its effective policy, if any. */
+  policy?: string;
 }
 
 export const PODS: LabPod[] = [
@@ -56,6 +69,7 @@ export const PODS: LabPod[] = [
     sidecar: true,
     role: 'server',
     tenant: 'blue',
+    policy: 'blue',
   },
   {
     name: 'legacy',
@@ -74,6 +88,7 @@ export const PODS: LabPod[] = [
     sidecar: true,
     role: 'client',
     tenant: 'blue',
+    policy: 'blue',
   },
   {
     name: 'batch',
@@ -83,6 +98,17 @@ export const PODS: LabPod[] = [
     sidecar: true,
     role: 'client',
     tenant: 'red',
+    policy: 'red',
+  },
+  {
+    name: 'edge',
+    node: 1,
+    ip: '10.244.1.13',
+    labels: { app: 'edge', net: 'vlan100' },
+    sidecar: true,
+    role: 'client',
+    tenant: 'blue',
+    policy: 'blue-vlan100',
   },
 ];
 
@@ -141,6 +167,15 @@ export const FLOWS: LabFlow[] = [
     expect: { outcome: 'fallback', reason: 'tenant-not-allowed' },
     blobOf: 'web',
   },
+  {
+    name: 'other-vlan',
+    pod: 'edge',
+    program: 'curl (4 MiB, sha256)',
+    target: 'web:8080 nginx',
+    command: `curl -sS --max-time 100 http://${web}:8080/blob | sha256sum`,
+    expect: { outcome: 'fallback', reason: 'vlan-mismatch' },
+    blobOf: 'web',
+  },
 ];
 
 /** The directory for --vm-only runs: what the operator publishes for this scenario, one shard. */
@@ -152,19 +187,23 @@ export function fallbackDirectory(): Map<string, string> {
     pod: p.name,
     tenant: p.tenant ?? '',
     sidecarPort: 15100,
-    allowedPeerTenants: [...(POLICIES.find((x) => x.tenant === p.tenant)?.allowedPeerTenants ?? [])],
+    allowedPeerTenants: [...(POLICIES.find((x) => x.name === p.policy)?.allowedPeerTenants ?? [])],
+    ...(POLICIES.find((x) => x.name === p.policy)?.vlans?.[0] === undefined
+      ? {}
+      : { vlan: POLICIES.find((x) => x.name === p.policy)?.vlans?.[0] }),
   }));
   return new Map([['shard-0.json', renderShard(0, 1, endpoints).json]]);
 }
 
 /** The sidecar environment for --vm-only runs: what the webhook injects for the pod's policy. */
 export function fallbackSidecarEnv(pod: LabPod): Record<string, string> {
-  const policy = POLICIES.find((x) => x.tenant === pod.tenant);
+  const policy = POLICIES.find((x) => x.name === pod.policy);
   if (!policy) return {};
   return {
     SMC_POLICY: policy.name,
     SMC_TENANT: policy.tenant,
     SMC_MODE: policy.mode,
     SMC_ALLOWED_PEER_TENANTS: policy.allowedPeerTenants.join(','),
+    ...(policy.vlans?.[0] === undefined ? {} : { SMC_VLAN: String(policy.vlans[0]) }),
   };
 }

@@ -145,7 +145,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
 
     // 2c. Malformed v2 LLC (unknown type 0x2A, length_v2 16, a truncated SEND) and a CDC with a
     // bad length: ignored, the connection still carries data and closes in order. The LLC
-    // messages count as llc-malformed, the CDC the link dropped as cdc-bad-token.
+    // messages count as llc-malformed, the CDC the link dropped as cdc-malformed.
     const malformed = rdma('malformed-llc');
     expect(malformed, ctx).toMatchObject({
       before: 'ECHO TAG malformed-llc',
@@ -154,7 +154,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     });
     expect(String(malformed?.['serverFlags']).split(',').pop(), ctx).toBe('0xc0');
     expect(malformed?.['llcMalformed'], ctx).toBe(Number(malformed?.['llcBefore']) + 3);
-    expect(malformed?.['badToken'], ctx).toBe(Number(malformed?.['badTokenBefore']) + 1);
+    expect(malformed?.['badCdc'], ctx).toBe(Number(malformed?.['badCdcBefore']) + 1);
 
     // 2d. A malformed LLC message (type 0x21, length_v2 0) instead of the CONFIRM LINK response:
     // the server, committed to SMC-R, resets the connection instead of falling back.
@@ -184,8 +184,9 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-protocol"}'), ctx).toBe(1);
     // The three malformed LLC messages of 2c, dropped by the link as the kernel does.
     expect(metric(srv, 'smc_rdma_errors_total{kind="llc-malformed"}'), ctx).toBe(3);
-    // CDCs the shared links dropped: the wrong token of 2a and the bad length of 2c.
-    expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-bad-token"}'), ctx).toBe(2);
+    // CDCs the shared links dropped: the wrong token of 2a, the bad length of 2c.
+    expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-bad-token"}'), ctx).toBe(1);
+    expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-malformed"}'), ctx).toBe(1);
     const serverLog = readFileSync(join(server.outDir, 'sidecar.log'), 'utf8');
     expect(serverLog).not.toMatch(/uncaught|unhandled/i);
 

@@ -27,6 +27,9 @@ export function reasonForLocalDecline(code: number): FallbackReason {
       return FallbackReason.LinkSetupFailed;
     case SMC_CLC_DECL.ERR_REGBUF:
       return FallbackReason.BufferRegistrationFailed;
+    case SMC_CLC_DECL.NOUEID:
+      // No User EID in common: the peer belongs to a tenant we do not share a link with.
+      return FallbackReason.TenantNotAllowed;
     default:
       return FallbackReason.InternalError;
   }

@@ -60,6 +60,15 @@ interface LlcWaiter {
   timer: NodeJS.Timeout;
 }
 
+/** Send queue depth of a link: at most this many SENDs of ours are unacknowledged at a time. */
+const SEND_WRS = 128;
+/**
+ * Receive slots of a link: more than the peer's send queue can have in flight,
+ * so a SEND never finds the ring empty (no RNR NAK and retry; the kernel's rxe
+ * has crashed in that path under load).
+ */
+const RECV_SLOTS = 256;
+
 const rkeyId = (rkey: number, vaddr: bigint): string => `${rkey >>> 0}@${vaddr.toString(16)}`;
 
 /**
@@ -94,21 +103,21 @@ export class LinkGroup {
   private connections = 0;
   private idleTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
-  private reported = { dropped: 0, early: 0 };
+  private reported = { unknown: 0, malformed: 0, early: 0 };
 
   constructor(private readonly o: LinkGroupOptions) {
     this.id = o.id;
     const { verbs, context, pd, channel } = o.device;
     const made: { close(): void }[] = [];
     try {
-      // Room for a shared link: 64 native receive slots beside the LLC ring, CQEs for every posted
-      // receive and every signalled send, 44-byte inline CDCs.
+      // Room for a shared link: RECV_SLOTS native receive slots beside the LLC ring, CQEs for every
+      // posted receive and every signalled send, 44-byte inline CDCs.
       this.cq = context.createCq(channel, 1024);
       made.push(this.cq);
       this.qp = pd.createQp({
         sendCq: this.cq,
-        maxSendWr: 128,
-        maxRecvWr: 96,
+        maxSendWr: SEND_WRS,
+        maxRecvWr: RECV_SLOTS + 16,
         maxSendSge: 2,
         maxRecvSge: 1,
         maxInlineData: 64,
@@ -258,7 +267,7 @@ export class LinkGroup {
     const { verbs } = this.o.device;
     const ring = this.llc.receiveRing;
     const link = new verbs.SmcLink(this.qp, {
-      recvSlots: 64,
+      recvSlots: RECV_SLOTS,
       postedRecvs: { mr: ring.mr, slots: this.llc.slotCount, slotSize: ring.slotSize },
     });
     this.native = link;
@@ -281,12 +290,15 @@ export class LinkGroup {
     const link = this.native;
     if (link === null || link.state === 'closed') return;
     const st = link.stats();
-    const dropped = st.unknownToken + st.badCdc;
-    for (let i = this.reported.dropped; i < dropped; i++) this.o.onRdmaError('cdc-bad-token');
-    for (let i = this.reported.early; i < st.earlyDropped; i++) this.o.onRdmaError('cdc-early-dropped');
-    if (dropped > this.reported.dropped)
+    const count = (kind: string, from: number, to: number): void => {
+      for (let i = from; i < to; i++) this.o.onRdmaError(kind);
+    };
+    count('cdc-bad-token', this.reported.unknown, st.unknownToken);
+    count('cdc-malformed', this.reported.malformed, st.badCdc);
+    count('cdc-early-dropped', this.reported.early, st.earlyDropped);
+    if (st.unknownToken + st.badCdc > this.reported.unknown + this.reported.malformed)
       this.o.log.info({ link: this.id, unknownToken: st.unknownToken, badLength: st.badCdc }, 'CDCs dropped');
-    this.reported = { dropped, early: st.earlyDropped };
+    this.reported = { unknown: st.unknownToken, malformed: st.badCdc, early: st.earlyDropped };
   }
 
   private send(m: AnyLlcMessage): void {

@@ -399,7 +399,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         commit('CONFIRM LINK');
         await g.llc.send(confirm(false), committedMs);
         const answer = await g.llc.receive(committedMs);
-        if (answer.kind !== 'confirm-link' || !answer.response) {
+        if (answer.kind !== 'confirm-link' || !answer.response || ('version' in answer ? 2 : 1) !== version) {
           throw new LinkSetupError(
             FallbackReason.LinkSetupFailed,
             `expected CONFIRM LINK response, got ${answer.kind}`,
@@ -407,7 +407,11 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         }
       } else {
         const request = await g.llc.receive(setupMs);
-        if (request.kind !== 'confirm-link' || request.response) {
+        if (
+          request.kind !== 'confirm-link' ||
+          request.response ||
+          ('version' in request ? 2 : 1) !== version
+        ) {
           throw new LinkSetupError(
             FallbackReason.LinkSetupFailed,
             `expected CONFIRM LINK, got ${request.kind}`,

@@ -907,7 +907,7 @@ async function rdmaCases(dev: Device): Promise<void> {
     await link.confirmLink();
     const before = await link.exchange('TAG malformed-llc');
     const llcBefore = await rdmaErrors('llc-malformed');
-    const badTokenBefore = await rdmaErrors('cdc-bad-token');
+    const badCdcBefore = await rdmaErrors('cdc-malformed');
     // A v2 type the protocol does not define (0x2A), length_v2 44.
     const unknownType = randomBytes(LLC_MESSAGE_LENGTH);
     unknownType[0] = 0x2a;
@@ -931,12 +931,12 @@ async function rdmaCases(dev: Device): Promise<void> {
     for (const m of [unknownType, badLength, truncated, badCdc]) await link.send(m);
     const after = await link.exchange('PING after-malformed-llc');
     await awaitRdmaErrors('llc-malformed', llcBefore + 3);
-    await awaitRdmaErrors('cdc-bad-token', badTokenBefore + 1);
+    await awaitRdmaErrors('cdc-malformed', badCdcBefore + 1);
     await sleep(STATS_SETTLE_MS);
     const llcMalformed = await rdmaErrors('llc-malformed');
-    const badToken = await rdmaErrors('cdc-bad-token');
+    const malformedCdcs = await rdmaErrors('cdc-malformed');
     const closed = await link.close();
-    return { before, after, llcBefore, llcMalformed, badTokenBefore, badToken, ...closed };
+    return { before, after, llcBefore, llcMalformed, badCdcBefore, badCdc: malformedCdcs, ...closed };
   });
 
   // (d) A malformed LLC message where the CONFIRM LINK response belongs: the v2 type 0x21 with

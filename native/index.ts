@@ -105,6 +105,16 @@ export function getOriginalDst(fd: number): OriginalDst {
   return binding.getOriginalDst(fd);
 }
 
+/** TCP_SAVE_SYN on a listening socket's fd: accepted connections keep their SYN for getSavedSyn. */
+export function setSaveSyn(fd: number): void {
+  binding.setSaveSyn(fd);
+}
+
+/** The IP + TCP headers of the SYN of an accepted connection (once), or null when none was saved. */
+export function getSavedSyn(fd: number): Buffer | null {
+  return binding.getSavedSyn(fd);
+}
+
 /** A random 24-bit initial packet sequence number. */
 export function randomPsn(): number {
   return randomInt(0, 1 << 24);

@@ -498,6 +498,8 @@ export interface NativeBinding {
   listDevices(): DeviceInfo[];
   allocBuffer(size: number): Buffer;
   getOriginalDst(fd: number): OriginalDst;
+  setSaveSyn(fd: number): void;
+  getSavedSyn(fd: number): Buffer | null;
   debugCounters(): DebugCounters;
   debugStats(): DebugStats;
   setErrorClass(ctor: VerbsErrorCtor): void;

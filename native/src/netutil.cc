@@ -1,7 +1,9 @@
-// Socket helpers for the sidecar: the original destination of a redirected TCP connection.
+// Socket helpers for the sidecar: the original destination of a redirected TCP connection, and the
+// SYN a listener saved (TCP_SAVE_SYN), whose options tell whether a kernel SMC peer announced SMC.
 #include <arpa/inet.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -10,6 +12,12 @@
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
+#endif
+#ifndef TCP_SAVE_SYN
+#define TCP_SAVE_SYN 27
+#endif
+#ifndef TCP_SAVED_SYN
+#define TCP_SAVED_SYN 28
 #endif
 
 namespace smc {
@@ -55,8 +63,36 @@ static Napi::Value GetOriginalDst(const Napi::CallbackInfo& info) {
   ThrowVerbs(env, EAFNOSUPPORT, "getOriginalDst", "not an IPv4/IPv6 socket");
 }
 
+// setSaveSyn(fd): TCP_SAVE_SYN on a listening socket: each accepted connection keeps its SYN's
+// headers for one getSavedSyn().
+static Napi::Value SetSaveSyn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ToU32(env, info[0], "fd", INT32_MAX));
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &one, sizeof one) != 0)
+    ThrowVerbs(env, errno, "setsockopt", "TCP_SAVE_SYN");
+  return env.Undefined();
+}
+
+// getSavedSyn(fd): the IP and TCP headers of the SYN that opened this accepted connection, or null
+// when none was saved (listener without TCP_SAVE_SYN, or already read: the kernel frees it).
+static Napi::Value GetSavedSyn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ToU32(env, info[0], "fd", INT32_MAX));
+  uint8_t buf[512];
+  socklen_t len = sizeof buf;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_SAVED_SYN, buf, &len) != 0) {
+    if (errno == ENOENT) return env.Null();
+    ThrowVerbs(env, errno, "getsockopt", "TCP_SAVED_SYN");
+  }
+  if (len == 0) return env.Null();
+  return Napi::Buffer<uint8_t>::Copy(env, buf, len);
+}
+
 void InitNetUtil(Napi::Env env, Napi::Object exports) {
   exports.Set("getOriginalDst", Napi::Function::New(env, GetOriginalDst, "getOriginalDst"));
+  exports.Set("setSaveSyn", Napi::Function::New(env, SetSaveSyn, "setSaveSyn"));
+  exports.Set("getSavedSyn", Napi::Function::New(env, GetSavedSyn, "getSavedSyn"));
 }
 
 }  // namespace smc

@@ -7,6 +7,7 @@ import type { SidecarMetrics } from './ops/metrics.js';
 import type { LocalIdentity } from './policy/decide.js';
 import type { ConnectionLimiter } from './relay/limiter.js';
 import type { LinkGroupManager } from './smc/link-group-manager.js';
+import type { SynInspector } from './smc/syn-inspector.js';
 
 /** Everything a proxied connection's handler needs; built once by `run`, injected everywhere. */
 export interface ProxyContext {
@@ -21,6 +22,8 @@ export interface ProxyContext {
   directory: () => EndpointDirectory;
   originalDst: OriginalDstResolver;
   links: LinkGroupManager;
+  /** Present when `policy.kernelPeers` is on and the addon can read saved SYNs. */
+  syn?: SynInspector;
   metrics: SidecarMetrics;
   limiter: ConnectionLimiter;
   log: Logger;

@@ -11,6 +11,7 @@ import { HealthState } from './ops/health.js';
 import { startHealthServer, startMetricsServer } from './ops/http.js';
 import { SidecarMetrics } from './ops/metrics.js';
 import { handleInbound } from './relay/inbound.js';
+import { nativeSynInspector, type SynInspector } from './smc/syn-inspector.js';
 import { newConnectionId } from './relay/ids.js';
 import { ConnectionLimiter } from './relay/limiter.js';
 import { closeServer, listen } from './relay/listener.js';
@@ -25,6 +26,8 @@ import { VerbsLinkGroupManager } from './smc/verbs-link-group-manager.js';
 export interface RunDeps {
   originalDst?: OriginalDstResolver;
   links?: LinkGroupManager;
+  /** Tells kernel SMC-R clients on the inbound listener (policy.kernelPeers). */
+  syn?: SynInspector;
   /** Address the listeners bind; "::" (all, dual stack) by default. */
   host?: string;
 }
@@ -46,7 +49,7 @@ async function defaultParts(
   cfg: SidecarConfig,
   log: Logger,
   onRdmaError: (kind: string) => void,
-): Promise<{ originalDst: OriginalDstResolver; links: LinkGroupManager }> {
+): Promise<{ originalDst: OriginalDstResolver; links: LinkGroupManager; syn?: SynInspector }> {
   const native = await loadNative();
   if (!native.ok) {
     log.warn(
@@ -78,7 +81,8 @@ async function defaultParts(
       },
       'RDMA device open',
     );
-    return { originalDst, links };
+    const syn = cfg.policy.kernelPeers ? nativeSynInspector(native.module, log) : undefined;
+    return { originalDst, links, ...(syn === undefined ? {} : { syn }) };
   } catch (err) {
     log.warn({ err, device: cfg.rdma.device }, 'RDMA device not usable: every connection relays over TCP');
     const why = err instanceof Error ? err.message : String(err);
@@ -99,6 +103,7 @@ export async function runSidecar(
       : await defaultParts(cfg, log, (kind) => metrics?.rdmaError(kind));
   const originalDst = deps.originalDst ?? defaults?.originalDst;
   const links = deps.links ?? defaults?.links;
+  const syn = deps.syn ?? defaults?.syn;
   if (originalDst === undefined || links === undefined) throw new Error('unreachable: parts not resolved');
   const host = deps.host ?? '::';
 
@@ -119,6 +124,7 @@ export async function runSidecar(
     directory: () => watcher.directory,
     originalDst,
     links,
+    ...(syn === undefined ? {} : { syn }),
     metrics,
     limiter: new ConnectionLimiter(cfg.limits.maxConnections),
     log,
@@ -145,6 +151,10 @@ export async function runSidecar(
       handleInbound(ctx, s).catch(onError('inbound'));
     });
     servers.push(inbound);
+    if (ctx.syn !== undefined) {
+      ctx.syn.watch(inbound);
+      log.info('kernel SMC-R peers accepted on the inbound listener (their SYN carries the SMC option)');
+    }
     const smc = await listen({ port: cfg.ports.smc, host }, (s) => {
       track(s);
       s.on('error', (err) => log.debug({ err }, 'SMC port socket error'));

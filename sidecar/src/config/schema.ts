@@ -110,6 +110,12 @@ export const SidecarConfigSchema = z
           .array(tenant)
           .max(7, 'at most 7: a CLC Proposal carries 8 user EIDs, the own tenant first')
           .default([]),
+        /**
+         * Accept SMC-R from peers without a sidecar that run the Linux kernel's SMC-R (their SYN
+         * carries the SMC TCP option; our SYN-ACK must too, see docs/smc-option.md): the inbound
+         * listener answers their CLC Proposal directly. They must share one of our User EIDs.
+         */
+        kernelPeers: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

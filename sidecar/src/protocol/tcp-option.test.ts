@@ -6,6 +6,7 @@ import {
   findSmcTcpOption,
   hasSmcTcpOption,
   parseTcpOptions,
+  savedSynOptions,
 } from './tcp-option.js';
 import { expectDecodeError } from './testing/expect-decode-error.js';
 import { fuzzDecoder } from './testing/fuzz.js';
@@ -60,5 +61,42 @@ describe('SMC TCP option', () => {
     expect(r1.rejected).toBeGreaterThan(1000);
     expect(r2.decoded + r2.rejected).toBe(100_000);
     expect(new ProtocolDecodeError('length', 'x', 'y').message).toBe('x: y (length)');
+  });
+});
+
+describe('savedSynOptions (TCP_SAVED_SYN)', () => {
+  // MSS 1460, SACK permitted, the SMC option, NOP padding: 16 bytes of options.
+  const options = Buffer.from('020405b40402fe06e2d4c3d901010101', 'hex');
+  const tcp = (flags: number): Buffer => {
+    const h = Buffer.alloc(20 + options.byteLength);
+    h.writeUInt16BE(40000, 0);
+    h.writeUInt16BE(8080, 2);
+    h[12] = ((20 + options.byteLength) / 4) << 4;
+    h[13] = flags;
+    options.copy(h, 20);
+    return h;
+  };
+  const ipv4 = Buffer.from('4500004c00004000400600000a4d00020a4d0001', 'hex');
+  const ipv6 = Buffer.alloc(40);
+  ipv6[0] = 0x60;
+  ipv6[6] = 6;
+
+  it('finds the options after an IPv4 or IPv6 header, and the SMC option in them', () => {
+    for (const ip of [ipv4, ipv6]) {
+      const got = savedSynOptions(Buffer.concat([ip, tcp(0x02)]));
+      expect(got.equals(options)).toBe(true);
+      expect(findSmcTcpOption(got)).toBe(6);
+    }
+  });
+
+  it('refuses what is not a SYN, not TCP, or cut short, with a ProtocolDecodeError', () => {
+    expect(() => savedSynOptions(Buffer.concat([ipv4, tcp(0x12)]))).toThrow(ProtocolDecodeError);
+    const udp = Buffer.from(ipv4);
+    udp[9] = 17;
+    expect(() => savedSynOptions(Buffer.concat([udp, tcp(0x02)]))).toThrow(/not TCP/);
+    expect(() => savedSynOptions(Buffer.concat([ipv4, tcp(0x02)]).subarray(0, 45))).toThrow(
+      ProtocolDecodeError,
+    );
+    expect(() => savedSynOptions(Buffer.from([0x50]))).toThrow(ProtocolDecodeError);
   });
 });

@@ -108,3 +108,35 @@ export function findSmcTcpOption(options: Uint8Array): number | null {
 export function hasSmcTcpOption(options: Uint8Array): boolean {
   return findSmcTcpOption(options) !== null;
 }
+
+/**
+ * The TCP options of a saved SYN (TCP_SAVED_SYN: the IPv4 header with its
+ * options, or the 40-byte IPv6 header, then the TCP header).
+ */
+export function savedSynOptions(syn: Uint8Array): Buffer {
+  const r = new ByteReader(syn);
+  const version = r.u8(0, 'ip.version') >> 4;
+  let ipLen: number;
+  if (version === 4) {
+    ipLen = (r.u8(0, 'ip.ihl') & 0xf) * 4;
+    if (ipLen < 20) throw new ProtocolDecodeError('length', 'ip.ihl', `IPv4 header of ${ipLen} bytes`);
+    if (r.u8(9, 'ip.protocol') !== 6) throw new ProtocolDecodeError('type', 'ip.protocol', 'not TCP');
+  } else if (version === 6) {
+    ipLen = 40;
+    if (r.u8(6, 'ip6.nextHeader') !== 6)
+      throw new ProtocolDecodeError('type', 'ip6.nextHeader', 'not TCP (extension headers are not read)');
+  } else {
+    throw new ProtocolDecodeError('version', 'ip.version', `IP version ${version}`);
+  }
+  const tcpLen = (r.u8(ipLen + 12, 'tcp.dataOffset') >> 4) * 4;
+  if (tcpLen < 20) throw new ProtocolDecodeError('length', 'tcp.dataOffset', `TCP header of ${tcpLen} bytes`);
+  if ((r.u8(ipLen + 13, 'tcp.flags') & 0x12) !== 0x02)
+    throw new ProtocolDecodeError('type', 'tcp.flags', 'not a SYN');
+  if (ipLen + tcpLen > r.length)
+    throw new ProtocolDecodeError(
+      'truncated',
+      'tcp.options',
+      `${ipLen + tcpLen} bytes of headers, got ${r.length}`,
+    );
+  return Buffer.from(syn.subarray(ipLen + 20, ipLen + tcpLen));
+}

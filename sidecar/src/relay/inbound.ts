@@ -5,11 +5,14 @@ import { FallbackReason } from '../policy/reasons.js';
 import { connectTcp } from './connect.js';
 import { newConnectionId } from './ids.js';
 import { relay } from './pipe.js';
+import { serveClc } from '../smc/server-session.js';
 
 /**
  * Handles one connection accepted on the inbound port: plain TCP from a peer
- * without a sidecar (or whose sidecar could not reach ours). Relays it to the
- * local application on the port it was addressed to.
+ * without a sidecar (or whose sidecar could not reach ours), relayed to the
+ * local application on the port it was addressed to; or, with
+ * `policy.kernelPeers`, a kernel SMC-R client whose SYN announced SMC: its CLC
+ * is answered here and the connection continues over SMC-R or TCP.
  */
 export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<void> {
   const connId = newConnectionId();
@@ -27,6 +30,8 @@ export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<vo
     return;
   }
   try {
+    // Read before anything else: the kernel frees the saved SYN once it is read.
+    const kernelPeer = ctx.syn?.smcAnnounced(conn) ?? false;
     let dst: SocketAddress;
     try {
       dst = await ctx.originalDst.resolve(conn);
@@ -47,6 +52,11 @@ export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<vo
       return;
     }
     app.on('error', (err) => log.debug({ err }, 'application socket error'));
+    if (kernelPeer) {
+      // A kernel SMC-R client: its CLC Proposal follows on this connection, no preamble.
+      await serveClc(ctx, conn, app, Buffer.alloc(0), connId, log.child({ peerKind: 'kernel' }), 'kernel');
+      return;
+    }
     ctx.metrics.connection('fallback', FallbackReason.PeerNotInDirectory);
     const result = await relay(
       { socket: app },

@@ -5,7 +5,7 @@ import type { LocalRdmaParams, PeerPolicy } from '../handshake/types.js';
 import type { Logger } from '../log.js';
 import { canonicalIp } from '../net/ip.js';
 import { afterFailure, decideInbound } from '../policy/decide.js';
-import { declineCodeFor, type FallbackReason } from '../policy/reasons.js';
+import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { connectTcp } from '../relay/connect.js';
 import { relay } from '../relay/pipe.js';
@@ -93,18 +93,40 @@ async function serve(ctx: ProxyContext, tcp: Socket, connId: string, log: Logger
   await serveClc(ctx, tcp, app, rest, connId, alog);
 }
 
-async function serveClc(
+/**
+ * Who is on the other end of a CLC exchange we serve: a peer sidecar (it sent
+ * the preamble; it counts the connection) or the kernel's SMC-R on a host
+ * without a sidecar (its SYN carried the SMC option; we count it).
+ */
+export type ClcPeerKind = 'sidecar' | 'kernel';
+
+export async function serveClc(
   ctx: ProxyContext,
   tcp: Socket,
   app: Socket,
   initial: Buffer,
   connId: string,
   log: Logger,
+  peerKind: ClcPeerKind = 'sidecar',
 ): Promise<void> {
   const peerAddress = canonicalIp(tcp.remoteAddress ?? '::');
-  const peer = ctx.directory().lookup(peerAddress);
-  const decision = decideInbound(ctx.identity, peer, { rdmaAvailable: ctx.links.available() });
-  let refusal: FallbackReason | null = decision.action === 'upgrade' ? null : decision.reason;
+  let refusal: FallbackReason | null;
+  if (peerKind === 'kernel') {
+    // Not in the directory: the tenant check is the User EID alone (ClcServer, requireEidMatch).
+    refusal =
+      ctx.identity.mode === 'Disabled'
+        ? FallbackReason.ModeDisabled
+        : ctx.links.available()
+          ? null
+          : FallbackReason.NoRdmaDevice;
+  } else {
+    const peer = ctx.directory().lookup(peerAddress);
+    const decision = decideInbound(ctx.identity, peer, { rdmaAvailable: ctx.links.available() });
+    refusal = decision.action === 'upgrade' ? null : decision.reason;
+  }
+  const count = (outcome: 'upgraded' | 'fallback' | 'declined', reason: FallbackReason | 'none'): void => {
+    if (peerKind === 'kernel') ctx.metrics.connection(outcome, reason);
+  };
   let prepared: PreparedSmcConnection | null = null;
   if (refusal === null) {
     try {
@@ -157,7 +179,8 @@ async function serveClc(
   switch (outcome.kind) {
     case 'established': {
       const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
-      clog.info('connection upgraded to SMC-R');
+      count('upgraded', 'none');
+      clog.info({ peerKind }, 'connection upgraded to SMC-R');
       await outcome.connection.run(
         { socket: app, pending: held.pending, ended: held.ended },
         ctx.metrics.byteCounter('rdma'),
@@ -168,11 +191,13 @@ async function serveClc(
     case 'fallback': {
       const reason = refusal ?? outcome.reason;
       if (afterFailure(ctx.identity, reason, 'peer-sidecar').action === 'reject') {
+        count('declined', reason);
         log.info({ reason, code: outcome.code }, 'SMC-R required but not established; resetting');
         resetBoth(app, tcp);
         return;
       }
-      log.info({ reason, code: outcome.code, origin: outcome.origin }, 'falling back to TCP');
+      count('fallback', reason);
+      log.info({ reason, code: outcome.code, origin: outcome.origin, peerKind }, 'falling back to TCP');
       await relay(
         { socket: app, pending: held.pending, ended: held.ended },
         { socket: tcp, pending: outcome.residual },
@@ -181,6 +206,7 @@ async function serveClc(
       return;
     }
     case 'aborted':
+      count('declined', outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError);
       log.info({ why: outcome.reason }, 'CLC handshake aborted; resetting');
       resetBoth(app, tcp);
       return;

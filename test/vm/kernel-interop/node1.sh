@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# node1 of test/vm/kernel-interop.test.ts: a host without any sidecar that runs the Linux kernel's
+# SMC-R (smc-tools' smc_run equivalent: LD_PRELOAD smc-preload.so) with the tenant's User EID and a
+# pnetid. Unmodified curl uploads and downloads 8 MiB to node0's app through node0's sidecar;
+# smc-stats (netlink + smc_diag) record the kernel's side.
+set -euo pipefail
+cd "$LAB_REPO"
+. test/vm/kernel-smc/lib.sh
+B="$(ksmc_dir)"
+PEER="$LAB_PEER_IP"
+run_smc() { LD_PRELOAD="$B/smc-preload.so" "$@"; }
+
+ueid=$(node -e "import('$LAB_REPO/dist/sidecar/src/eid/tenant.js').then((m) => console.log(m.tenantUeid({ cluster: 'cluster.local', tenant: 'team-a' })))")
+echo "UEID $ueid"
+"$B/smc-setup" --flush-ueid --ueid "$ueid" --pnetid KSMCLAB --netdev "$LAB_NETDEV" --ibdev "$LAB_RXE:1" --show \
+  >"$LAB_OUT/setup.json"
+echo "SETUP $(tr -d '\n' <"$LAB_OUT/setup.json")"
+lab_wait_tcp "$PEER" 8080 120
+sleep 2
+"$B/smc-stats" >"$LAB_OUT/stats-before.json"
+
+head -c 8388608 /dev/urandom >/tmp/payload
+echo "UPLOAD_EXPECT $(wc -c </tmp/payload) $(sha256sum </tmp/payload | cut -d' ' -f1)"
+echo "UPLOAD_GOT $(run_smc timeout 120 curl -sS --data-binary @/tmp/payload "http://$PEER:8080/upload")"
+"$B/smc-stats" >"$LAB_OUT/stats-upload.json"
+
+# The download runs in the background so that smc_diag sees the live socket.
+run_smc timeout 120 curl -sS "http://$PEER:8080/download?n=8388608" -o /tmp/down &
+dl=$!
+for _ in $(seq 40); do
+  "$B/smc-stats" sockets >"$LAB_OUT/diag-live.json" || true
+  grep -q '"SMCR"' "$LAB_OUT/diag-live.json" && break
+  sleep 0.1
+done
+wait "$dl"
+echo "DOWNLOAD_GOT $(wc -c </tmp/down) $(sha256sum </tmp/down | cut -d' ' -f1)"
+"$B/smc-stats" >"$LAB_OUT/stats-after.json"
+
+# Several short connections: one link group.
+ok=0
+for i in $(seq 10); do
+  run_smc timeout 60 curl -sS "http://$PEER:8080/short$i" | grep -q "^pod-b /short$i" && ok=$((ok + 1))
+done
+echo "SHORT_OK $ok"
+"$B/smc-stats" >"$LAB_OUT/stats-end.json"
+echo "STATS_BEFORE $(tr -d '\n' <"$LAB_OUT/stats-before.json")"
+echo "STATS_AFTER $(tr -d '\n' <"$LAB_OUT/stats-after.json")"
+echo "STATS_END $(tr -d '\n' <"$LAB_OUT/stats-end.json")"
+echo "DIAG_LIVE $(tr -d '\n' <"$LAB_OUT/diag-live.json")"
+bash -c "exec 3<>/dev/tcp/$PEER/15999" || true
+echo "CLIENT_DONE"

@@ -110,6 +110,14 @@ export function setSaveSyn(fd: number): void {
   binding.setSaveSyn(fd);
 }
 
+/**
+ * What the sock_ops program (sidecar/bpf) recorded for a connected socket's handshake, from its
+ * pinned smco_conns map: SMCO_F_* flags (2 = the peer's SYN-ACK carried the SMC option), or null.
+ */
+export function smcoFlags(fd: number, pinDir?: string): number | null {
+  return binding.smcoFlags(fd, pinDir);
+}
+
 /** The IP + TCP headers of the SYN of an accepted connection (once), or null when none was saved. */
 export function getSavedSyn(fd: number): Buffer | null {
   return binding.getSavedSyn(fd);

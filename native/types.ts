@@ -500,6 +500,7 @@ export interface NativeBinding {
   getOriginalDst(fd: number): OriginalDst;
   setSaveSyn(fd: number): void;
   getSavedSyn(fd: number): Buffer | null;
+  smcoFlags(fd: number, pinDir?: string): number | null;
   debugCounters(): DebugCounters;
   debugStats(): DebugStats;
   setErrorClass(ctor: VerbsErrorCtor): void;

@@ -176,5 +176,6 @@ void InitQp(Napi::Env env, Napi::Object exports);
 void InitNetUtil(Napi::Env env, Napi::Object exports);
 void InitDataPump(Napi::Env env, Napi::Object exports);
 void InitSmcLink(Napi::Env env, Napi::Object exports);
+void InitSmcoLookup(Napi::Env env, Napi::Object exports);
 
 }  // namespace smc

@@ -56,7 +56,7 @@ export async function handleOutbound(ctx: ProxyContext, app: Socket): Promise<vo
       return;
     }
     if (decision.action === 'relay' && decision.via === 'direct') {
-      await relayDirect(ctx, app, dst, decision.reason, log);
+      await relayDirect(ctx, app, dst, decision.reason, log, connId);
       return;
     }
     if (peer === undefined) return; // unreachable: only directory peers get here
@@ -72,7 +72,7 @@ export async function handleOutbound(ctx: ProxyContext, app: Socket): Promise<vo
         app.resetAndDestroy();
         return;
       }
-      await relayDirect(ctx, app, dst, FallbackReason.PeerSidecarUnreachable, log);
+      await relayDirect(ctx, app, dst, FallbackReason.PeerSidecarUnreachable, log, connId);
       return;
     }
     tcp.on('error', (err) => log.debug({ err }, 'peer sidecar socket error'));
@@ -96,6 +96,7 @@ async function relayDirect(
   dst: SocketAddress,
   reason: FallbackReason,
   log: ProxyContext['log'],
+  connId: string,
 ): Promise<void> {
   let upstream: Socket;
   try {
@@ -107,6 +108,24 @@ async function relayDirect(
     return;
   }
   upstream.on('error', (err) => log.debug({ err }, 'upstream socket error'));
+  if (
+    reason === FallbackReason.PeerNotInDirectory &&
+    ctx.syn !== undefined &&
+    ctx.links.available() &&
+    ctx.syn.synAckAnnounced(upstream)
+  ) {
+    // A kernel SMC-R server answered our SYN's SMC option: its CLC follows on this connection.
+    await upgradeOutbound({
+      ctx,
+      app,
+      tcp: upstream,
+      dst,
+      peer: null,
+      connId,
+      log: log.child({ peerKind: 'kernel' }),
+    });
+    return;
+  }
   ctx.metrics.connection('fallback', reason);
   log.info({ reason, via: 'direct' }, 'relaying over TCP');
   const result = await relay(

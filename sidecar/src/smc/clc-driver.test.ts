@@ -51,7 +51,13 @@ async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
   return pair;
 }
 
-function client(socket: Socket, p: PreparedSmcConnection | null, clcTimeoutMs = 2000, linkTimeoutMs = 2000) {
+function client(
+  socket: Socket,
+  p: PreparedSmcConnection | null,
+  clcTimeoutMs = 2000,
+  linkTimeoutMs = 2000,
+  kernelPeer = false,
+) {
   const peerId = makePeerId(null);
   return runClcHandshake({
     machine: new ClcClient({
@@ -67,11 +73,18 @@ function client(socket: Socket, p: PreparedSmcConnection | null, clcTimeoutMs = 
     prepared: p,
     peerId,
     syncTimeoutMs: 300,
+    kernelPeer,
     log: silentLogger(),
   });
 }
 
-function server(socket: Socket, p: PreparedSmcConnection | null, policyCode?: number, linkTimeoutMs = 2000) {
+function server(
+  socket: Socket,
+  p: PreparedSmcConnection | null,
+  policyCode?: number,
+  linkTimeoutMs = 2000,
+  kernelPeer = false,
+) {
   const peerId = makePeerId(null);
   return runClcHandshake({
     machine: new ClcServer({
@@ -87,6 +100,7 @@ function server(socket: Socket, p: PreparedSmcConnection | null, policyCode?: nu
     prepared: p,
     peerId,
     syncTimeoutMs: 300,
+    kernelPeer,
     log: silentLogger(),
   });
 }
@@ -209,6 +223,19 @@ describe('runClcHandshake', () => {
       code: SMC_CLC_DECL.CNFERR,
     });
     expect(fallback(os)).toMatchObject({ origin: 'local', code: SMC_CLC_DECL.CNFERR });
+    const [atClient, atServer] = await exchangeAfter(c, fallback(oc).residual, s, fallback(os).residual);
+    expect([atClient, atServer]).toEqual(['from-b', 'from-a']);
+  });
+
+  it('with a kernel peer, one Decline ends the handshake: nobody answers it, no wait, clean data', async () => {
+    const [c, s] = await socketPair(servers);
+    const [oc, os] = await Promise.all([
+      client(c, prepared(failingLink), 2000, 2000, true),
+      server(s, null, SMC_CLC_DECL.NOUEID, 2000, true),
+    ]);
+    expect(fallback(oc)).toMatchObject({ origin: 'peer', code: SMC_CLC_DECL.NOUEID });
+    expect(fallback(os)).toMatchObject({ origin: 'local', code: SMC_CLC_DECL.NOUEID });
+    // An answering Decline would have reached the declining side as application data.
     const [atClient, atServer] = await exchangeAfter(c, fallback(oc).residual, s, fallback(os).residual);
     expect([atClient, atServer]).toEqual(['from-b', 'from-a']);
   });

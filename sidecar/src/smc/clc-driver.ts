@@ -44,6 +44,12 @@ export interface ClcDriverOptions {
   peerId: Buffer;
   /** How long to wait for the peer's closing Decline after ours. */
   syncTimeoutMs: number;
+  /**
+   * The peer is the kernel's SMC-R, not a sidecar: as in af_smc.c, a side that
+   * declines falls back at once and the other side does not answer its Decline
+   * (an answer would reach the kernel's application as data).
+   */
+  kernelPeer?: boolean;
   log: Logger;
 }
 
@@ -167,6 +173,11 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         residual: a.residual,
         terminateLinkGroup: a.terminateLinkGroup,
       };
+      if (opts.kernelPeer === true) {
+        if (a.origin === 'local' && !sentDecline) sendDecline(a.reasonCode);
+        finish(outcome);
+        return;
+      }
       if (!sentDecline) sendDecline(a.origin === 'peer' ? SMC_CLC_DECL.PEERDECL : a.reasonCode);
       if (a.origin === 'peer') {
         finish(outcome);

@@ -5,7 +5,9 @@ import { ClcClient } from '../handshake/client.js';
 import type { Logger } from '../log.js';
 import type { SocketAddress } from '../net/ip.js';
 import { afterFailure } from '../policy/decide.js';
-import { FallbackReason } from '../policy/reasons.js';
+import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
+import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
+import { encodeClcDecline } from '../protocol/clc/decline.js';
 import { relay } from '../relay/pipe.js';
 import { runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
@@ -21,9 +23,24 @@ export interface ClientUpgrade {
   /** The connected TCP socket to the peer sidecar's SMC port (paused). */
   tcp: Socket;
   dst: SocketAddress;
-  peer: DirectoryEndpoint;
+  /** The peer sidecar's directory entry; null for a kernel SMC-R server (no preamble, TCP option instead). */
+  peer: DirectoryEndpoint | null;
   connId: string;
   log: Logger;
+}
+
+/** A CLC Decline (v1 layout, which every SMC-R version reads) with our peer id. */
+function declineFor(ctx: ProxyContext, code: number): Buffer {
+  return encodeClcDecline({
+    kind: 'decline',
+    version: 1,
+    eyecatcher: 'SMC-R',
+    outOfSync: false,
+    peerId: ctx.links.peerId,
+    peerDiagnosis: code >>> 0,
+    osType: 0,
+    diagnosisV2: null,
+  });
 }
 
 function resetBoth(app: Socket, tcp: Socket): void {
@@ -67,6 +84,13 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
       resetBoth(app, tcp);
       return;
     }
+    if (peer === null) {
+      // The kernel server waits for our Proposal: a Decline instead tells it to fall back.
+      tcp.write(declineFor(ctx, declineCodeFor(e.reason) ?? SMC_CLC_DECL.NOSMCRDEV));
+      ctx.metrics.connection('fallback', e.reason);
+      await relay({ socket: app }, { socket: tcp }, { onBytes: ctx.metrics.byteCounter('tcp') });
+      return;
+    }
     await relayViaPeerSidecar(ctx, app, tcp, dst.port, e.reason, log);
     return;
   }
@@ -77,7 +101,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     if (!tcp.destroyed) tcp.resetAndDestroy();
   });
   const started = process.hrtime.bigint();
-  tcp.write(encodePreamble({ clc: true, port: dst.port }));
+  if (peer !== null) tcp.write(encodePreamble({ clc: true, port: dst.port }));
   const machine = new ClcClient({
     peerId: ctx.links.peerId,
     clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
@@ -100,6 +124,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     prepared,
     peerId: ctx.links.peerId,
     syncTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    kernelPeer: peer === null,
     log,
   });
   ctx.metrics.handshakeSeconds(Number(process.hrtime.bigint() - started) / 1e9);
@@ -116,7 +141,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     case 'established': {
       ctx.metrics.connection('upgraded', 'none');
       const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
-      clog.info({ peer: peer.pod }, 'connection upgraded to SMC-R');
+      clog.info({ peer: peer?.pod ?? 'kernel' }, 'connection upgraded to SMC-R');
       const result = await outcome.connection.run(
         { socket: app, pending: held.pending, ended: held.ended },
         ctx.metrics.byteCounter('rdma'),

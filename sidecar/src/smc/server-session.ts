@@ -168,6 +168,7 @@ export async function serveClc(
     prepared,
     peerId: ctx.links.peerId,
     syncTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+    kernelPeer: peerKind === 'kernel',
     log,
   });
   const held = hold.release();

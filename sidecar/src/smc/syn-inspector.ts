@@ -14,11 +14,22 @@ export interface SynInspector {
   watch(server: Server): void;
   /** The accepted connection's SYN carried the SMC option (reads and frees the saved SYN). */
   smcAnnounced(socket: Socket): boolean;
+  /**
+   * The peer's SYN-ACK on this connected socket of ours carried the SMC option, as the sock_ops
+   * program recorded it (our SYN must have carried it too: the program is attached to our cgroup).
+   */
+  synAckAnnounced(socket: Socket): boolean;
 }
+
+/** SMCO_F_* of sidecar/bpf/smc-option.h. */
+const SMCO_F_LOCAL_SENT = 0x1;
+const SMCO_F_PEER_SENT = 0x2;
+const SMCO_F_PEER_SEEN = 0x4;
 
 export interface SavedSynNative {
   setSaveSyn(fd: number): void;
   getSavedSyn(fd: number): Buffer | null;
+  smcoFlags(fd: number, pinDir?: string): number | null;
 }
 
 function handleFd(server: Server): number | null {
@@ -28,6 +39,7 @@ function handleFd(server: Server): number | null {
 }
 
 export function nativeSynInspector(native: SavedSynNative, log: Logger): SynInspector {
+  let mapMissingLogged = false;
   return {
     watch(server) {
       const fd = handleFd(server);
@@ -46,6 +58,23 @@ export function nativeSynInspector(native: SavedSynNative, log: Logger): SynInsp
         log.debug({ err }, 'saved SYN not understood; treating the peer as plain TCP');
         return false;
       }
+    },
+    synAckAnnounced(socket) {
+      const fd = socketFd(socket);
+      if (fd === null) return false;
+      let flags: number | null;
+      try {
+        flags = native.smcoFlags(fd);
+      } catch (err) {
+        // No sock_ops program pinned: our SYNs carry no option, so no kernel peer answers one.
+        if (!mapMissingLogged)
+          log.info({ err }, 'SMC option program not loaded: kernel SMC-R servers not tried');
+        mapMissingLogged = true;
+        return false;
+      }
+      if (flags === null) return false;
+      const all = SMCO_F_LOCAL_SENT | SMCO_F_PEER_SENT | SMCO_F_PEER_SEEN;
+      return (flags & all) === all;
     },
   };
 }

@@ -1,9 +1,13 @@
-// A host running the Linux kernel's SMC-R (no sidecar) reaches an application behind our sidecar
-// over SMC-R, in the two-VM lab: node1's unmodified curl under the kernel's SMC (LD_PRELOAD
+// The sidecar and the Linux kernel's SMC-R, both ways, in the two-VM lab. First, a host running
+// the kernel's SMC-R (no sidecar) reaches an application behind our sidecar over SMC-R: node1's unmodified curl under the kernel's SMC (LD_PRELOAD
 // smc-preload.so, the tenant's User EID set with smc-setup) connects to node0's app; node0's
 // sidecar (policy.kernelPeers) sees the SMC option on the SYN (TCP_SAVE_SYN), the BPF sock_ops
 // program echoes it on the SYN-ACK, and the sidecar answers the kernel's SMC-Rv2 CLC, brings up
-// the link (CONFIRM LINK v2) and runs the native data path. Node scripts: test/vm/kernel-interop/.
+// the link (CONFIRM LINK v2) and runs the native data path. Then the reverse: an application behind
+// our sidecar reaches kernel SMC-R servers that are not in the directory; the sock_ops program puts
+// the option on the sidecar's SYNs and the sidecar speaks CLC to the kernel when its SYN-ACK echoes
+// it; a kernel that declines (another tenant's EID) leaves a clean TCP connection. Node scripts:
+// test/vm/kernel-interop/.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,9 +27,13 @@ interface Tech {
   rx_bytes: number;
   tx_bytes: number;
 }
+interface Reason {
+  code: string;
+  count: number;
+}
 interface Stats {
-  stats: { smcr: Tech };
-  fallback: { srv_cnt: number; clnt_cnt: number };
+  stats: { smcr: Tech & { srv_v2_succ: number } };
+  fallback: { srv_cnt: number; clnt_cnt: number; server: Reason[]; client: Reason[] };
   linkgroups: { role: string; negotiated_eid?: string; smc_version?: number; conns?: number }[];
 }
 
@@ -60,8 +68,8 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
         name: 'kernel-interop',
         timeoutSec: 420,
         scripts: [
-          `${env}exec bash "$LAB_REPO/test/vm/kernel-interop/node0.sh"\n`,
-          `${env}exec bash "$LAB_REPO/test/vm/kernel-interop/node1.sh"\n`,
+          `${env}exec bash "$LAB_REPO/test/vm/kernel-interop/sidecar-server.sh"\n`,
+          `${env}exec bash "$LAB_REPO/test/vm/kernel-interop/kernel-client.sh"\n`,
         ],
         extraModules: NFT_MODULES,
       });
@@ -104,6 +112,85 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       expect(metric(srv, 'smc_bytes_total{path="rdma",direction="rx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
       expect(metric(srv, 'smc_bytes_total{path="rdma",direction="tx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
       expect(metric(srv, 'smc_bytes_total{path="tcp",direction="rx"}'), ctx).toBe(0);
+    });
+
+    it('upgrades to kernel SMC-R servers: SMCR in their smc_diag, byte-exact; a kernel Decline leaves clean TCP', async () => {
+      const env = `export KSMC_DIR='${ksmcDir}' SMCO_DIR='${smcoDir}'\n`;
+      const r = await runLab({
+        name: 'kernel-interop-rev',
+        timeoutSec: 420,
+        scripts: [
+          `${env}exec bash "$LAB_REPO/test/vm/kernel-interop/kernel-server.sh"\n`,
+          `${env}exec bash "$LAB_REPO/test/vm/kernel-interop/sidecar-client.sh"\n`,
+        ],
+        extraModules: NFT_MODULES,
+      });
+      const msg = describeResult(r);
+      const [server, client] = r.nodes;
+      const ctx = `${msg}\n--- node0\n${server.output}\n--- node1\n${client.output}`;
+      expect(server.exitCode, ctx).toBe(0);
+      expect(client.exitCode, ctx).toBe(0);
+      const out = client.output;
+      const srv = server.output;
+
+      // Byte-exact both ways; the kernel server's own smc_diag, taken while our upload's connection
+      // was open, shows it in mode SMCR.
+      const [n, sha] = (lineValue(out, 'UPLOAD_EXPECT') ?? '').split(' ');
+      expect(Number(n), ctx).toBe(MIB8);
+      const up = json<{
+        bytes: number;
+        sha256: string;
+        diag: { sockets: { mode: string; family: number }[] };
+      }>(out, 'UPLOAD_REPLY');
+      expect(up.bytes, ctx).toBe(MIB8);
+      expect(up.sha256, ctx).toBe(sha);
+      expect(
+        up.diag.sockets.some((x) => x.family === 43 && x.mode === 'SMCR'),
+        ctx,
+      ).toBe(true);
+      expect(lineValue(out, 'DOWNLOAD_GOT'), ctx).toBe(lineValue(srv, 'PAYLOAD'));
+      expect(lineValue(out, 'SHORT_OK'), ctx).toBe('5');
+
+      // The kernel's counters: 7 SMC-Rv2 server successes, bytes both ways; the only server
+      // fallbacks of that phase are the lab's plain readiness probes (PEERNOSMC), none of ours.
+      const before = json<Stats>(srv, 'STATS_BEFORE');
+      const smc = json<Stats>(srv, 'STATS_SMC');
+      const end = json<Stats>(srv, 'STATS_END');
+      expect(smc.stats.smcr.srv_v2_succ - before.stats.smcr.srv_v2_succ, ctx).toBe(7);
+      expect(smc.stats.smcr.rx_bytes - before.stats.smcr.rx_bytes, ctx).toBeGreaterThanOrEqual(MIB8);
+      expect(smc.stats.smcr.tx_bytes - before.stats.smcr.tx_bytes, ctx).toBeGreaterThanOrEqual(MIB8);
+      const moved = smc.fallback.server.filter(
+        (x) => x.count > (before.fallback.server.find((b) => b.code === x.code)?.count ?? 0),
+      );
+      expect(
+        moved.map((x) => x.code),
+        ctx,
+      ).toEqual(moved.length === 0 ? [] : ['0x03010000']);
+      const ueid = json<{ ueids: string[] }>(srv, 'SWITCHED').ueids;
+      const lg = smc.linkgroups.filter((g) => g.role === 'SERV');
+      expect(lg.length, ctx).toBe(1);
+      expect(lg[0]?.smc_version, ctx).toBe(2);
+      expect(
+        ueid.map((u) => u.trim()),
+        ctx,
+      ).not.toContain(lg[0]?.negotiated_eid?.trim());
+      expect(lg[0]?.negotiated_eid, ctx).toMatch(/^SMCK8S-/);
+
+      // Our side: 7 upgraded connections on one link group, RDMA bytes both ways.
+      const m1 = (series: string): number => Number(lineValue(out, `METRIC1 ${series}`) ?? 0);
+      expect(m1('smc_connections_total{outcome="upgraded",reason="none"}'), ctx).toBe(7);
+      expect(m1('smc_bytes_total{path="rdma",direction="tx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
+      expect(m1('smc_bytes_total{path="rdma",direction="rx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
+      expect(m1('smc_link_groups'), ctx).toBe(1);
+
+      // The kernel with another tenant's EID declines; the same 8 MiB arrive intact over TCP.
+      const declined = json<{ bytes: number; sha256: string }>(out, 'DECLINED_REPLY');
+      expect(declined.bytes, ctx).toBe(MIB8);
+      expect(declined.sha256, ctx).toBe(sha);
+      const m2 = (series: string): number => Number(lineValue(out, `METRIC2 ${series}`) ?? 0);
+      expect(m2('smc_connections_total{outcome="fallback",reason="peer-declined"}'), ctx).toBe(1);
+      expect(end.fallback.srv_cnt - smc.fallback.srv_cnt, ctx).toBeGreaterThanOrEqual(1);
+      expect(end.stats.smcr.srv_v2_succ, ctx).toBe(smc.stats.smcr.srv_v2_succ);
     });
   },
 );

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# node1 of test/vm/kernel-interop.test.ts: a host without any sidecar that runs the Linux kernel's
+# node1 of the first test in test/vm/kernel-interop.test.ts: a host without any sidecar that runs the Linux kernel's
 # SMC-R (smc-tools' smc_run equivalent: LD_PRELOAD smc-preload.so) with the tenant's User EID and a
 # pnetid. Unmodified curl uploads and downloads 8 MiB to node0's app through node0's sidecar;
 # smc-stats (netlink + smc_diag) record the kernel's side.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# node0 of test/vm/kernel-interop.test.ts: a "pod" without a peer sidecar in front of it: the
+# node0 of the first test in test/vm/kernel-interop.test.ts: a "pod" without a peer sidecar in front of it: the
 # compiled sidecar (policy.kernelPeers, native data path) with its nftables rules, the HTTP app
 # (test/vm/sidecar/app-server.mjs, uid 65534), and the sock_ops program that echoes the SMC TCP
 # option on the SYN-ACK of the inbound listener (sidecar/bpf, attached to the sidecar's cgroup for

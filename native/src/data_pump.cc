@@ -568,16 +568,7 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     if (!shared) {
       link = std::make_shared<LinkCore>();
       link->recvSlots = kPrivateRecvSlots;
-      Napi::Value posted = o.Get("postedRecvs");
-      if (!posted.IsUndefined()) {
-        Napi::Object pr = OptObject(env, posted, "postedRecvs");
-        link->extMr = MrResOf(env, pr.Get("mr"));
-        link->extOffset = GetU32(env, pr, "offset", 0);
-        link->extSlots = ReqU32(env, pr, "slots", 0xffff);
-        link->extSlotSize = ReqU32(env, pr, "slotSize", 0xffff);
-        if (link->extOffset + uint64_t(link->extSlots) * link->extSlotSize > link->extMr->length)
-          ThrowRange(env, "postedRecvs beyond its memory region");
-      }
+      link->TakePostedRecvs(env, o.Get("postedRecvs"));
       const char* what = "";
       if (int r = link->Open(qp, &what)) {
         link->Close();

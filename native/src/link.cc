@@ -125,6 +125,16 @@ int LinkCore::PostRecv(int slot) {
   return ibv_post_recv(qp->qp, &wr, &bad);
 }
 
+void LinkCore::TakePostedRecvs(Napi::Env env, const Napi::Value& v) {
+  if (v.IsUndefined()) return;
+  Napi::Object pr = OptObject(env, v, "postedRecvs");
+  extMr = MrResOf(env, pr.Get("mr"));
+  extOffset = GetU32(env, pr, "offset", 0);
+  extSlots = ReqU32(env, pr, "slots", 0xffff);
+  extSlotSize = ReqU32(env, pr, "slotSize", 0xffff);
+  if (extOffset + uint64_t(extSlots) * extSlotSize > extMr->length) ThrowRange(env, "postedRecvs beyond its memory region");
+}
+
 int LinkCore::PostChain(ibv_send_wr* first, int n, uint32_t connId, uint64_t prod) {
   if (failed || !attached) return ENOTCONN;
   ibv_send_wr* bad = nullptr;
@@ -292,16 +302,7 @@ class SmcLink : public Napi::ObjectWrap<SmcLink>, public LinkObserver {
     auto core = std::make_shared<LinkCore>();
     core->recvSlots = static_cast<int>(GetU32(env, o, "recvSlots", 64, 4096));
     if (core->recvSlots < 1) ThrowRange(env, "recvSlots must be >= 1");
-    Napi::Value posted = o.Get("postedRecvs");
-    if (!posted.IsUndefined()) {
-      Napi::Object pr = OptObject(env, posted, "postedRecvs");
-      core->extMr = MrResOf(env, pr.Get("mr"));
-      core->extOffset = GetU32(env, pr, "offset", 0);
-      core->extSlots = ReqU32(env, pr, "slots", 0xffff);
-      core->extSlotSize = ReqU32(env, pr, "slotSize", 0xffff);
-      if (core->extOffset + uint64_t(core->extSlots) * core->extSlotSize > core->extMr->length)
-        ThrowRange(env, "postedRecvs beyond its memory region");
-    }
+    core->TakePostedRecvs(env, o.Get("postedRecvs"));
     const char* what = "";
     if (int r = core->Open(qp, &what)) {
       core->Close();

@@ -118,6 +118,8 @@ struct LinkCore : CqSink, std::enable_shared_from_this<LinkCore> {
   // Takes the QP (RTS, CQs exclusive) and posts the ring. Returns 0 or an errno; `what` names the
   // failed step.
   int Open(const std::shared_ptr<QpRes>& q, const char** what);
+  // Reads the { mr, offset?, slots, slotSize } option (receive WRs the caller already posted).
+  void TakePostedRecvs(Napi::Env env, const Napi::Value& v);
   void Close();
 
   bool SqRoom(int wrs) const { return !failed && sqOutstanding + wrs <= static_cast<int>(maxSendWr); }

@@ -31,6 +31,16 @@ const MAX_CONNS_SHARED = 255;
 /** The client keeps an idle link group 10 s longer than the server, as SMC_LGR_FREE_DELAY_CLNT does. */
 const CLIENT_IDLE_EXTRA_MS = 10_000;
 
+/** The peer's RMBE as the data paths address it: where to write, with which rkey, how much, and its token. */
+function peerRmbe(n: NegotiatedLink): { addr: bigint; rkey: number; size: number; token: number } {
+  return {
+    addr: n.peer.rmbVirtualAddress,
+    rkey: n.peer.rmbRkey,
+    size: n.peer.rmbeSizeBytes,
+    token: n.peer.rmbeAlertToken,
+  };
+}
+
 export interface VerbsLinkGroupManagerOptions {
   device: RdmaDevice;
   config: SidecarConfig;
@@ -440,12 +450,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         sendRing: slot.rmb.stage,
         sendMr: slot.rmb.stageMr,
         localToken: slot.token,
-        peer: {
-          addr: n.peer.rmbVirtualAddress,
-          rkey: n.peer.rmbRkey,
-          size: n.peer.rmbeSizeBytes,
-          token: n.peer.rmbeAlertToken,
-        },
+        peer: peerRmbe(n),
         log,
         onClosed: () => g.end('connection closed', false),
         onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
@@ -512,12 +517,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       stageMr,
       rmbMr: slot.rmb.mr,
       localToken: slot.token,
-      peer: {
-        addr: n.peer.rmbVirtualAddress,
-        rkey: n.peer.rmbRkey,
-        size: n.peer.rmbeSizeBytes,
-        token: n.peer.rmbeAlertToken,
-      },
+      peer: peerRmbe(n),
       tcp,
       log,
       onClosed: (outcome) => {

@@ -27,11 +27,16 @@ as_app() { local p=$1; shift; ip netns exec "$p" setpriv --reuid 65534 --regid 6
 
 . "$LAB_REPO/test/vm/kernel-smc/lib.sh"
 B="$(ksmc_dir)" || { echo "kernel-smc tools not found"; exit 1; }
+. "$LAB_REPO/test/vm/smc-option/lib.sh"
+O="$(smco_dir)" || { echo "smc-option tools not found"; exit 1; }
 # A copy the application uid can execute (the host's cache may sit under a 0700 home).
 mkdir -p /tmp/bench && cp "$B/smc-perf" "$B/smc-preload.so" /tmp/bench/ && chmod 755 /tmp/bench /tmp/bench/*
 PERF=/tmp/bench/smc-perf
 PRE=/tmp/bench/smc-preload.so
 "$B/smc-setup" --lab >/dev/null || { echo "smc-setup failed"; exit 1; }
+# node1's kernel SMC-R clients also reach web's sidecar: they offer the blue tenant's User EID too.
+BLUE_UEID=$(node -e "import('$LAB_REPO/dist/sidecar/src/eid/tenant.js').then((m) => console.log(m.tenantUeid({ cluster: 'cluster.local', tenant: 'blue' })))")
+[[ $LAB_NODE == 1 ]] && { "$B/smc-setup" --ueid "$BLUE_UEID" >/dev/null || { echo "smc-setup --ueid failed"; exit 1; }; }
 
 # From test/lab/node.sh.
 mkpod() {
@@ -54,6 +59,15 @@ start_sidecar() {
   envs+=("BENCH_POD=$p" "SMC_DIRECTORY=$IN/directory" "SMC_SIDECAR_UID=0" "SMC_RDMA_DEVICE=$LAB_RXE"
     "SMC_GID_INDEX=1" "SMC_RDMA_DATA_PATH=$BENCH_DATA_PATH" "SMC_LOG_LEVEL=info" "SMC_RMB_SIZE=$BENCH_RMB_SIZE")
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" intercept install >"$OUT/logs/intercept-$p.log" 2>&1
+  if [[ $p == web ]]; then
+    # web also serves kernel SMC-R clients: the sock_ops program echoes the SMC option on the
+    # SYN-ACKs of its sidecar's inbound listener (a cgroup of its own, local port 15006).
+    mkdir -p /sys/fs/cgroup/bench-web
+    "$O/smc-option-loader" attach /sys/fs/cgroup/bench-web --lport 15006 >"$OUT/logs/bpf-attach.json"
+    smco_in_cgroup /sys/fs/cgroup/bench-web ip netns exec "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run \
+      >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
+    return
+  fi
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
 }
 scrape() { in_pod "$1" curl -sf --max-time 10 http://127.0.0.1:15090/metrics | grep -E '^smc_(connections|bytes)' || true; }
@@ -110,9 +124,11 @@ run_perf() {
   sidecar-fallback) as_app batch timeout 120 "$PERF" "$1" 10.244.0.10 -p 5201 "${@:2}" ;;
   tcp-node) timeout 120 "$PERF" "$1" "$LAB_PEER_IP" -p 5203 "${@:2}" ;;
   kernel-smcr) LD_PRELOAD="$PRE" timeout 120 "$PERF" "$1" "$LAB_PEER_IP" -p 5202 "${@:2}" ;;
+  kernel-sidecar) LD_PRELOAD="$PRE" timeout 120 "$PERF" "$1" 10.244.0.10 -p 5201 "${@:2}" ;;
   esac
 }
-pod_of() { case $1 in sidecar-smcr) echo client ;; sidecar-fallback) echo batch ;; esac; }
+# The pod whose sidecar is on the path on this node (web's, on node0, is counted for every path).
+pod_of() { case $1 in sidecar-smcr) echo client ;; sidecar-fallback) echo batch ;; kernel-sidecar) echo web ;; esac; }
 
 # ticks SNAPSHOT POD: that pod's sidecar ticks in a cpu.sh line ("PROGRAM_TICKS POD=TICKS ...").
 ticks() {
@@ -157,7 +173,7 @@ bench() {
   progress "$label: $(sed -E 's/.*"(p50_us|mib_s)":([0-9.]+).*/\1=\2/' <<<"$line"), CPU sidecars $(awk -v s="$side" -v t="$TCK" 'BEGIN{print s/t}') s"
 }
 
-PATHS=(direct sidecar-smcr sidecar-fallback tcp-node kernel-smcr)
+PATHS=(direct sidecar-smcr sidecar-fallback tcp-node kernel-smcr kernel-sidecar)
 # Warm-up: every server reachable; the first SMC-R connections build the link groups.
 for path in "${PATHS[@]}"; do
   run_perf "$path" rtt -n 10 -w 0 -r 60 >"$OUT/logs/warmup-$path.out" 2>&1 ||
@@ -170,7 +186,7 @@ for round in $(seq 1 "$BENCH_ROUNDS"); do
   for path in "${PATHS[@]}"; do bench "$path" bulk "$path-bulk-$round" -b $((BENCH_BULK_MIB * 1048576)); done
 done
 echo "KSTATS after $("$B/smc-stats" stats fallback)"
-echo "SMC_CONNS $((2 * BENCH_ROUNDS))"
+echo "SMC_CONNS $((4 * BENCH_ROUNDS))"
 if [[ -n "${BENCH_RDMA_JS:-}" ]]; then
   if LAB_NODE=0 timeout 120 node "$BENCH_RDMA_JS" bw 18800 "$BENCH_RDMA_ITERS" 65536 128 >"$OUT/logs/rdma-bw.out" 2>&1; then
     grep '^BENCH ' "$OUT/logs/rdma-bw.out" | sed 's/^BENCH {/BENCH {"path":"raw-rdma-write","op":"rdma-bw",/'

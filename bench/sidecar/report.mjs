@@ -54,6 +54,7 @@ const PATHS = [
   ['sidecar-fallback', 'sidecars, TCP fallback'],
   ['tcp-node', 'TCP node->node'],
   ['kernel-smcr', 'kernel SMC-R node->node'],
+  ['kernel-sidecar', 'kernel SMC-R -> sidecar pod'],
 ];
 const rows = PATHS.map(([path, name]) => {
   const rtt = of(path, 'rtt');
@@ -104,7 +105,7 @@ for (const x of rows) {
     r(x.p99, direct.p99),
     f(x.cpuGiB, 1),
     r(x.cpuGiB, direct.cpuGiB),
-    x.path.startsWith('sidecar') ? f(x.sidecarGiB, 1) : '-',
+    x.path.includes('sidecar') ? f(x.sidecarGiB, 1) : '-',
     f(x.cpuRtt, 0),
     r(x.cpuRtt, direct.cpuRtt),
   ]);
@@ -136,11 +137,13 @@ console.log(`|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`);
 for (const t of table.slice(1)) console.log(row(t));
 const smcr = rows.find((x) => x.path === 'sidecar-smcr');
 const kern = rows.find((x) => x.path === 'kernel-smcr');
+const ksc = rows.find((x) => x.path === 'kernel-sidecar');
 const tcpn = rows.find((x) => x.path === 'tcp-node');
 console.log(
   `sidecar SMC-R bulk / raw RDMA WRITE: ${r(smcr.mibs, rdma)} (goal >= 0.80); ` +
     `sidecar SMC-R / kernel SMC-R: bulk ${r(smcr.mibs, kern.mibs)}, p50 ${r(smcr.p50, kern.p50)}; ` +
-    `kernel SMC-R / node TCP: bulk ${r(kern.mibs, tcpn.mibs)}, p50 ${r(kern.p50, tcpn.p50)}`,
+    `kernel SMC-R / node TCP: bulk ${r(kern.mibs, tcpn.mibs)}, p50 ${r(kern.p50, tcpn.p50)}; ` +
+    `kernel SMC-R -> sidecar / kernel SMC-R: bulk ${r(ksc.mibs, kern.mibs)}, p50 ${r(ksc.p50, kern.p50)}`,
 );
 // Checks: the sidecar paths went the expected way, kernel SMC-R did not fall back.
 let ok = true;
@@ -175,7 +178,7 @@ if (kb && ka) {
   const good = succ === conns && fb === 0;
   ok &&= good;
   console.log(
-    `${good ? 'PASS' : 'FAIL'} kernel-smcr: SMC-R connections ${succ}/${conns}, client fallbacks ${fb}`,
+    `${good ? 'PASS' : 'FAIL'} kernel-smcr, kernel-sidecar: kernel SMC-R connections ${succ}/${conns}, client fallbacks ${fb}`,
   );
 } else {
   ok = false;

@@ -25,6 +25,7 @@ say() { echo "[bench-sidecar $((SECONDS - T0))s] $*" >&2; }
 [[ -f dist/sidecar/src/main.js && -f native/build/Release/smc_verbs.node ]] ||
   { echo "build first: npm run build (dist/ and the native addon)" >&2; exit 3; }
 KSMC_DIR="$(test/vm/kernel-smc/build.sh)"
+SMCO_DIR="$(test/vm/smc-option/build.sh)"
 RDMA_ITERS=${BENCH_RDMA_ITERS:-256}
 RDMA_JS=""
 if [[ $RDMA_ITERS != 0 ]]; then
@@ -51,14 +52,17 @@ mkdir -p "\$LAB_OUT/input/directory"
 cat >"\$LAB_OUT/input/directory/shard-0.json" <<'EOF_IN'
 $SHARD
 EOF_IN
-cat >"\$LAB_OUT/input/sidecar-web.env" <<'EOF_IN'
+cat >"\$LAB_OUT/input/sidecar-client.env" <<'EOF_IN'
 $(envfile blue)
 EOF_IN
-cp "\$LAB_OUT/input/sidecar-web.env" "\$LAB_OUT/input/sidecar-client.env"
+cat >"\$LAB_OUT/input/sidecar-web.env" <<'EOF_IN'
+$(envfile blue)
+SMC_KERNEL_PEERS=true
+EOF_IN
 cat >"\$LAB_OUT/input/sidecar-batch.env" <<'EOF_IN'
 $(envfile red)
 EOF_IN
-export KSMC_DIR=$(printf '%q' "$KSMC_DIR") BENCH_HERE=$(printf '%q' "$HERE")
+export KSMC_DIR=$(printf '%q' "$KSMC_DIR") SMCO_DIR=$(printf '%q' "$SMCO_DIR") BENCH_HERE=$(printf '%q' "$HERE")
 export BENCH_ADDON=$(printf '%q' "$CACHE/smc_verbs.node") BENCH_DATA_PATH=${BENCH_DATA_PATH:-native}
 export BENCH_RMB_SIZE=${BENCH_RMB_SIZE:-4194304}
 export BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_PINGS=${BENCH_PINGS:-1000} BENCH_BULK_MIB=${BENCH_BULK_MIB:-16}

@@ -86,11 +86,18 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     expect(clc('unknown-version')?.['relay'], ctx).toBe('ECHO TAG unknown-version');
     // Well-formed Proposals the server must decline (SMC-Rv2 only, with a User EID in common):
     // an SMC-R v1 Proposal (no EIDs at all) and an SMC-Rv2 Proposal with another tenant's EID from
-    // an address the directory lists as our tenant. NOUEID in the Proposal's version, then the
-    // plain relay.
-    const noueid = { code: hex(SMC_CLC_DECL.NOUEID), outOfSync: false };
-    expect(clc('v1-only')?.['decline'], ctx).toMatchObject({ ...noueid, version: 1 });
-    expect(clc('other-tenant-eid')?.['decline'], ctx).toMatchObject({ ...noueid, version: 2 });
+    // an address the directory lists as our tenant. NOUEID (no EID at all) and NOSMCDEV (no EID in
+    // common, the kernel's code) in the Proposal's version, then the plain relay.
+    expect(clc('v1-only')?.['decline'], ctx).toMatchObject({
+      code: hex(SMC_CLC_DECL.NOUEID),
+      outOfSync: false,
+      version: 1,
+    });
+    expect(clc('other-tenant-eid')?.['decline'], ctx).toMatchObject({
+      code: hex(SMC_CLC_DECL.NOSMCDEV),
+      outOfSync: false,
+      version: 2,
+    });
     for (const name of ['v1-only', 'other-tenant-eid'])
       expect(clc(name)?.['relay'], `${name}\n${ctx}`).toBe(`ECHO TAG ${name}`);
     // A length field promising more than arrives: the server waits for the rest, then times out.
@@ -103,9 +110,8 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     // Half a Proposal, then FIN: a reset at once, no Decline and no wait for the CLC timeout
     // (clcHandshakeMs 15 s), also when the FIN arrives with the preamble, before the CLC stage
     // listens for it.
-    const truncated = clc('truncated-then-close');
-    expect(truncated, ctx).toMatchObject({ answer: null, ended: 'reset', extraBytes: 0 });
-    expect(Number(truncated?.['ms']), ctx).toBeLessThan(5000);
+    // (Before, the server sent a TIMEOUT Decline after clcHandshakeMs: `answer` would hold it.)
+    expect(clc('truncated-then-close'), ctx).toMatchObject({ answer: null, ended: 'reset', extraBytes: 0 });
 
     // 2. Each RDMA case starts with a correct SMC-Rv2 first contact: a v2 Accept of release 1
     // (v2.1) with the sidecars' limits (255 connections, one link), then CONFIRM LINK in the v2

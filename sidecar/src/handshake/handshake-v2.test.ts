@@ -266,10 +266,10 @@ describe('SMC-Rv2 handshake between the machines', () => {
 });
 
 describe('tenants: a client of another tenant never gets SMC', () => {
-  it('declines with SMC_CLC_DECL_NOUEID (0x03030008) in a v2 Decline, and the client falls back with it', () => {
+  it('declines with the kernel code for no common EID, SMC_CLC_DECL_NOSMCDEV (0x03030000), in a v2 Decline; the client falls back with it', () => {
     const log = pump(client({ ueids: [TENANT_B] }), server({}));
     const serverFallback = fallbackOf(log.server);
-    expect(serverFallback).toMatchObject({ origin: 'local', reasonCode: 0x03030008 });
+    expect(serverFallback).toMatchObject({ origin: 'local', reasonCode: 0x03030000, cause: 'no-common-eid' });
     expect(serverFallback.description).toContain('another tenant');
     const [declineBytes] = sentBytes(log.server);
     if (declineBytes === undefined) throw new Error('no Decline');
@@ -277,14 +277,14 @@ describe('tenants: a client of another tenant never gets SMC', () => {
     expect(decodeClcDecline(declineBytes)).toMatchObject({
       version: 2,
       osType: 2,
-      peerDiagnosis: SMC_CLC_DECL.NOUEID,
+      peerDiagnosis: SMC_CLC_DECL.NOSMCDEV,
     });
-    expect(fallbackOf(log.client)).toMatchObject({ origin: 'peer', reasonCode: SMC_CLC_DECL.NOUEID });
+    expect(fallbackOf(log.client)).toMatchObject({ origin: 'peer', reasonCode: SMC_CLC_DECL.NOSMCDEV });
   });
 
   it('also when the client offers v1, unless tenant isolation is turned off (then v1, like the kernel)', () => {
     expect(declinedWith(pump(client({ ueids: [TENANT_B] }), server({})).server).code).toBe(
-      SMC_CLC_DECL.NOUEID,
+      SMC_CLC_DECL.NOSMCDEV,
     );
     const log = pump(client({ ueids: [TENANT_B] }), server({ requireEidMatch: false }));
     expect(proceeded(log.server).smcVersion).toBeUndefined();
@@ -300,9 +300,9 @@ describe('tenants: a client of another tenant never gets SMC', () => {
     ).toBeUndefined();
   });
 
-  it('a v2-only client of another tenant gets NOUEID even without isolation', () => {
+  it('a v2-only client of another tenant gets NOSMCDEV even without isolation', () => {
     const log = pump(client({ ueids: [TENANT_B], offerV1: false }), server({ requireEidMatch: false }));
-    expect(declinedWith(log.server).code).toBe(SMC_CLC_DECL.NOUEID);
+    expect(declinedWith(log.server).code).toBe(SMC_CLC_DECL.NOSMCDEV);
   });
 
   it('any shared EID will do: the first of the client list we also have', () => {

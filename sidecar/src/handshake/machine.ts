@@ -187,7 +187,7 @@ export abstract class ClcMachine {
   }
 
   /** Sends a Decline with `reasonCode` and falls back. */
-  protected decline(reasonCode: number, detail?: string): HandshakeAction[] {
+  protected decline(reasonCode: number, detail?: string, cause?: 'no-common-eid'): HandshakeAction[] {
     const v2 = this.declineVersion() === 2;
     const message: ClcDecline = {
       kind: 'decline',
@@ -212,6 +212,7 @@ export abstract class ClcMachine {
         description: detail === undefined ? description : `${description}: ${detail}`,
         terminateLinkGroup: false,
         residual: this.framer.takeRest(),
+        ...(cause === undefined ? {} : { cause }),
       },
     ];
   }

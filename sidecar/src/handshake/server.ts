@@ -47,7 +47,7 @@ export interface ClcServerOptions extends CommonOptions {
 type Choice =
   | { version: 1 }
   | { version: 2; eid: Buffer; limits: V2xLimits }
-  | { version: 0; code: number; detail: string };
+  | { version: 0; code: number; detail: string; cause?: 'no-common-eid' };
 
 /**
  * Server side of the CLC handshake (RFC 7609 "SMC-R rendezvous"; kernel
@@ -150,7 +150,7 @@ export class ClcServer extends ClcMachine {
       return { version: 0, code: SMC_CLC_DECL.MODEUNSUPP, detail: 'peer does not offer SMC-R' };
     }
     const check = listenV2Check(p, true);
-    let miss: { code: number; detail: string } =
+    let miss: { code: number; detail: string; cause?: 'no-common-eid' } =
       check.code === SMC_CLC_DECL.NOV2EXT
         ? { code: SMC_CLC_DECL.NOV2EXT, detail: 'SMC-Rv2 offered without the v2 extension' }
         : { code: SMC_CLC_DECL.NOUEID, detail: 'client sent no user EID' };
@@ -163,7 +163,14 @@ export class ClcServer extends ClcMachine {
         const refusal = this.policyRefusal(p, eid);
         return refusal === null ? { version: 2, eid, limits: limits.value } : { version: 0, ...refusal };
       }
-      miss = { code: SMC_CLC_DECL.NOUEID, detail: 'no common EID: the client belongs to another tenant' };
+      // As smc_listen_find_device: no device for any version is NOSMCDEV, also when only the EIDs
+      // differ (NOUEID is for a Proposal without any user EID). Kernel peers and sidecars of
+      // different tenants refuse each other with the same code.
+      miss = {
+        code: SMC_CLC_DECL.NOSMCDEV,
+        detail: 'no common EID: the client belongs to another tenant',
+        cause: 'no-common-eid',
+      };
     }
     // Tenant isolation: without a shared EID there is no SMC at all, not even v1.
     if ((v2.requireEidMatch ?? true) || !check.v1) return { version: 0, ...miss };
@@ -178,7 +185,7 @@ export class ClcServer extends ClcMachine {
     const prefs = this.v2Prefs;
     const choice =
       v2 === undefined || prefs === null ? this.chooseV1Only(p) : this.chooseWithV2(p, prefs, v2);
-    if (choice.version === 0) return this.decline(choice.code, choice.detail);
+    if (choice.version === 0) return this.decline(choice.code, choice.detail, choice.cause);
 
     let accept: ClcAcceptConfirm | ClcAcceptConfirmV2;
     let bytes: Buffer;

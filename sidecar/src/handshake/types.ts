@@ -128,6 +128,11 @@ export type HandshakeAction =
       /** The peer flagged its Decline out of sync: tear down the link group (smc_lgr_terminate_sched). */
       terminateLinkGroup: boolean;
       residual: Buffer;
+      /**
+       * Why we declined when the code alone does not say it: `no-common-eid` is the kernel's
+       * NOSMCDEV for a client of another tenant (the same code as "no device").
+       */
+      cause?: 'no-common-eid';
     }
   /** Neither SMC nor TCP can continue (the TCP connection is gone). */
   | { type: 'abort'; reason: string }

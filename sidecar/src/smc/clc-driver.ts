@@ -163,7 +163,9 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
       const reason =
         a.origin === 'peer'
           ? FallbackReason.PeerDeclined
-          : (linkError?.reason ?? reasonForLocalDecline(a.reasonCode));
+          : a.cause === 'no-common-eid'
+            ? FallbackReason.TenantNotAllowed
+            : (linkError?.reason ?? reasonForLocalDecline(a.reasonCode));
       const outcome = {
         kind: 'fallback' as const,
         reason,

@@ -820,7 +820,8 @@ async function clcCases(): Promise<void> {
     }),
   );
   // A well-formed SMC-Rv2 Proposal from an address the directory lists as team-a, carrying only
-  // the User EID of another tenant: no common EID, so NOUEID whatever the directory says.
+  // the User EID of another tenant: no common EID, so NOSMCDEV (the kernel's code) whatever the
+  // directory says.
   await clcCase(
     'other-tenant-eid',
     '10.77.0.27',

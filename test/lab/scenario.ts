@@ -131,16 +131,21 @@ export interface LabFlow {
 const web = PODS[0]?.ip ?? '';
 const legacy = PODS[1]?.ip ?? '';
 
-export const FLOWS: LabFlow[] = [
-  {
-    name: 'download',
-    pod: 'client',
+/** curl of web's 4 MiB blob from `pod`, its sha256 checked against web's. */
+function webBlob(name: string, pod: string, outcome: Outcome, reason: string): LabFlow {
+  return {
+    name,
+    pod,
     program: 'curl (4 MiB, sha256)',
     target: 'web:8080 nginx',
     command: `curl -sS --max-time 100 http://${web}:8080/blob | sha256sum`,
-    expect: { outcome: 'upgraded', reason: 'none' },
+    expect: { outcome, reason },
     blobOf: 'web',
-  },
+  };
+}
+
+export const FLOWS: LabFlow[] = [
+  webBlob('download', 'client', 'upgraded', 'none'),
   {
     name: 'redis',
     pod: 'client',
@@ -158,40 +163,26 @@ export const FLOWS: LabFlow[] = [
     expect: { outcome: 'fallback', reason: 'peer-not-in-directory' },
     blobOf: 'legacy',
   },
-  {
-    name: 'other-tenant',
-    pod: 'batch',
-    program: 'curl (4 MiB, sha256)',
-    target: 'web:8080 nginx',
-    command: `curl -sS --max-time 100 http://${web}:8080/blob | sha256sum`,
-    expect: { outcome: 'fallback', reason: 'tenant-not-allowed' },
-    blobOf: 'web',
-  },
-  {
-    name: 'other-vlan',
-    pod: 'edge',
-    program: 'curl (4 MiB, sha256)',
-    target: 'web:8080 nginx',
-    command: `curl -sS --max-time 100 http://${web}:8080/blob | sha256sum`,
-    expect: { outcome: 'fallback', reason: 'vlan-mismatch' },
-    blobOf: 'web',
-  },
+  webBlob('other-tenant', 'batch', 'fallback', 'tenant-not-allowed'),
+  webBlob('other-vlan', 'edge', 'fallback', 'vlan-mismatch'),
 ];
 
 /** The directory for --vm-only runs: what the operator publishes for this scenario, one shard. */
 export function fallbackDirectory(): Map<string, string> {
-  const endpoints: DirectoryEndpoint[] = PODS.filter((p) => p.sidecar && p.tenant !== undefined).map((p) => ({
-    podIP: p.ip,
-    node: `node${p.node}`,
-    namespace: NAMESPACE,
-    pod: p.name,
-    tenant: p.tenant ?? '',
-    sidecarPort: 15100,
-    allowedPeerTenants: [...(POLICIES.find((x) => x.name === p.policy)?.allowedPeerTenants ?? [])],
-    ...(POLICIES.find((x) => x.name === p.policy)?.vlans?.[0] === undefined
-      ? {}
-      : { vlan: POLICIES.find((x) => x.name === p.policy)?.vlans?.[0] }),
-  }));
+  const endpoints: DirectoryEndpoint[] = PODS.filter((p) => p.sidecar && p.tenant !== undefined).map((p) => {
+    const policy = POLICIES.find((x) => x.name === p.policy);
+    const vlan = policy?.vlans?.[0];
+    return {
+      podIP: p.ip,
+      node: `node${p.node}`,
+      namespace: NAMESPACE,
+      pod: p.name,
+      tenant: p.tenant ?? '',
+      sidecarPort: 15100,
+      allowedPeerTenants: [...(policy?.allowedPeerTenants ?? [])],
+      ...(vlan === undefined ? {} : { vlan }),
+    };
+  });
   return new Map([['shard-0.json', renderShard(0, 1, endpoints).json]]);
 }
 

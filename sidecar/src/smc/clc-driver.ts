@@ -34,6 +34,21 @@ export type ClcOutcome =
       reason: string;
     };
 
+/** A Decline of ours outside the state machine: the v1 layout, which every SMC-R version reads. */
+export function encodePlainDecline(peerId: Buffer, code: number): Buffer {
+  const d: ClcDecline = {
+    kind: 'decline',
+    version: 1,
+    eyecatcher: 'SMC-R',
+    outOfSync: false,
+    peerId,
+    peerDiagnosis: code >>> 0,
+    osType: 0,
+    diagnosisV2: null,
+  };
+  return encodeClcDecline(d);
+}
+
 export interface ClcDriverOptions {
   machine: ClcMachine;
   /** The TCP connection to the peer sidecar, paused, preamble already exchanged. */
@@ -115,17 +130,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
     };
 
     const sendDecline = (code: number): void => {
-      const d: ClcDecline = {
-        kind: 'decline',
-        version: 1,
-        eyecatcher: 'SMC-R',
-        outOfSync: false,
-        peerId: opts.peerId,
-        peerDiagnosis: code >>> 0,
-        osType: 0,
-        diagnosisV2: null,
-      };
-      socket.write(encodeClcDecline(d));
+      socket.write(encodePlainDecline(opts.peerId, code));
       sentDecline = true;
     };
 

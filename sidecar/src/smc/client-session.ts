@@ -7,9 +7,8 @@ import type { SocketAddress } from '../net/ip.js';
 import { afterFailure } from '../policy/decide.js';
 import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
-import { encodeClcDecline } from '../protocol/clc/decline.js';
 import { relay } from '../relay/pipe.js';
-import { runClcHandshake } from './clc-driver.js';
+import { encodePlainDecline, runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
 import { asLinkSetupError } from './link-errors.js';
 import type { PreparedSmcConnection } from './link-group-manager.js';
@@ -27,20 +26,6 @@ export interface ClientUpgrade {
   peer: DirectoryEndpoint | null;
   connId: string;
   log: Logger;
-}
-
-/** A CLC Decline (v1 layout, which every SMC-R version reads) with our peer id. */
-function declineFor(ctx: ProxyContext, code: number): Buffer {
-  return encodeClcDecline({
-    kind: 'decline',
-    version: 1,
-    eyecatcher: 'SMC-R',
-    outOfSync: false,
-    peerId: ctx.links.peerId,
-    peerDiagnosis: code >>> 0,
-    osType: 0,
-    diagnosisV2: null,
-  });
 }
 
 function resetBoth(app: Socket, tcp: Socket): void {
@@ -86,7 +71,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     }
     if (peer === null) {
       // The kernel server waits for our Proposal: a Decline instead tells it to fall back.
-      tcp.write(declineFor(ctx, declineCodeFor(e.reason) ?? SMC_CLC_DECL.NOSMCRDEV));
+      tcp.write(encodePlainDecline(ctx.links.peerId, declineCodeFor(e.reason) ?? SMC_CLC_DECL.NOSMCRDEV));
       ctx.metrics.connection('fallback', e.reason);
       await relay({ socket: app }, { socket: tcp }, { onBytes: ctx.metrics.byteCounter('tcp') });
       return;

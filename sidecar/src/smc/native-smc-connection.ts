@@ -85,19 +85,20 @@ export class NativeSmcConnection implements SmcConnection {
   run(app: PipeEnd, onBytes: (direction: Direction, n: number) => void): Promise<PipeResult> {
     this.onBytes = onBytes;
     const done = new Promise<PipeResult>((resolve) => (this.resolveRun = resolve));
-    void this.start(app).catch((err: unknown) => {
+    try {
+      this.start(app);
+    } catch (err) {
       this.o.onRdmaError('pump-start');
       this.o.log.warn({ err }, 'native data pump did not start; resetting the connection');
       const s = app.socket;
       if (!s.destroyed) s.resetAndDestroy();
       this.finish({ tx: 0, rx: 0, outcome: 'reset', resetBy: 'peer' }, null);
-    });
+    }
     return done;
   }
 
-  private async start(app: PipeEnd): Promise<void> {
+  private start(app: PipeEnd): void {
     const { o } = this;
-    await Promise.resolve();
     const s = app.socket;
     const fd = socketFd(s);
     if (fd === null) throw new Error('application socket has no file descriptor');

@@ -135,6 +135,10 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     };
   }
 
+  private connLog(peer: SmcPeer, g: LinkGroup): Logger {
+    return this.opts.log.child({ conn: peer.connId, link: g.id, peer: peer.address, role: peer.role });
+  }
+
   /** A ready, shared group with this peer in this role that has room for one more connection. */
   private reusable(peer: SmcPeer): LinkGroup | null {
     for (const g of this.groups) {
@@ -221,7 +225,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     rmb.confirmed = true; // the CLC Accept/Confirm carries it
     g.join();
     const slot: LinkSlot = { rmb, token: this.token() };
-    const log = this.opts.log.child({ conn: peer.connId, link: g.id, peer: peer.address, role: peer.role });
+    const log = this.connLog(peer, g);
     let released = false;
     return {
       rdma: this.rdmaParams(g, rmb, slot.token),
@@ -256,7 +260,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     }
     const slot: LinkSlot = { rmb, token: this.token() };
     g.native?.expect(slot.token);
-    const log = this.opts.log.child({ conn: peer.connId, link: g.id, peer: peer.address, role: peer.role });
+    const log = this.connLog(peer, g);
     const linkPeer = g.peer;
     let released = false;
     // The server may start a new link group although we offered this one (client only).

@@ -6,33 +6,11 @@
 # speaks SMC-Rv2 CLC to the kernel itself.
 set -euo pipefail
 cd "$LAB_REPO"
-. test/vm/smc-option/lib.sh
-export SMC_VERBS_ADDON="$LAB_REPO/native/build/Release/smc_verbs.node"
-main="node dist/sidecar/src/main.js"
-O="$(smco_dir)"
+. test/vm/kernel-interop/lib.sh
 PEER="$LAB_PEER_IP"
 app() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
 
-cat >"$LAB_OUT/directory.json" <<JSON
-{"version":1,"shard":0,"shards":1,"endpoints":[
- {"podIP":"10.77.0.2","node":"node1","namespace":"lab","pod":"a","tenant":"team-a","sidecarPort":15100,"allowedPeerTenants":[]}]}
-JSON
-cat >"$LAB_OUT/sidecar.json" <<JSON
-{"tenant":"team-a","logLevel":"debug",
- "rdma":{"device":"$LAB_RXE","gidIndex":1,"dataPath":"native"},
- "directory":{"path":"$LAB_OUT/directory.json"},
- "intercept":{"sidecarUid":0},
- "policy":{"kernelPeers":true},
- "timeouts":{"clcHandshakeMs":30000,"linkSetupMs":20000}}
-JSON
-cfg="$LAB_OUT/sidecar.json"
-$main intercept install --config "$cfg"
-CG=/sys/fs/cgroup/smc-sidecar
-mkdir -p "$CG"
-"$O/smc-option-loader" attach "$CG" >"$LAB_OUT/attach.json"
-smco_in_cgroup "$CG" $main run --config "$cfg" >"$LAB_OUT/sidecar.log" 2>&1 &
-sidecar=$!
-lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
+kp_start_sidecar
 lab_wait_tcp "$PEER" 7000 120
 lab_wait_tcp "$PEER" 7001 120
 sleep 1
@@ -59,8 +37,5 @@ curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes
 bash -c "exec 3<>/dev/tcp/$PEER/7011" || true
 "$O/smc-option-loader" stats | tr -d '\n' | sed 's/^/BPF_STATS /'
 echo
-kill "$sidecar" || true
-wait || true
-"$O/smc-option-loader" detach "$CG" >/dev/null || true
-$main intercept remove --config "$cfg"
+kp_stop_sidecar
 echo "CLIENT_DONE"

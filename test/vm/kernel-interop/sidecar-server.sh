@@ -6,37 +6,15 @@
 # local port 15006). node1's kernel SMC-R client reaches the app through it.
 set -euo pipefail
 cd "$LAB_REPO"
-. test/vm/smc-option/lib.sh
-export SMC_VERBS_ADDON="$LAB_REPO/native/build/Release/smc_verbs.node"
-main="node dist/sidecar/src/main.js"
-O="$(smco_dir)"
+. test/vm/kernel-interop/lib.sh
 
-cat >"$LAB_OUT/directory.json" <<JSON
-{"version":1,"shard":0,"shards":1,"endpoints":[
- {"podIP":"10.77.0.1","node":"node0","namespace":"lab","pod":"b","tenant":"team-a","sidecarPort":15100,"allowedPeerTenants":[]}]}
-JSON
-cat >"$LAB_OUT/sidecar.json" <<JSON
-{"tenant":"team-a","logLevel":"debug",
- "rdma":{"device":"$LAB_RXE","gidIndex":1,"dataPath":"native"},
- "directory":{"path":"$LAB_OUT/directory.json"},
- "intercept":{"sidecarUid":0},
- "policy":{"kernelPeers":true},
- "timeouts":{"clcHandshakeMs":30000,"linkSetupMs":20000}}
-JSON
-cfg="$LAB_OUT/sidecar.json"
-$main intercept install --config "$cfg"
-
+# The sidecar (and its redirect) first: node1 starts once port 8080 answers, which must then
+# already be through the sidecar.
+kp_start_sidecar --lport 15006
+echo "ATTACH $(tr -d '\n' <"$LAB_OUT/attach.json")"
 setpriv --reuid 65534 --regid 65534 --clear-groups node test/vm/sidecar/app-server.mjs >"$LAB_OUT/http.log" 2>&1 &
 appPid=$!
 lab_wait_tcp 127.0.0.1 8080 60
-
-CG=/sys/fs/cgroup/smc-sidecar
-mkdir -p "$CG"
-"$O/smc-option-loader" attach "$CG" --lport 15006 >"$LAB_OUT/attach.json"
-echo "ATTACH $(tr -d '\n' <"$LAB_OUT/attach.json")"
-smco_in_cgroup "$CG" $main run --config "$cfg" >"$LAB_OUT/sidecar.log" 2>&1 &
-sidecar=$!
-lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
 echo "SIDECAR_READY"
 
 # Until node1 is done (a plain TCP connect to 15999, relayed by the inbound listener).
@@ -46,8 +24,6 @@ curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes
 sed 's/^/APP /' "$LAB_OUT/http.log"
 "$O/smc-option-loader" stats | tr -d '\n' | sed 's/^/BPF_STATS /'
 echo
-kill "$sidecar" "$appPid" || true
-wait || true
-"$O/smc-option-loader" detach "$CG" >/dev/null || true
-$main intercept remove --config "$cfg"
+kill "$appPid" || true
+kp_stop_sidecar
 echo "SERVER_DONE"

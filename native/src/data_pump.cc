@@ -37,6 +37,13 @@ constexpr uint8_t kConnAbort = 0x20;
 constexpr uint8_t kProdWriteBlocked = 0x80;
 constexpr uint8_t kProdConsUpdateReq = 0x10;
 
+// A peer that announced the end of its data while write-blocked (the Linux kernel does so when its
+// close or shutdown gave up waiting for RMBE space after SMC_MAX_STREAM_WAIT_TIMEOUT) still writes
+// what it had queued, each CDC carrying the same flag, and clears write-blocked with its last
+// write. If the queued data ended exactly at the window, no further CDC comes: the end is taken
+// this long after our RMBE drained and our consumer cursor went out with no new data.
+constexpr uint64_t kBlockedEndGraceMs = 1000;
+
 struct Cdc {
   uint16_t seq = 0;
   uint32_t token = 0;
@@ -108,6 +115,7 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
   uint64_t peerAddr = 0;
   uint32_t peerRkey = 0, peerToken = 0;
   int fd = -1;
+  uv_loop_t* loop = nullptr;
   uv_poll_t* poll = nullptr;
   int pollEvents = 0;
   DataPump* owner = nullptr;
@@ -130,6 +138,9 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
   uint64_t consAnnounced = 0;
   bool peerWantsUpdate = false;
   bool peerDone = false;
+  bool peerDoneBlocked = false;  // the peer ended its data while write-blocked: more may follow
+  uv_timer_t* graceTimer = nullptr;
+  uint64_t graceAt = 0;  // peerProd when the grace timer was armed
   bool shutWr = false;
   bool wantWritable = false;
 
@@ -330,6 +341,7 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
     if (unannounced > 0 && (unannounced >= rmbSize / 2 || peerWantsUpdate)) {
       if (SendCdcOnly()) peerWantsUpdate = false;
     }
+    if (peerDoneBlocked && !peerDone && peerProd == cons && consAnnounced == cons) ArmGrace();
     if (peerDone && peerProd == cons && !shutWr) {
       shutdown(fd, SHUT_WR);
       shutWr = true;
@@ -358,8 +370,39 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
     if (c.connFlags & kConnAbort) {
       Abort("peer abort", ECONNRESET, false);
     } else if (c.connFlags & (kConnPeerDoneWriting | kConnClosed)) {
-      peerDone = true;
+      if (c.prodFlags & kProdWriteBlocked)
+        peerDoneBlocked = true;
+      else
+        peerDone = true;
     }
+  }
+
+  void ArmGrace() {
+    if (graceTimer && graceAt == peerProd) return;
+    if (!graceTimer) {
+      graceTimer = new uv_timer_t;
+      uv_timer_init(loop, graceTimer);
+      graceTimer->data = this;
+    }
+    graceAt = peerProd;
+    uv_timer_start(graceTimer, OnGrace, kBlockedEndGraceMs, 0);
+  }
+
+  static void OnGrace(uv_timer_t* t) {
+    auto* self = static_cast<PumpCore*>(t->data);
+    if (!self) return;
+    auto guard = self->shared_from_this();
+    if (self->state != kRunning || self->peerProd != self->graceAt) return;
+    self->peerDone = true;
+    self->Pump();
+  }
+
+  void StopGrace() {
+    if (!graceTimer) return;
+    uv_timer_stop(graceTimer);
+    graceTimer->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(graceTimer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    graceTimer = nullptr;
   }
 
   void OnSendDone(uint64_t p) override { acked = std::max(acked, p); }
@@ -435,6 +478,7 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
   }
 
   void StopPoll() {
+    StopGrace();
     if (!poll) return;
     uv_poll_stop(poll);
     poll->data = nullptr;
@@ -590,6 +634,7 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     g_live[kPumps]++;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
+    core->loop = loop;
     core->poll = new uv_poll_t;
     if (int r = uv_poll_init(loop, core->poll, core->fd)) {
       delete core->poll;
@@ -659,7 +704,8 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     num("peerConsumer", c.peerCons);
     num("peerProducer", c.peerProd);
     num("consumer", c.cons);
-    o.Set("peerDoneWriting", Napi::Boolean::New(env, c.peerDone));
+    // The flag arrived (its end of file may still wait for data the peer had queued).
+    o.Set("peerDoneWriting", Napi::Boolean::New(env, c.peerDone || c.peerDoneBlocked));
     return o;
   }
 

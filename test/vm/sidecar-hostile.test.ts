@@ -121,7 +121,14 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
       limits: { release: 1, maxConns: 255, maxLinks: 1 },
       confirmLink: { type: '0x21', linkNum: 1, maxConns: 255, maxLinks: 1 },
     };
-    for (const name of ['bad-token', 'cursor-past-rmbe', 'malformed-llc', 'malformed-confirm-response'])
+    for (const name of [
+      'bad-token',
+      'cursor-past-rmbe',
+      'malformed-llc',
+      'malformed-confirm-response',
+      'blocked-end',
+      'blocked-end-exact',
+    ])
       expect(rdma(name), `${name}\n${ctx}`).toMatchObject(v2);
 
     // 2a. Wrong alert token on a CDC carrying the abort flag: ignored and counted once as
@@ -166,12 +173,34 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     // the server, committed to SMC-R, resets the connection instead of falling back.
     expect(rdma('malformed-confirm-response'), ctx).toMatchObject({ tcp: 'reset', extraBytes: 0 });
 
+    // 2e. Done-writing while write-blocked, as the Linux kernel sends it when its close timed out
+    // with data queued: the data written after it still reaches the application, which sees its
+    // end of file only after the last write (the one without write-blocked); the connection then
+    // closes in order. (Before, the first flag was the end: queued-2 and last were lost.)
+    expect(rdma('blocked-end'), ctx).toMatchObject({
+      before: 'ECHO TAG blocked-end',
+      first: 'ECHO PING queued-1',
+      second: 'ECHO PING queued-2',
+      last: 'ECHO PING last',
+      tcp: 'fin',
+    });
+    expect(String(rdma('blocked-end')?.['serverFlags']).split(',').pop(), ctx).toBe('0xc0');
+    // 2f. The write-blocked end with nothing after it: the application still gets its end of
+    // file (after the pump's grace), no hang.
+    expect(rdma('blocked-end-exact'), ctx).toMatchObject({
+      before: 'ECHO TAG blocked-end-exact',
+      last: 'ECHO PING last',
+      tcp: 'fin',
+    });
+
     // The applications behind the server sidecar: the aborted connection saw a reset, the others
     // an orderly end.
     expect(srv).toContain('APP_EVENT cursor-past-rmbe error ECONNRESET');
     for (const name of [
       'bad-token',
       'malformed-llc',
+      'blocked-end',
+      'blocked-end-exact',
       'garbage',
       'bad-eyecatcher',
       'length-too-short',
@@ -180,7 +209,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
       'other-tenant-eid',
     ])
       expect(srv, name).toContain(`APP_EVENT ${name} end`);
-    expect(srv).not.toMatch(/APP_EVENT (bad-token|malformed-llc) error/);
+    expect(srv).not.toMatch(/APP_EVENT (bad-token|malformed-llc|blocked-end|blocked-end-exact) error/);
 
     // The server sidecar survived all of it.
     expect(results.find((x) => x['check'] === 'server-ready')?.['status'], ctx).toBe(200);
@@ -210,7 +239,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     expect(metric(srv, 'smc_bytes_total{path="rdma",direction="rx"}'), ctx).toBeGreaterThanOrEqual(16 * MIB);
     expect(metric(out, 'smc_bytes_total{path="tcp",direction="tx"}'), ctx).toBe(0);
     console.log(
-      `hostile lab: ${r.wallSec.toFixed(0)} s; server errors ${JSON.stringify(results.find((x) => x['check'] === 'server-metrics')?.['lines'])}`,
+      `hostile lab: ${r.wallSec.toFixed(0)} s; write-blocked end without more data ended after ${String(rdma('blocked-end-exact')?.['endAfterMs'])} ms; server errors ${JSON.stringify(results.find((x) => x['check'] === 'server-metrics')?.['lines'])}`,
     );
   });
 });

@@ -39,6 +39,13 @@ const CDC_SLOTS = 4;
 const WR_BASE = 10_000_000;
 /** How long the QP outlives the connection, so the peer's last CDC still lands. */
 const LINGER_MS = 1000;
+/**
+ * A peer that ends its data while write-blocked (the Linux kernel, when its close gave up waiting
+ * for RMBE space) still writes what it had queued and clears write-blocked with its last write;
+ * if that write filled the window exactly, nothing more comes, and the end is taken this long
+ * after the RMBE drained. Same rule as the native pump (native/src/data_pump.cc).
+ */
+const BLOCKED_END_GRACE_MS = 1000;
 
 /**
  * The SMC-R data path in JavaScript, standing in for the native DataPump
@@ -66,6 +73,8 @@ export class JsSmcConnection implements SmcConnection {
   private appEnded = false;
   private sentDone = false;
   private peerDone = false;
+  private peerDoneBlocked = false;
+  private graceTimer: NodeJS.Timeout | null = null;
   private delivering = false;
   private appWriteEnded = false;
   private finished = false;
@@ -263,7 +272,10 @@ export class JsSmcConnection implements SmcConnection {
       this.finish('reset', 'peer aborted the connection');
       return;
     }
-    if (m.connectionState.peerDoneWriting) this.peerDone = true;
+    if (m.connectionState.peerDoneWriting || m.connectionState.peerConnectionClosed) {
+      if (m.producerFlags.writeBlocked) this.peerDoneBlocked = true;
+      else this.peerDone = true;
+    }
     this.deliver();
   }
 
@@ -289,11 +301,26 @@ export class JsSmcConnection implements SmcConnection {
       }
       this.sendAck();
     }
+    if (this.peerDoneBlocked && !this.peerDone) this.armGrace(n > 0);
     if (this.peerDone && this.flow.rxPending() === 0 && !this.appWriteEnded) {
       this.appWriteEnded = true;
       app.socket.end();
     }
     this.maybeFinish();
+  }
+
+  /** (Re)starts the end-of-data grace once the RMBE is drained; new data restarts it. */
+  private armGrace(moved: boolean): void {
+    if (this.graceTimer !== null && !moved) return;
+    if (this.graceTimer !== null) clearTimeout(this.graceTimer);
+    this.graceTimer = null;
+    if (this.flow.rxPending() !== 0) return;
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = null;
+      this.peerDone = true;
+      this.deliver();
+    }, BLOCKED_END_GRACE_MS);
+    this.graceTimer.unref();
   }
 
   private maybeFinish(): void {
@@ -316,6 +343,7 @@ export class JsSmcConnection implements SmcConnection {
   private finish(outcome: PipeResult['outcome'], reason: string): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.graceTimer !== null) clearTimeout(this.graceTimer);
     this.o.log.debug({ outcome, reason, ...this.counts }, 'SMC-R connection ended');
     const s = this.app?.socket;
     if (outcome === 'reset' && s !== undefined && !s.destroyed) s.resetAndDestroy();

@@ -8,7 +8,9 @@
 // handshakes on a real RC QP of rxe0 (v2 Proposal with the tenant's UEID, v2 Accept, v2 Confirm
 // with the first-contact extension, LLC CONFIRM LINK v2) followed by CDC and LLC messages the
 // server must refuse: a wrong alert token, a producer cursor past the server's RMBE, malformed v2
-// LLC and CDC messages, and a malformed LLC message in place of the CONFIRM LINK response. Every
+// LLC and CDC messages, a malformed LLC message in place of the CONFIRM LINK response, and the end
+// of our data announced while write-blocked, as the Linux kernel does when its close times out
+// with data still queued (more data after it, or none). Every
 // connection leaves from its own source address (all listed in the server's directory, tenant
 // team-a), so each one is a first contact with a link group of its own. Result lines:
 // "RESULT {json}".
@@ -591,7 +593,14 @@ class HostileLink {
     );
   }
 
-  cdc(o: { token?: number; producerCount?: number; state?: Partial<CdcConnectionState> } = {}): Buffer {
+  cdc(
+    o: {
+      token?: number;
+      producerCount?: number;
+      state?: Partial<CdcConnectionState>;
+      writeBlocked?: boolean;
+    } = {},
+  ): Buffer {
     this.seq = (this.seq + 1) & 0xffff;
     return encodeCdcMessage({
       kind: 'cdc',
@@ -599,13 +608,16 @@ class HostileLink {
       token: o.token ?? this.peerToken,
       producer: { wrap: 0, count: o.producerCount ?? this.prod },
       consumer: { wrap: 0, count: this.cons },
-      producerFlags: NO_PRODUCER_FLAGS,
+      producerFlags: { ...NO_PRODUCER_FLAGS, writeBlocked: o.writeBlocked ?? false },
       connectionState: { ...NO_CONN_STATE, ...o.state },
     });
   }
 
   /** RDMA WRITEs `text` into the server's RMBE at our producer cursor, then a CDC announcing it. */
-  async sendData(text: string): Promise<void> {
+  async sendData(
+    text: string,
+    cdc: { state?: Partial<CdcConnectionState>; writeBlocked?: boolean } = {},
+  ): Promise<void> {
     const data = Buffer.from(text);
     if (this.prod + data.byteLength >= this.peerRmbeSize) throw new Error('this test never wraps the RMBE');
     data.copy(this.out, 0);
@@ -620,7 +632,7 @@ class HostileLink {
     const wc = await this.cq.waitFor(wrId, WAIT_MS);
     if (wc.status !== 'IBV_WC_SUCCESS') throw new Error(`RDMA WRITE completion ${wc.status}`);
     this.prod += data.byteLength;
-    await this.send(this.cdc());
+    await this.send(this.cdc(cdc));
   }
 
   /**
@@ -952,6 +964,45 @@ async function rdmaCases(dev: Device): Promise<void> {
     await link.send(m);
     const tcp = await link.tcp?.waitEnded();
     return { tcp, extraBytes: link.tcp?.received ?? 0 };
+  });
+
+  // (e) The end of our data announced while write-blocked, as a kernel whose close gave up waiting
+  // for RMBE space sends it: done-writing with write-blocked after a line, then the data it still
+  // had queued, then its last write clearing write-blocked. Everything must reach the application
+  // before its end of file.
+  const doneWriting = { peerDoneWriting: true };
+  const serverDone = (link: HostileLink): boolean =>
+    link.serverConnFlags.some((f) => (f & CDC_CONN_STATE_FLAG.peerDoneWriting) !== 0);
+  await rdmaCase(dev, 'blocked-end', '10.77.0.34', async (link) => {
+    await link.clc();
+    await link.awaitConfirmLink();
+    await link.confirmLink();
+    const before = await link.exchange('TAG blocked-end');
+    await link.sendData('PING queued-1\n', { state: doneWriting, writeBlocked: true });
+    const first = (await link.readData((t) => t.includes('\n'))).trimEnd();
+    await link.sendData('PING queued-2\n', { state: doneWriting, writeBlocked: true });
+    const second = (await link.readData((t) => t.includes('\n'))).trimEnd();
+    await link.sendData('PING last\n', { state: doneWriting });
+    const last = (await link.readData((t) => t.includes('\n'))).trimEnd();
+    await link.readData(() => serverDone(link));
+    const closed = await link.close();
+    return { before, first, second, last, ...closed };
+  });
+
+  // (f) The same, but the write-blocked end was the last write (the kernel's queued data ended
+  // exactly at the window): no further CDC comes, and the application still gets its end of file.
+  await rdmaCase(dev, 'blocked-end-exact', '10.77.0.35', async (link) => {
+    await link.clc();
+    await link.awaitConfirmLink();
+    await link.confirmLink();
+    const before = await link.exchange('TAG blocked-end-exact');
+    const t0 = performance.now();
+    await link.sendData('PING last\n', { state: doneWriting, writeBlocked: true });
+    const last = (await link.readData((t) => t.includes('\n'))).trimEnd();
+    await link.readData(() => serverDone(link));
+    const endAfterMs = Math.round(performance.now() - t0);
+    const closed = await link.close();
+    return { before, last, endAfterMs, ...closed };
   });
 }
 

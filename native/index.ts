@@ -118,6 +118,14 @@ export function smcoFlags(fd: number, pinDir?: string): number | null {
   return binding.smcoFlags(fd, pinDir);
 }
 
+/**
+ * Enters a connected socket's peer (address and port) in the sock_ops program's pinned smco_skip
+ * map: our SYNs to it carry no SMC option for `ttlMs`.
+ */
+export function smcoSkipPeer(fd: number, ttlMs: number, pinDir?: string): void {
+  binding.smcoSkipPeer(fd, ttlMs, pinDir);
+}
+
 /** The IP + TCP headers of the SYN of an accepted connection (once), or null when none was saved. */
 export function getSavedSyn(fd: number): Buffer | null {
   return binding.getSavedSyn(fd);

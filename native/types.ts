@@ -501,6 +501,7 @@ export interface NativeBinding {
   setSaveSyn(fd: number): void;
   getSavedSyn(fd: number): Buffer | null;
   smcoFlags(fd: number, pinDir?: string): number | null;
+  smcoSkipPeer(fd: number, ttlMs: number, pinDir?: string): void;
   debugCounters(): DebugCounters;
   debugStats(): DebugStats;
   setErrorClass(ctor: VerbsErrorCtor): void;

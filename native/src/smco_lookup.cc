@@ -1,7 +1,9 @@
 // What the sock_ops program (sidecar/bpf) saw on a connection's handshake: whether the peer's
 // SYN-ACK carried the SMC TCP option. An active socket has no saved-SYN counterpart, so the
 // program records it in the pinned LRU map smco_conns, keyed by the 4-tuple; this reads it with
-// the bpf(2) syscall (no libbpf needed).
+// the bpf(2) syscall (no libbpf needed). And the other way: smco_skip, where a peer that echoed
+// the option without speaking CLC is entered so that our next SYNs to it go out plain.
+#include <time.h>
 #include <arpa/inet.h>
 #include <linux/bpf.h>
 #include <linux/types.h>
@@ -96,8 +98,45 @@ static Napi::Value SmcoFlags(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, val.flags);
 }
 
+// smcoSkipPeer(fd, ttlMs, pinDir?): the program leaves the option off connects to this connected
+// socket's peer (address and port) for ttlMs. Throws VerbsError when the map cannot be opened or
+// written (ENOENT: no program pinned there).
+static void SmcoSkipPeer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ToU32(env, info[0], "fd", INT32_MAX));
+  uint64_t ttlMs = ToU32(env, info[1], "ttlMs");
+  std::string dir = SMCO_PIN_DIR;
+  if (info.Length() > 2 && info[2].IsString()) dir = info[2].As<Napi::String>().Utf8Value();
+  std::string path = dir + "/" + SMCO_MAP_SKIP;
+  sockaddr_storage l, r;
+  socklen_t ll = sizeof l, rl = sizeof r;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&l), &ll) != 0) ThrowVerbs(env, errno, "getsockname");
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&r), &rl) != 0) ThrowVerbs(env, errno, "getpeername");
+  smco_key conn;
+  if (!KeyOf(l, r, &conn)) ThrowVerbs(env, EAFNOSUPPORT, "smcoSkipPeer", "not an IPv4/IPv6 TCP socket");
+  smco_peer key;
+  memset(&key, 0, sizeof key);
+  key.family = conn.family;
+  key.port = conn.rport;
+  memcpy(key.addr, conn.raddr, sizeof key.addr);
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns()'s clock
+  smco_skip_val val;
+  val.until_ns = static_cast<__u64>(now.tv_sec) * 1000000000ull + static_cast<__u64>(now.tv_nsec) + ttlMs * 1000000ull;
+  int mfd = MapFd(path);
+  if (mfd < 0) ThrowVerbs(env, errno, "bpf", "BPF_OBJ_GET " + path);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.map_fd = static_cast<__u32>(mfd);
+  a.key = reinterpret_cast<uintptr_t>(&key);
+  a.value = reinterpret_cast<uintptr_t>(&val);
+  a.flags = BPF_ANY;
+  if (syscall(__NR_bpf, BPF_MAP_UPDATE_ELEM, &a, sizeof a) != 0) ThrowVerbs(env, errno, "bpf", "BPF_MAP_UPDATE_ELEM");
+}
+
 void InitSmcoLookup(Napi::Env env, Napi::Object exports) {
   exports.Set("smcoFlags", Napi::Function::New(env, SmcoFlags, "smcoFlags"));
+  exports.Set("smcoSkipPeer", Napi::Function::New(env, SmcoSkipPeer, "smcoSkipPeer"));
 }
 
 }  // namespace smc

@@ -412,7 +412,8 @@ static void print_stats(void)
 
 static void unload(void)
 {
-	static const char *names[] = { SMCO_PIN_PROG, SMCO_MAP_CFG, SMCO_MAP_PORTS, SMCO_MAP_CONNS, SMCO_MAP_STATS };
+	static const char *names[] = { SMCO_PIN_PROG, SMCO_MAP_CFG, SMCO_MAP_PORTS, SMCO_MAP_CONNS,
+				       SMCO_MAP_STATS, SMCO_MAP_SKIP };
 	char path[PATH_MAX];
 	const char *sep = "";
 	size_t i;

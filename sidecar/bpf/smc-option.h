@@ -24,6 +24,7 @@
 #define SMCO_MAP_PORTS "smco_ports"
 #define SMCO_MAP_CONNS "smco_conns"
 #define SMCO_MAP_STATS "smco_stats"
+#define SMCO_MAP_SKIP "smco_skip"
 
 /*
  * smco_cfg (array, one entry): which sockets of an attached cgroup take part. A socket is
@@ -68,6 +69,22 @@ struct smco_key {
 #define SMCO_F_PEER_SEEN 0x4  /* the peer's SYN / SYN-ACK was inspected: PEER_SENT is final */
 #define SMCO_F_PASSIVE 0x8    /* we are the server (accepted connection) */
 
+/*
+ * smco_skip (LRU hash): destinations whose SYNs must not carry the option until `until_ns`
+ * (CLOCK_MONOTONIC), written by user space when a peer echoed the option but did not speak CLC
+ * (a middlebox or a broken stack): its next connections stay plain TCP from the first segment.
+ * Address as in smco_key (IPv4 in addr[0]), port in host byte order, padding zero.
+ */
+struct smco_peer {
+	__u16 family;
+	__u16 port;
+	__u32 addr[4];
+};
+
+struct smco_skip_val {
+	__u64 until_ns;
+};
+
 struct smco_val {
 	__u32 flags;
 	__u32 reserved;
@@ -86,11 +103,12 @@ enum smco_stat {
 	SMCO_STAT_WRITE_ERR,       /* bpf_reserve_hdr_opt / bpf_store_hdr_opt failed (no room) */
 	SMCO_STAT_SYNACK_NO_SYN,   /* SYN-ACKs (retransmissions) sent without the SYN at hand:
 				    * decided from the connection's map entry */
+	SMCO_STAT_SKIPPED,         /* connects left alone: the destination is in smco_skip */
 	SMCO_STAT_MAX,
 };
 
 #define SMCO_STAT_NAMES                                                                       \
 	{ "selected", "syn_written", "synack_written", "synack_plain", "peer_syn_opt",         \
-	  "peer_synack_opt", "peer_synack_plain", "write_err", "synack_no_syn" }
+	  "peer_synack_opt", "peer_synack_plain", "write_err", "synack_no_syn", "skipped" }
 
 #endif

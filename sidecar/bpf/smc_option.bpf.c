@@ -9,7 +9,8 @@
  * a kernel SMC client whose SYN-ACK lacks the option falls back with 0x03010000 (PEERNOSMC)
  * before sending a CLC Proposal; a kernel SMC server does the same when the SYN lacks it.
  *
- *   TCP_LISTEN_CB / TCP_CONNECT_CB  select the socket (smco_cfg: all, SO_MARK, ports) and set
+ *   TCP_LISTEN_CB / TCP_CONNECT_CB  select the socket (smco_cfg: all, SO_MARK, ports; a connect
+ *                                   to a destination in smco_skip never) and set
  *                                   BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG on it
  *   HDR_OPT_LEN_CB                  SYN: reserve 6 bytes; SYN-ACK: reserve them only if the SYN
  *                                   carried the option (like the kernel's own SMC listener)
@@ -65,6 +66,14 @@ struct {
 	__type(value, struct smco_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } smco_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct smco_peer);
+	__type(value, struct smco_skip_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} smco_skip SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -149,6 +158,31 @@ static __always_inline void conn_update(struct bpf_sock_ops *skops, __u32 set, _
 	bpf_map_update_elem(&smco_conns, &k, &v, BPF_ANY);
 }
 
+/* Whether user space asked to keep the option off connects to this destination for now. */
+static __always_inline int skipped(struct bpf_sock_ops *skops)
+{
+	struct smco_key k;
+	struct smco_peer p;
+	struct smco_skip_val *v;
+
+	if (make_key(skops, &k))
+		return 0;
+	__builtin_memset(&p, 0, sizeof(p));
+	p.family = k.family;
+	p.port = k.rport;
+	p.addr[0] = k.raddr[0];
+	p.addr[1] = k.raddr[1];
+	p.addr[2] = k.raddr[2];
+	p.addr[3] = k.raddr[3];
+	v = bpf_map_lookup_elem(&smco_skip, &p);
+	if (!v)
+		return 0;
+	if (bpf_ktime_get_ns() < v->until_ns)
+		return 1;
+	bpf_map_delete_elem(&smco_skip, &p);
+	return 0;
+}
+
 static __always_inline int selected(struct bpf_sock_ops *skops)
 {
 	__u32 zero = 0, key;
@@ -159,6 +193,10 @@ static __always_inline int selected(struct bpf_sock_ops *skops)
 		return 0;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 0;
+	if (skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB && skipped(skops)) {
+		count(SMCO_STAT_SKIPPED);
+		return 0;
+	}
 	if (cfg->flags & SMCO_CFG_ALL)
 		return 1;
 	if (cfg->flags & SMCO_CFG_MARK) {

@@ -117,7 +117,19 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       expect(metric(srv, 'smc_connections_total{outcome="upgraded",reason="none"}'), ctx).toBe(12);
       expect(metric(srv, 'smc_bytes_total{path="rdma",direction="rx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
       expect(metric(srv, 'smc_bytes_total{path="rdma",direction="tx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
-      expect(metric(srv, 'smc_bytes_total{path="tcp",direction="rx"}'), ctx).toBe(0);
+      // Over TCP only the plain client's request below.
+      expect(metric(srv, 'smc_bytes_total{path="tcp",direction="rx"}'), ctx).toBeLessThan(4096);
+
+      // A plain client whose SYN carried the option (sock_ops on its cgroup) but which sent an HTTP
+      // request where a Proposal belongs: relayed as it came, no Decline in its stream, counted as
+      // peer-not-smc. Its request is the only TCP traffic of the sidecar.
+      expect(json<{ syn_written: number }>(out, 'PLAIN_OPT_STATS').syn_written, ctx).toBeGreaterThanOrEqual(
+        1,
+      );
+      expect(lineValue(out, 'PLAIN_OPT_GOT'), ctx).toMatch(/^pod-b \/plain-with-option/);
+      expect(metric(srv, 'smc_connections_total{outcome="fallback",reason="peer-not-smc"}'), ctx).toBe(1);
+      expect(metric(srv, 'smc_bytes_total{path="tcp",direction="rx"}'), ctx).toBeGreaterThan(0);
+      expect(metric(srv, 'smc_bytes_total{path="tcp",direction="tx"}'), ctx).toBeLessThan(4096);
     });
 
     it('upgrades to kernel SMC-R servers: SMCR in their smc_diag, byte-exact; a kernel Decline leaves clean TCP', async () => {
@@ -141,12 +153,40 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       expect(lineValue(out, 'DOWNLOAD_GOT'), ctx).toBe(lineValue(srv, 'PAYLOAD'));
       expect(lineValue(out, 'SHORT_OK'), ctx).toBe('5');
 
-      // The kernel's counters: 7 SMC-Rv2 server successes, bytes both ways; the only server
+      // Our application did not read for 6 s: the kernel's shutdown gave up waiting for our RMBE
+      // and announced its end while write-blocked, then wrote the rest; all 4 MiB arrived.
+      // (Before, that announcement was our end of file and the tail was lost.)
+      expect(lineValue(out, 'SLOW_GOT'), ctx).toBe(lineValue(srv, 'PAYLOAD4'));
+
+      // Abort both ways. The kernel's application closed with our data unread: the kernel sent
+      // the CDC abort flag, our pump ended on it and reset our application's connection at once.
+      // Our application closed with the kernel's data unread: our pump aborted on the reset and
+      // the kernel's application got ECONNRESET.
+      expect(lineValue(out, 'KERNEL_ABORT_RC'), ctx).not.toBe('0');
+      expect(lineValue(out, 'KERNEL_ABORT_RC'), ctx).not.toBe('124');
+      expect(lineValue(out, 'KERNEL_ABORT_ERR'), ctx).toMatch(/Connection reset by peer|Broken pipe/);
+      expect(lineValue(out, 'OUR_ABORT_GOT'), ctx).toBe('1000');
+      expect(lineValue(srv, 'ABORTED_SERVER_RC'), ctx).toMatch(/^[1-9][0-9]*$/);
+      expect(lineValue(srv, 'ABORTED_SERVER_ERR'), ctx).toMatch(/Connection reset by peer|Broken pipe/);
+      const aborts = Object.fromEntries(
+        (lineValue(out, 'PUMP_ABORTS') ?? '')
+          .split(';')
+          .filter((x) => x !== '')
+          .map((x) => x.split('=') as [string, string]),
+      );
+      expect(aborts['peer abort'], ctx).toBe('1');
+      const appResets = ['socket read', 'socket write', 'socket poll'].map((k) => Number(aborts[k] ?? 0));
+      expect(
+        appResets.reduce((a, b) => a + b, 0),
+        ctx,
+      ).toBe(1);
+
+      // The kernel's counters: 10 SMC-Rv2 server successes, bytes both ways; the only server
       // fallbacks of that phase are the lab's plain readiness probes (PEERNOSMC), none of ours.
       const before = json<Stats>(srv, 'STATS_BEFORE');
       const smc = json<Stats>(srv, 'STATS_SMC');
       const end = json<Stats>(srv, 'STATS_END');
-      expect(smc.stats.smcr.srv_v2_succ - before.stats.smcr.srv_v2_succ, ctx).toBe(7);
+      expect(smc.stats.smcr.srv_v2_succ - before.stats.smcr.srv_v2_succ, ctx).toBe(10);
       expect(smc.stats.smcr.rx_bytes - before.stats.smcr.rx_bytes, ctx).toBeGreaterThanOrEqual(MIB8);
       expect(smc.stats.smcr.tx_bytes - before.stats.smcr.tx_bytes, ctx).toBeGreaterThanOrEqual(MIB8);
       const moved = smc.fallback.server.filter(
@@ -166,9 +206,9 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       ).not.toContain(lg[0]?.negotiated_eid?.trim());
       expect(lg[0]?.negotiated_eid, ctx).toMatch(/^SMCK8S-/);
 
-      // Our side: 7 upgraded connections on one link group, RDMA bytes both ways.
+      // Our side: 10 upgraded connections on one link group, RDMA bytes both ways.
       const m1 = (series: string): number => Number(lineValue(out, `METRIC1 ${series}`) ?? 0);
-      expect(m1('smc_connections_total{outcome="upgraded",reason="none"}'), ctx).toBe(7);
+      expect(m1('smc_connections_total{outcome="upgraded",reason="none"}'), ctx).toBe(10);
       expect(m1('smc_bytes_total{path="rdma",direction="tx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
       expect(m1('smc_bytes_total{path="rdma",direction="rx"}'), ctx).toBeGreaterThanOrEqual(MIB8);
       expect(m1('smc_link_groups'), ctx).toBe(1);
@@ -181,6 +221,22 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       expect(m2('smc_connections_total{outcome="fallback",reason="peer-declined"}'), ctx).toBe(1);
       expect(end.fallback.srv_cnt - smc.fallback.srv_cnt, ctx).toBeGreaterThanOrEqual(1);
       expect(end.stats.smcr.srv_v2_succ, ctx).toBe(smc.stats.smcr.srv_v2_succ);
+
+      // A server that echoes the option without speaking SMC (a plain echo server under the
+      // sock_ops program) echoed our Proposal: the application's 1 MiB came back intact over a new
+      // plain connection, no Decline of ours in between; that connection and the next one left
+      // with no option on their SYNs (the sidecar entered the echo server in the program's
+      // smco_skip map).
+      const echoSha = lineValue(out, 'ECHO_EXPECT');
+      expect(echoSha, ctx).toMatch(/^[0-9a-f]{64}$/);
+      expect(lineValue(out, 'ECHO_GOT1'), ctx).toBe(echoSha);
+      expect(lineValue(out, 'ECHO_GOT2'), ctx).toBe(echoSha);
+      const me = (series: string): number => Number(lineValue(out, `METRIC_ECHO ${series}`) ?? 0);
+      expect(me('smc_connections_total{outcome="fallback",reason="peer-not-smc"}'), ctx).toBe(1);
+      expect(me('smc_connections_total{outcome="fallback",reason="peer-not-in-directory"}'), ctx).toBe(1);
+      expect(json<{ skipped: number }>(out, 'BPF_STATS_ECHO').skipped, ctx).toBe(2);
+      // node0's program saw one SYN with the option on the echo server (the first connection).
+      expect(json<{ peer_syn_opt: number }>(srv, 'ECHO_PEER_STATS').peer_syn_opt, ctx).toBe(1);
     });
   },
 );

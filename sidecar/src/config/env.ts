@@ -39,6 +39,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_POLICY_MODE', aliases: ['SMC_MODE'], path: ['policy', 'mode'], kind: 'string' },
   { env: 'SMC_ALLOWED_PEER_TENANTS', path: ['policy', 'allowedPeerTenants'], kind: 'stringList' },
   { env: 'SMC_KERNEL_PEERS', path: ['policy', 'kernelPeers'], kind: 'bool' },
+  { env: 'SMC_KERNEL_PEER_SKIP_MS', path: ['policy', 'kernelPeerSkipMs'], kind: 'int' },
   { env: 'SMC_MAX_CONNECTIONS', path: ['limits', 'maxConnections'], kind: 'int' },
   { env: 'SMC_RMB_SIZE', path: ['limits', 'rmbSize'], kind: 'int' },
   { env: 'SMC_CLC_TIMEOUT_MS', path: ['timeouts', 'clcHandshakeMs'], kind: 'int' },

@@ -116,6 +116,11 @@ export const SidecarConfigSchema = z
          * listener answers their CLC Proposal directly. They must share one of our User EIDs.
          */
         kernelPeers: z.boolean().default(false),
+        /**
+         * A destination that echoed the SMC TCP option but did not answer our Proposal in CLC is
+         * not offered SMC (no option on our SYNs) for this long; 0 retries it every time.
+         */
+        kernelPeerSkipMs: z.number().int().min(0).max(2_147_483_647).default(600_000),
       })
       .strict()
       .prefault({}),

@@ -22,6 +22,13 @@ export const FallbackReason = {
   PeerDeclined: 'peer-declined',
   /** The peer sidecar's port could not be reached; relayed to the original destination instead. */
   PeerSidecarUnreachable: 'peer-sidecar-unreachable',
+  /**
+   * A peer without a sidecar put the SMC TCP option on its SYN-ACK (or SYN) but did not speak CLC:
+   * a server that answered our Proposal with something else or not at all (the application's
+   * connection went on over a new TCP connection), or a client that did not open with a Proposal
+   * (its bytes went to the application as they came).
+   */
+  PeerNotSmc: 'peer-not-smc',
   /** The peer sidecar closed or reset the connection during the handshake (e.g. its application refused). */
   PeerReset: 'peer-reset',
   HandshakeTimeout: 'handshake-timeout',
@@ -47,6 +54,7 @@ export function declineCodeFor(reason: FallbackReason): number | null {
     case FallbackReason.PeerSidecarUnreachable:
     case FallbackReason.OriginalDstUnknown:
     case FallbackReason.PeerReset:
+    case FallbackReason.PeerNotSmc:
       return null;
     case FallbackReason.ModeDisabled:
       return SMC_CLC_DECL.MODEUNSUPP;

@@ -74,6 +74,7 @@ function client(
     peerId,
     syncTimeoutMs: 300,
     kernelPeer,
+    expectServerReply: true,
     log: silentLogger(),
   });
 }
@@ -233,7 +234,7 @@ describe('runClcHandshake', () => {
       client(c, prepared(failingLink), 2000, 2000, true),
       server(s, null, SMC_CLC_DECL.NOUEID, 2000, true),
     ]);
-    expect(fallback(oc)).toMatchObject({ origin: 'peer', code: SMC_CLC_DECL.NOUEID });
+    expect(fallback(oc)).toMatchObject({ origin: 'peer', code: SMC_CLC_DECL.NOUEID, peerSpokeClc: true });
     expect(fallback(os)).toMatchObject({ origin: 'local', code: SMC_CLC_DECL.NOUEID });
     // An answering Decline would have reached the declining side as application data.
     const [atClient, atServer] = await exchangeAfter(c, fallback(oc).residual, s, fallback(os).residual);
@@ -326,6 +327,17 @@ describe('runClcHandshake', () => {
     s.resume();
     const o = await client(c, prepared(failingLink), 200);
     expect(o.kind).toBe('aborted');
+    expect(clcKinds(seen)).toEqual(['proposal', 'decline']);
+  });
+
+  it('aborts when the peer closes during the handshake', async () => {
+    const [c, s] = await socketPair(servers);
+    s.end();
+    expect((await client(c, prepared(failingLink))).kind).toBe('aborted');
+  });
+
+  /** The client's CLC messages as the server side saw them. */
+  function clcKinds(seen: Buffer[]): string[] {
     const kinds = [];
     let all = Buffer.concat(seen);
     while (all.byteLength >= 8) {
@@ -333,12 +345,31 @@ describe('runClcHandshake', () => {
       kinds.push(decodeClcMessage(all.subarray(0, len)).kind);
       all = all.subarray(len);
     }
-    expect(kinds).toEqual(['proposal', 'decline']);
+    return kinds;
+  }
+
+  it('a kernel peer that echoes our Proposal back does not speak CLC: no Decline into its stream', async () => {
+    const [c, s] = await socketPair(servers);
+    const seen: Buffer[] = [];
+    s.on('data', (d: Buffer) => {
+      seen.push(d);
+      s.write(d);
+    });
+    s.resume();
+    const o = await client(c, prepared(failingLink), 2000, 2000, true);
+    expect(o.kind).not.toBe('established');
+    expect(o).toMatchObject({ peerSpokeClc: false });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(clcKinds(seen)).toEqual(['proposal']);
   });
 
-  it('aborts when the peer closes during the handshake', async () => {
+  it('a silent kernel peer times out without a Decline from us', async () => {
     const [c, s] = await socketPair(servers);
-    s.end();
-    expect((await client(c, prepared(failingLink))).kind).toBe('aborted');
+    const seen: Buffer[] = [];
+    s.on('data', (d: Buffer) => seen.push(d));
+    s.resume();
+    const o = await client(c, prepared(failingLink), 200, 2000, true);
+    expect(o).toMatchObject({ kind: 'fallback', origin: 'local', peerSpokeClc: false });
+    expect(clcKinds(seen)).toEqual(['proposal']);
   });
 });

@@ -8,6 +8,7 @@ import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { type ClcDecline, decodeClcDecline, encodeClcDecline } from '../protocol/clc/decline.js';
 import { CLC_TYPE } from '../protocol/clc/constants.js';
 import { decodeClcHeader } from '../protocol/clc/header.js';
+import { FIRST_MESSAGE_SNIFF_LENGTH, serverReplyVerdict } from '../protocol/clc/first-message.js';
 import { reasonForLocalDecline } from './decline-reason.js';
 import { asLinkSetupError, type LinkSetupError } from './link-errors.js';
 import type { LinkCommit, PreparedSmcConnection } from './link-group-manager.js';
@@ -26,13 +27,23 @@ export type ClcOutcome =
       residual: Buffer;
       /** The peer's Decline was out of sync: the link group with it must go. */
       terminateLinkGroup: boolean;
+      /** Client side: the server's first bytes were CLC (an Accept or a Decline). */
+      peerSpokeClc: boolean;
     }
   | {
       kind: 'aborted';
       /** 'closed': the peer closed or reset the TCP connection; 'protocol': it stopped following CLC. */
       cause: 'closed' | 'protocol';
       reason: string;
+      /** Client side: the server's first bytes were CLC (an Accept or a Decline). */
+      peerSpokeClc: boolean;
     };
+
+/** An outcome before the driver adds what it saw of the peer's first bytes. */
+type DraftOutcome =
+  | Extract<ClcOutcome, { kind: 'established' }>
+  | Omit<Extract<ClcOutcome, { kind: 'fallback' }>, 'peerSpokeClc'>
+  | Omit<Extract<ClcOutcome, { kind: 'aborted' }>, 'peerSpokeClc'>;
 
 /** A Decline of ours outside the state machine: the v1 layout, which every SMC-R version reads. */
 export function encodePlainDecline(peerId: Buffer, code: number): Buffer {
@@ -62,9 +73,16 @@ export interface ClcDriverOptions {
   /**
    * The peer is the kernel's SMC-R, not a sidecar: as in af_smc.c, a side that
    * declines falls back at once and the other side does not answer its Decline
-   * (an answer would reach the kernel's application as data).
+   * (an answer would reach the kernel's application as data). A client whose
+   * kernel peer's first bytes were not CLC sends no Decline at all: that peer
+   * echoed the SMC option without speaking SMC.
    */
   kernelPeer?: boolean;
+  /**
+   * We are the client: the peer's first bytes must be an Accept or a Decline, or it does not speak
+   * CLC (outcome.peerSpokeClc). Without it the peer counts as speaking CLC.
+   */
+  expectServerReply?: boolean;
   log: Logger;
 }
 
@@ -86,6 +104,9 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
     let sentDecline = false;
     let linkError: LinkSetupError | null = null;
     let connection: SmcConnection | null = null;
+    /** The peer's first bytes, until they tell whether it speaks CLC (client side). */
+    let sniffed = Buffer.alloc(0);
+    let peerSpokeClc = opts.expectServerReply !== true;
     /**
      * Link setup passed its point of no return (see LinkCommit): the peer may
      * start its data path, so our own timers no longer lead to a fallback.
@@ -99,15 +120,16 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
       },
     };
     /** Set once the machine fell back: we then only look for the peer's Decline. */
-    let sync: { framer: ClcFramer; outcome: Extract<ClcOutcome, { kind: 'fallback' }> } | null = null;
+    let sync: { framer: ClcFramer; outcome: Extract<DraftOutcome, { kind: 'fallback' }> } | null = null;
 
     const clearTimer = (): void => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
     };
-    const finish = (outcome: ClcOutcome): void => {
+    const finish = (draft: DraftOutcome): void => {
       if (done) return;
       done = true;
+      const outcome: ClcOutcome = draft.kind === 'established' ? draft : { ...draft, peerSpokeClc };
       clearTimer();
       socket.pause();
       socket.off('data', onData);
@@ -181,7 +203,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         terminateLinkGroup: a.terminateLinkGroup,
       };
       if (opts.kernelPeer === true) {
-        if (a.origin === 'local' && !sentDecline) sendDecline(a.reasonCode);
+        if (a.origin === 'local' && !sentDecline && peerSpokeClc) sendDecline(a.reasonCode);
         finish(outcome);
         return;
       }
@@ -210,6 +232,11 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         if (done || sync !== null) return;
         switch (a.type) {
           case 'send':
+            if (a.message.kind === 'decline' && opts.kernelPeer === true && !peerSpokeClc) {
+              // Its application would read our Decline as data.
+              log.debug('no Decline to a peer that does not speak CLC');
+              break;
+            }
             socket.write(a.bytes);
             if (a.message.kind === 'decline') sentDecline = true;
             log.debug({ clc: a.message.kind }, 'CLC sent');
@@ -297,7 +324,16 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
       }
     };
 
-    const onData = (chunk: Buffer): void => feed({ type: 'data', bytes: chunk });
+    const onData = (chunk: Buffer): void => {
+      if (opts.expectServerReply === true && sniffed.byteLength < FIRST_MESSAGE_SNIFF_LENGTH) {
+        sniffed = Buffer.concat([
+          sniffed,
+          chunk.subarray(0, FIRST_MESSAGE_SNIFF_LENGTH - sniffed.byteLength),
+        ]);
+        peerSpokeClc = serverReplyVerdict(sniffed) === 'clc';
+      }
+      feed({ type: 'data', bytes: chunk });
+    };
     const onClosed = (): void => feed({ type: 'closed' });
     const onError = (err: Error): void => {
       log.debug({ err }, 'peer sidecar connection failed during CLC');
@@ -309,8 +345,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
     socket.once('close', onClosed);
     socket.once('error', onError);
     feed({ type: 'start' });
-    if (opts.initial !== undefined && opts.initial.byteLength > 0)
-      feed({ type: 'data', bytes: opts.initial });
+    if (opts.initial !== undefined && opts.initial.byteLength > 0) onData(opts.initial);
     // The peer's FIN may have arrived with its first bytes, before we listened for 'end'.
     if (socket.readableEnded || socket.destroyed) feed({ type: 'closed' });
     if (!done) socket.resume();

@@ -7,6 +7,7 @@ import type { SocketAddress } from '../net/ip.js';
 import { afterFailure } from '../policy/decide.js';
 import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
+import { connectTcp } from '../relay/connect.js';
 import { relay } from '../relay/pipe.js';
 import { encodePlainDecline, runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
@@ -110,6 +111,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     peerId: ctx.links.peerId,
     syncTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
     kernelPeer: peer === null,
+    expectServerReply: true,
     log,
   });
   ctx.metrics.handshakeSeconds(Number(process.hrtime.bigint() - started) / 1e9);
@@ -119,6 +121,11 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     ctx.metrics.connection('declined', 'internal-error');
     log.info({ err: held.error }, 'application failed during the handshake');
     resetBoth(app, tcp);
+    return;
+  }
+
+  if (peer === null && outcome.kind !== 'established' && !outcome.peerSpokeClc) {
+    await reconnectPlain(u, held, outcome.kind === 'fallback' ? outcome.description : outcome.reason);
     return;
   }
 
@@ -168,4 +175,48 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
       return;
     }
   }
+}
+
+/**
+ * A server without a sidecar that echoed the SMC option but answered our Proposal with something
+ * other than CLC (or not at all) is no SMC server, and that connection has carried our Proposal to
+ * its application: it is dropped, the destination is kept off the option for a while, and the
+ * application's connection goes on over a new plain one with every byte it sent meanwhile.
+ */
+async function reconnectPlain(
+  u: ClientUpgrade,
+  held: ReturnType<SocketHold['release']>,
+  why: string,
+): Promise<void> {
+  const { ctx, app, tcp, dst, log } = u;
+  const skipMs = ctx.config.policy.kernelPeerSkipMs;
+  const skipped = skipMs > 0 && ctx.syn !== undefined && ctx.syn.skipPeer(tcp, skipMs);
+  tcp.destroy();
+  const next = afterFailure(ctx.identity, FallbackReason.PeerNotSmc, 'direct');
+  if (next.action === 'reject') {
+    ctx.metrics.connection('declined', FallbackReason.PeerNotSmc);
+    app.resetAndDestroy();
+    return;
+  }
+  let upstream: Socket;
+  try {
+    upstream = await connectTcp(dst, ctx.config.timeouts.connectMs);
+  } catch (err) {
+    ctx.metrics.connection('fallback', FallbackReason.PeerNotSmc);
+    log.info({ err }, 'original destination refused the plain connection; resetting');
+    app.resetAndDestroy();
+    return;
+  }
+  upstream.on('error', (err) => log.debug({ err }, 'upstream socket error'));
+  ctx.metrics.connection('fallback', FallbackReason.PeerNotSmc);
+  log.info(
+    { reason: FallbackReason.PeerNotSmc, why, skippedForMs: skipped ? skipMs : 0 },
+    'peer echoed the SMC option but does not speak CLC; relaying over a new TCP connection',
+  );
+  const result = await relay(
+    { socket: app, pending: held.pending, ended: held.ended },
+    { socket: upstream },
+    { onBytes: ctx.metrics.byteCounter('tcp') },
+  );
+  log.debug({ result }, 'relay finished');
 }

@@ -19,6 +19,11 @@ export interface SynInspector {
    * program recorded it (our SYN must have carried it too: the program is attached to our cgroup).
    */
   synAckAnnounced(socket: Socket): boolean;
+  /**
+   * The peer of this connected socket echoed the option but does not speak CLC: our SYNs to it
+   * go out without the option for `ttlMs` (the program's smco_skip map). False when that failed.
+   */
+  skipPeer(socket: Socket, ttlMs: number): boolean;
 }
 
 /** SMCO_F_* of sidecar/bpf/smc-option.h. */
@@ -30,6 +35,7 @@ export interface SavedSynNative {
   setSaveSyn(fd: number): void;
   getSavedSyn(fd: number): Buffer | null;
   smcoFlags(fd: number, pinDir?: string): number | null;
+  smcoSkipPeer(fd: number, ttlMs: number, pinDir?: string): void;
 }
 
 function handleFd(server: Server): number | null {
@@ -75,6 +81,17 @@ export function nativeSynInspector(native: SavedSynNative, log: Logger): SynInsp
       if (flags === null) return false;
       const all = SMCO_F_LOCAL_SENT | SMCO_F_PEER_SENT | SMCO_F_PEER_SEEN;
       return (flags & all) === all;
+    },
+    skipPeer(socket, ttlMs) {
+      const fd = socketFd(socket);
+      if (fd === null) return false;
+      try {
+        native.smcoSkipPeer(fd, ttlMs);
+        return true;
+      } catch (err) {
+        log.warn({ err }, 'could not keep the SMC option off connections to this peer');
+        return false;
+      }
     },
   };
 }

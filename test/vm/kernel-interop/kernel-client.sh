@@ -43,6 +43,16 @@ for i in $(seq 10); do
 done
 echo "SHORT_OK $ok"
 "$B/smc-stats" >"$LAB_OUT/stats-end.json"
+
+# A client that announces SMC in its SYN without speaking it: plain curl (no smc-preload) in a
+# cgroup where the sock_ops program puts the option on every SYN. The sidecar sees the option,
+# then an HTTP request where a Proposal belongs, and relays it as it came.
+. test/vm/smc-option/lib.sh
+O="$(smco_dir)"
+mkdir -p /sys/fs/cgroup/plain-client
+"$O/smc-option-loader" attach /sys/fs/cgroup/plain-client >/dev/null
+echo "PLAIN_OPT_GOT $(smco_in_cgroup /sys/fs/cgroup/plain-client timeout 60 curl -sS "http://$PEER:8080/plain-with-option")"
+echo "PLAIN_OPT_STATS $("$O/smc-option-loader" stats | tr -d '\n')"
 echo "STATS_BEFORE $(tr -d '\n' <"$LAB_OUT/stats-before.json")"
 echo "STATS_AFTER $(tr -d '\n' <"$LAB_OUT/stats-after.json")"
 echo "STATS_END $(tr -d '\n' <"$LAB_OUT/stats-end.json")"

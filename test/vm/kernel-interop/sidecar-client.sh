@@ -13,6 +13,9 @@ app() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
 kp_start_sidecar
 lab_wait_tcp "$PEER" 7000 120
 lab_wait_tcp "$PEER" 7001 120
+lab_wait_tcp "$PEER" 7002 120
+lab_wait_tcp "$PEER" 7003 120
+lab_wait_tcp "$PEER" 7005 120
 sleep 1
 
 head -c 8388608 /dev/urandom >/tmp/payload
@@ -26,7 +29,36 @@ for i in $(seq 5); do
   [[ $r == *'"bytes":1000,'* ]] && ok=$((ok + 1))
 done
 echo "SHORT_OK $ok"
+
+# The application does not read for 6 s: the kernel's shutdown announces the end while
+# write-blocked, with data still queued, which must all arrive before our end of file.
+echo "SLOW_GOT $(app timeout 120 socat -u -T 60 "TCP:$PEER:7002,rcvbuf=65536" - | { sleep 6; cat; } | tee /tmp/slow | wc -c) $(sha256sum </tmp/slow | cut -d' ' -f1)"
+
+# Abort by the kernel: its application closes with our data unread; ours sees a reset, at once.
+rc=0
+head -c 33554432 /dev/zero | app timeout 60 socat -u - "TCP:$PEER:7003" 2>/tmp/kabort.err || rc=$?
+echo "KERNEL_ABORT_RC $rc"
+echo "KERNEL_ABORT_ERR $(grep -m1 -o 'Connection reset by peer\|Broken pipe' /tmp/kabort.err || true)"
+
+# Abort by us: our application reads 1000 bytes and closes with the rest unread (a TCP reset to
+# our sidecar); the kernel's application sees ECONNRESET (printed by node0 as ABORTED_SERVER_*).
+echo "OUR_ABORT_GOT $(app timeout 60 socat -u -T 60 "TCP:$PEER:7004" - 2>/dev/null | head -c 1000 | wc -c)"
+sleep 2
+echo "PUMP_ABORTS $(grep -o '"end":"aborted","detail":{"reason":"[a-z ]*"' "$LAB_OUT/sidecar.log" | sed 's/.*"reason":"//; s/"$//' | sort | uniq -c | awk '{ c = $1; $1 = ""; printf "%s=%s;", substr($0, 2), c }')"
 curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|link_groups)[{ ]' | sed 's/^/METRIC1 /'
+
+# A server that echoes the SMC option without speaking SMC (node0's plain echo server under the
+# sock_ops program): it echoes our Proposal instead of answering it. The application's 1 MiB
+# still comes back intact (a new plain connection), and the next connection to it carries no
+# option at all.
+head -c 1048576 /tmp/payload >/tmp/payload1m
+echo "ECHO_EXPECT $(sha256sum </tmp/payload1m | cut -d' ' -f1)"
+for i in 1 2; do
+  echo "ECHO_GOT$i $(app timeout 60 socat -t 30 -T 60 - "TCP:$PEER:7005" </tmp/payload1m | sha256sum | cut -d' ' -f1)"
+done
+curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_connections_total[{ ]' | sed 's/^/METRIC_ECHO /'
+"$O/smc-option-loader" stats | tr -d '\n' | sed 's/^/BPF_STATS_ECHO /'
+echo
 
 # The kernel server now has another tenant's EID: it declines, and the application's bytes still
 # arrive intact over TCP.

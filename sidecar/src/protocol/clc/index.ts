@@ -6,3 +6,4 @@ export * from './decline.js';
 export * from './header.js';
 export * from './message.js';
 export * from './proposal.js';
+export * from './first-message.js';

@@ -65,6 +65,23 @@ bool KeyOf(const sockaddr_storage& l, const sockaddr_storage& r, smco_key* k) {
   return true;
 }
 
+// The smco_key of a connected socket (its 4-tuple as getsockname / getpeername see it).
+smco_key ConnKeyOf(Napi::Env env, int fd, const char* what) {
+  sockaddr_storage l, r;
+  socklen_t ll = sizeof l, rl = sizeof r;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&l), &ll) != 0) ThrowVerbs(env, errno, "getsockname");
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&r), &rl) != 0) ThrowVerbs(env, errno, "getpeername");
+  smco_key key;
+  if (!KeyOf(l, r, &key)) ThrowVerbs(env, EAFNOSUPPORT, what, "not an IPv4/IPv6 TCP socket");
+  return key;
+}
+
+std::string PinPath(const Napi::CallbackInfo& info, size_t dirArg, const char* name) {
+  std::string dir = SMCO_PIN_DIR;
+  if (info.Length() > dirArg && info[dirArg].IsString()) dir = info[dirArg].As<Napi::String>().Utf8Value();
+  return dir + "/" + name;
+}
+
 }  // namespace
 
 // smcoFlags(fd, pinDir?): the smco_conns flags of this connected socket's handshake (SMCO_F_*:
@@ -74,15 +91,8 @@ bool KeyOf(const sockaddr_storage& l, const sockaddr_storage& r, smco_key* k) {
 static Napi::Value SmcoFlags(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = static_cast<int>(ToU32(env, info[0], "fd", INT32_MAX));
-  std::string dir = SMCO_PIN_DIR;
-  if (info.Length() > 1 && info[1].IsString()) dir = info[1].As<Napi::String>().Utf8Value();
-  std::string path = dir + "/" + SMCO_MAP_CONNS;
-  sockaddr_storage l, r;
-  socklen_t ll = sizeof l, rl = sizeof r;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&l), &ll) != 0) ThrowVerbs(env, errno, "getsockname");
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&r), &rl) != 0) ThrowVerbs(env, errno, "getpeername");
-  smco_key key;
-  if (!KeyOf(l, r, &key)) ThrowVerbs(env, EAFNOSUPPORT, "smcoFlags", "not an IPv4/IPv6 TCP socket");
+  std::string path = PinPath(info, 1, SMCO_MAP_CONNS);
+  smco_key key = ConnKeyOf(env, fd, "smcoFlags");
   int mfd = MapFd(path);
   if (mfd < 0) ThrowVerbs(env, errno, "bpf", "BPF_OBJ_GET " + path);
   smco_val val;
@@ -105,15 +115,8 @@ static void SmcoSkipPeer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = static_cast<int>(ToU32(env, info[0], "fd", INT32_MAX));
   uint64_t ttlMs = ToU32(env, info[1], "ttlMs");
-  std::string dir = SMCO_PIN_DIR;
-  if (info.Length() > 2 && info[2].IsString()) dir = info[2].As<Napi::String>().Utf8Value();
-  std::string path = dir + "/" + SMCO_MAP_SKIP;
-  sockaddr_storage l, r;
-  socklen_t ll = sizeof l, rl = sizeof r;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&l), &ll) != 0) ThrowVerbs(env, errno, "getsockname");
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&r), &rl) != 0) ThrowVerbs(env, errno, "getpeername");
-  smco_key conn;
-  if (!KeyOf(l, r, &conn)) ThrowVerbs(env, EAFNOSUPPORT, "smcoSkipPeer", "not an IPv4/IPv6 TCP socket");
+  std::string path = PinPath(info, 2, SMCO_MAP_SKIP);
+  smco_key conn = ConnKeyOf(env, fd, "smcoSkipPeer");
   smco_peer key;
   memset(&key, 0, sizeof key);
   key.family = conn.family;

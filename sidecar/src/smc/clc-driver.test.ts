@@ -7,7 +7,7 @@ import { silentLogger } from '../log.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { decodeClcMessage } from '../protocol/clc/message.js';
 import { FallbackReason } from '../policy/reasons.js';
-import { closeAll, collect, connectLoopback, listenLoopback, portOf } from '../relay/testing.js';
+import { closeAll, collect, pausedPair } from '../relay/testing.js';
 import { type ClcOutcome, runClcHandshake } from './clc-driver.js';
 import { LinkSetupError } from './link-errors.js';
 import type { PreparedSmcConnection } from './link-group-manager.js';
@@ -37,16 +37,7 @@ const failingLink = () => Promise.reject(new LinkSetupError(FallbackReason.LinkS
 const sockets: Socket[] = [];
 
 async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
-  let accept: (s: Socket) => void = () => undefined;
-  const accepted = new Promise<Socket>((r) => (accept = r));
-  const server = await listenLoopback((s) => {
-    s.pause();
-    accept(s);
-  });
-  servers.push(server);
-  const client = await connectLoopback(portOf(server));
-  client.pause();
-  const pair: [Socket, Socket] = [client, await accepted];
+  const pair = await pausedPair(servers);
   sockets.push(...pair);
   return pair;
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientHelloVerdict } from '../protocol/clc/first-message.js';
-import { closeAll, connectLoopback, listenLoopback, portOf } from '../relay/testing.js';
+import { closeAll, pausedPair } from '../relay/testing.js';
 import { readFirstMessage } from './first-message.js';
 
 const servers: import('node:net').Server[] = [];
@@ -11,17 +11,8 @@ afterEach(async () => {
   await closeAll(servers.splice(0));
 });
 
-/** A loopback connection: the accepted end (paused, as the inbound listener hands it over) and the client. */
 async function pair(): Promise<{ accepted: Socket; client: Socket }> {
-  let take: (s: Socket) => void = () => undefined;
-  const got = new Promise<Socket>((r) => (take = r));
-  const server = await listenLoopback((s) => {
-    s.pause();
-    take(s);
-  });
-  servers.push(server);
-  const client = await connectLoopback(portOf(server));
-  const accepted = await got;
+  const [client, accepted] = await pausedPair(servers);
   sockets.push(client, accepted);
   return { accepted, client };
 }

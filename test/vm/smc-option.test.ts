@@ -302,6 +302,7 @@ describe.skipIf(!labReady() || ksmcDir === '' || smcoDir === '')(
           peer_synack_plain: 1,
           write_err: 0,
           synack_no_syn: 0,
+          skipped: 0,
         });
         const syn = readJson<Connect>(c.outDir, 'probe-syn.json');
         expect(syn.bpf).toMatchObject({ found: true, local_sent: true, peer_seen: true, peer_sent: false });

@@ -73,6 +73,7 @@ export interface LoaderStats {
   peer_synack_plain: number;
   write_err: number;
   synack_no_syn: number;
+  skipped: number;
 }
 
 export const readText = (dir: string, file: string): string => readFileSync(join(dir, file), 'utf8');

@@ -28,7 +28,12 @@ describe('loadConfig', () => {
     expect(cfg.tenant).toBe('team-a');
     expect(cfg.ports).toEqual({ outbound: 15001, inbound: 15006, smc: 15100, metrics: 15090, health: 15021 });
     expect(cfg.intercept.sidecarUid).toBe(1337);
-    expect(cfg.policy).toEqual({ mode: 'Prefer', allowedPeerTenants: [], kernelPeers: false });
+    expect(cfg.policy).toEqual({
+      mode: 'Prefer',
+      allowedPeerTenants: [],
+      kernelPeers: false,
+      kernelPeerSkipMs: 600_000,
+    });
     expect(cfg.cluster).toBe('cluster.local');
     expect(cfg.limits.rmbSize).toBe(65536);
     expect(cfg.timeouts.clcHandshakeMs).toBe(6000);
@@ -73,7 +78,12 @@ describe('loadConfig', () => {
         SMC_ALLOWED_PEER_TENANTS: '',
       },
     });
-    expect(cfg.policy).toEqual({ mode: 'Require', allowedPeerTenants: [], kernelPeers: false });
+    expect(cfg.policy).toEqual({
+      mode: 'Require',
+      allowedPeerTenants: [],
+      kernelPeers: false,
+      kernelPeerSkipMs: 600_000,
+    });
     expect(cfg.ports).toMatchObject({ outbound: 16001, inbound: 16006 });
     expect(cfg.rdma.pkey).toBe(0x8001);
     expect(

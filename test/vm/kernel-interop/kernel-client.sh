@@ -44,6 +44,16 @@ done
 echo "SHORT_OK $ok"
 "$B/smc-stats" >"$LAB_OUT/stats-end.json"
 
+# Abort by the kernel: curl stops reading an endless download after 1000 bytes and closes with
+# data unread (the kernel sends the CDC abort flag). Abort by us: the application resets its
+# connection at the first bytes of a 32 MiB upload (our sidecar sends the abort flag); the
+# kernel's curl must fail at once, not hang.
+echo "KERNEL_ABORT_GOT $(run_smc timeout 60 curl -sS "http://$PEER:8080/endless" 2>/dev/null | head -c 1000 | wc -c)"
+rc=0
+head -c 33554432 /dev/zero | run_smc timeout 60 curl -sS --data-binary @- "http://$PEER:8080/reset" >/dev/null 2>/tmp/reset.err || rc=$?
+echo "OUR_ABORT_RC $rc"
+echo "OUR_ABORT_ERR $(head -c 200 /tmp/reset.err | tr -d '\n')"
+
 # A client that announces SMC in its SYN without speaking it: plain curl (no smc-preload) in a
 # cgroup where the sock_ops program puts the option on every SYN. The sidecar sees the option,
 # then an HTTP request where a Proposal belongs, and relays it as it came.

@@ -38,3 +38,10 @@ kp_stop_sidecar() {
   "$O/smc-option-loader" detach "$CG" >/dev/null || true
   $main intercept remove --config "$cfg"
 }
+
+# kp_pump_aborts: the sidecar's SMC-R connections that ended aborted, by the pump's reason, as
+# "peer abort=1;socket write=1;" (from its debug log).
+kp_pump_aborts() {
+  grep -o '"end":"aborted","detail":{"reason":"[a-z ]*"' "$LAB_OUT/sidecar.log" | sed 's/.*"reason":"//; s/"$//' |
+    sort | uniq -c | awk '{ c = $1; $1 = ""; printf "%s=%s;", substr($0, 2), c }'
+}

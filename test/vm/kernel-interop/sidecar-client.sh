@@ -44,7 +44,7 @@ echo "KERNEL_ABORT_ERR $(grep -m1 -o 'Connection reset by peer\|Broken pipe' /tm
 # our sidecar); the kernel's application sees ECONNRESET (printed by node0 as ABORTED_SERVER_*).
 echo "OUR_ABORT_GOT $(app timeout 60 socat -u -T 60 "TCP:$PEER:7004" - 2>/dev/null | head -c 1000 | wc -c)"
 sleep 2
-echo "PUMP_ABORTS $(grep -o '"end":"aborted","detail":{"reason":"[a-z ]*"' "$LAB_OUT/sidecar.log" | sed 's/.*"reason":"//; s/"$//' | sort | uniq -c | awk '{ c = $1; $1 = ""; printf "%s=%s;", substr($0, 2), c }')"
+echo "PUMP_ABORTS $(kp_pump_aborts)"
 curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|link_groups)[{ ]' | sed 's/^/METRIC1 /'
 
 # A server that echoes the SMC option without speaking SMC (node0's plain echo server under the

@@ -22,6 +22,7 @@ node -e "require('net').createServer(()=>process.exit(0)).listen(15999,'0.0.0.0'
 curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|link_groups|links)[{ ]' |
   sed 's/^/METRIC /' || true
 sed 's/^/APP /' "$LAB_OUT/http.log"
+echo "PUMP_ABORTS $(kp_pump_aborts)"
 "$O/smc-option-loader" stats | tr -d '\n' | sed 's/^/BPF_STATS /'
 echo
 kill "$appPid" || true

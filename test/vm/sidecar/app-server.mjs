@@ -1,6 +1,7 @@
 // The server pod's HTTP application (unmodified, knows nothing of SMC): /hello, /upload (answers
 // "<n> <sha256>" of the body), /download?n=N (N random bytes; logs "DOWNLOAD <n> <sha256>" once
-// sent), /endless (streams until the client goes away).
+// sent), /endless (streams until the client goes away), /reset (resets the connection at the
+// first body bytes, with the rest of the upload unread).
 
 import http from 'node:http';
 import { Buffer } from 'node:buffer';
@@ -34,6 +35,10 @@ http
         if (!s.destroyed) s.once('drain', more);
       };
       more();
+      return;
+    }
+    if (url.pathname === '/reset') {
+      q.once('data', () => s.socket?.resetAndDestroy());
       return;
     }
     const h = createHash('sha256');

@@ -53,6 +53,10 @@ export const FLAGS = {
     default: 'IfNotPresent',
     help: 'imagePullPolicy of the injected containers',
   },
+  cluster: {
+    default: 'cluster.local',
+    help: "this cluster's name in the tenants' User EIDs (SMC_CLUSTER of the injected sidecars); a kernel SMC-R peer of a tenant sets that tenant's UEID of this cluster",
+  },
   'bind-address': { default: '0.0.0.0', help: 'address the metrics, health and webhook servers listen on' },
   'metrics-port': { default: '8080', help: 'Prometheus /metrics port (0 = off)' },
   'health-port': { default: '8081', help: '/healthz and /readyz port (0 = off)' },
@@ -107,6 +111,7 @@ const ConfigSchema = z
     identity: z.string().min(1),
     'sidecar-image': z.string(),
     'sidecar-image-pull-policy': z.enum(['Always', 'IfNotPresent', 'Never']),
+    cluster: z.string().min(1).max(253),
     'bind-address': z.string().min(1),
     'metrics-port': port,
     'health-port': port,

@@ -11,6 +11,7 @@ export function operatorOptions(c: Config): OperatorOptions {
     directoryDebounceMs: c['directory-debounce'],
     sidecarImage: c['sidecar-image'],
     imagePullPolicy: c['sidecar-image-pull-policy'],
+    cluster: c.cluster,
     bindAddress: c['bind-address'],
     metricsPort: c['metrics-port'],
     healthPort: c['health-port'],

@@ -254,7 +254,9 @@ describe('helm lint and template', () => {
     expect(op.resources?.requests).toBeDefined();
     expect(op.resources?.limits?.['memory']).toBeDefined();
     expect(op.env?.map((e) => e.name)).toEqual(expect.arrayContaining(['POD_NAME', 'POD_NAMESPACE']));
-    expect(op.args).toEqual(expect.arrayContaining(['--lease-name=smc-operator-leader']));
+    expect(op.args).toEqual(
+      expect.arrayContaining(['--lease-name=smc-operator-leader', '--cluster=cluster.local']),
+    );
 
     const mwc = find<K8sObject & { webhooks: Webhook[] }>(objs, 'MutatingWebhookConfiguration');
     expect(mwc.webhooks.map((w) => w.name)).toEqual(['namespace.inject.smc.dev', 'pod.inject.smc.dev']);
@@ -378,6 +380,7 @@ describe('helm lint and template', () => {
     expect(op.imagePullPolicy).toBe('Always');
     expect(op.args).toContain('--log-level=debug');
     expect(op.args).toContain('--sidecar-image=ghcr.io/smc-operator/smc-operator:1.2.3');
+    expect(op.args).toContain('--cluster=east.example');
     expect(op.resources).toEqual({
       requests: { cpu: '100m', memory: '128Mi' },
       limits: { cpu: '1', memory: '512Mi' },
@@ -431,6 +434,7 @@ describe('helm lint and template', () => {
     [['--set', 'webhook.failurePolicy=Sometimes'], /webhook\/failurePolicy.*'Fail', 'Ignore'/],
     [['--set', 'webhook.timeoutSeconds=31'], /webhook\/timeoutSeconds.*maximum/],
     [['--set', 'image.pullPolicy=Maybe'], /image\/pullPolicy/],
+    [['--set', 'cluster='], /cluster.*minLength|cluster.*at least/],
     [['--set', 'serviceMonitor.enabled=yes'], /serviceMonitor\/enabled.*boolean/],
     [['--set', 'nodeAgent.inventorySource=magic'], /nodeAgent\/inventorySource/],
     [['--set', 'nodeAgent.rescanIntervalSeconds=1'], /nodeAgent\/rescanIntervalSeconds.*minimum/],

@@ -49,6 +49,8 @@ export interface OperatorOptions {
   readonly directoryDebounceMs: number;
   readonly sidecarImage: string;
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** The cluster's name in the tenants' User EIDs, given to the injected sidecars. */
+  readonly cluster: string;
   readonly bindAddress: string;
   readonly metricsPort: number; // 0 = disabled
   readonly healthPort: number; // 0 = disabled
@@ -188,6 +190,7 @@ export class Operator {
         sidecarImage: opts.sidecarImage,
         imagePullPolicy: opts.imagePullPolicy,
         directoryShards: opts.directoryShards,
+        cluster: opts.cluster,
       },
       this.metrics,
       log.child({ c: 'webhook' }),

@@ -12,7 +12,12 @@ import {
 } from './inject.js';
 import { admit } from './server.js';
 
-const settings = { sidecarImage: 'smc:1', imagePullPolicy: 'IfNotPresent' as const, directoryShards: 2 };
+const settings = {
+  sidecarImage: 'smc:1',
+  imagePullPolicy: 'IfNotPresent' as const,
+  directoryShards: 2,
+  cluster: 'east.example',
+};
 const enabledNs = { 'smc.dev/injection': 'enabled' };
 
 function podOf(raw: unknown): AdmissionPod {
@@ -98,6 +103,8 @@ describe('injectionPatch', () => {
     expect(sidecar?.env).toEqual(
       expect.arrayContaining([
         { name: 'SMC_TENANT', value: 'blue' },
+        // The cluster's name goes into the tenant's User EID (sidecar/src/eid/tenant.ts).
+        { name: 'SMC_CLUSTER', value: 'east.example' },
         { name: 'SMC_VLAN', value: '100' },
         { name: 'SMC_PKEY', value: '0x8001' },
         { name: 'SMC_ALLOWED_PEER_TENANTS', value: 'red' },

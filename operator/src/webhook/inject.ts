@@ -45,6 +45,8 @@ export interface InjectionSettings {
   readonly sidecarImage: string;
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   readonly directoryShards: number;
+  /** The cluster's name in the tenants' User EIDs (sidecar SMC_CLUSTER). */
+  readonly cluster: string;
 }
 
 export type InjectionDecision =
@@ -130,6 +132,7 @@ export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Recor
     fieldEnv('NODE_NAME', 'spec.nodeName'),
     { name: 'SMC_POLICY', value: policy.metadata.name },
     { name: 'SMC_TENANT', value: policy.spec.tenant },
+    { name: 'SMC_CLUSTER', value: s.cluster },
     { name: 'SMC_MODE', value: policy.spec.mode },
     { name: 'SMC_ALLOWED_PEER_TENANTS', value: (policy.spec.allowedPeerTenants ?? []).join(',') },
     { name: 'SMC_DIRECTORY', value: DIRECTORY_MOUNT_PATH },

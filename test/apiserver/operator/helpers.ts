@@ -169,6 +169,7 @@ export function testOptions(identity: string, over: Partial<OperatorOptions> = {
     directoryDebounceMs: 20,
     sidecarImage: 'registry.invalid/smc-sidecar:test',
     imagePullPolicy: 'IfNotPresent',
+    cluster: 'cluster.local',
     bindAddress: '127.0.0.1',
     metricsPort: 0,
     healthPort: 0,

@@ -151,7 +151,10 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
       resolve(outcome);
     };
 
+    /** A kernel peer that does not speak CLC would read a Decline of ours as application data. */
+    const declineWelcome = (): boolean => opts.kernelPeer !== true || peerSpokeClc;
     const sendDecline = (code: number): void => {
+      if (!declineWelcome()) return;
       socket.write(encodePlainDecline(opts.peerId, code));
       sentDecline = true;
     };
@@ -203,7 +206,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         terminateLinkGroup: a.terminateLinkGroup,
       };
       if (opts.kernelPeer === true) {
-        if (a.origin === 'local' && !sentDecline && peerSpokeClc) sendDecline(a.reasonCode);
+        if (a.origin === 'local' && !sentDecline) sendDecline(a.reasonCode);
         finish(outcome);
         return;
       }
@@ -232,8 +235,7 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
         if (done || sync !== null) return;
         switch (a.type) {
           case 'send':
-            if (a.message.kind === 'decline' && opts.kernelPeer === true && !peerSpokeClc) {
-              // Its application would read our Decline as data.
+            if (a.message.kind === 'decline' && !declineWelcome()) {
               log.debug('no Decline to a peer that does not speak CLC');
               break;
             }

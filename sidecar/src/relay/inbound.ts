@@ -6,7 +6,7 @@ import { connectTcp } from './connect.js';
 import { newConnectionId } from './ids.js';
 import { relay } from './pipe.js';
 import { clientHelloVerdict } from '../protocol/clc/first-message.js';
-import { readFirstMessage } from '../smc/first-message.js';
+import { type FirstBytes, readFirstMessage } from '../smc/first-message.js';
 import { serveClc } from '../smc/server-session.js';
 
 /**
@@ -54,32 +54,28 @@ export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<vo
       return;
     }
     app.on('error', (err) => log.debug({ err }, 'application socket error'));
+    let first: FirstBytes | null = null;
     if (kernelPeer) {
       // A kernel SMC-R client: its CLC Proposal follows on this connection, no preamble. A client
       // whose SYN carried the option but whose first bytes are not a Proposal does not speak SMC:
       // those bytes are its application's, and the connection stays plain TCP (no Decline).
-      const first = await readFirstMessage(conn, clientHelloVerdict, ctx.config.timeouts.clcHandshakeMs);
+      first = await readFirstMessage(conn, clientHelloVerdict, ctx.config.timeouts.clcHandshakeMs);
       if (first.verdict === 'clc') {
         await serveClc(ctx, conn, app, first.bytes, connId, log.child({ peerKind: 'kernel' }), 'kernel');
         return;
       }
-      ctx.metrics.connection('fallback', FallbackReason.PeerNotSmc);
       log.info(
         { reason: FallbackReason.PeerNotSmc, firstBytes: first.verdict, ended: first.ended },
         'client announced SMC in its SYN but did not open with a CLC Proposal; relaying over TCP',
       );
-      const result = await relay(
-        { socket: app },
-        { socket: conn, pending: first.bytes, ended: first.ended },
-        { onBytes: ctx.metrics.byteCounter('tcp') },
-      );
-      log.debug({ result }, 'inbound relay finished');
-      return;
     }
-    ctx.metrics.connection('fallback', FallbackReason.PeerNotInDirectory);
+    ctx.metrics.connection(
+      'fallback',
+      first === null ? FallbackReason.PeerNotInDirectory : FallbackReason.PeerNotSmc,
+    );
     const result = await relay(
       { socket: app },
-      { socket: conn },
+      { socket: conn, ...(first === null ? {} : { pending: first.bytes, ended: first.ended }) },
       { onBytes: ctx.metrics.byteCounter('tcp') },
     );
     log.debug({ result }, 'inbound relay finished');

@@ -6,7 +6,7 @@ import { FallbackReason } from '../policy/reasons.js';
 import { relayViaPeerSidecar, upgradeOutbound } from '../smc/client-session.js';
 import { connectTcp } from './connect.js';
 import { newConnectionId } from './ids.js';
-import { relay } from './pipe.js';
+import { connectOriginal, relayPlain } from './original-destination.js';
 
 function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.');
@@ -98,16 +98,8 @@ async function relayDirect(
   log: ProxyContext['log'],
   connId: string,
 ): Promise<void> {
-  let upstream: Socket;
-  try {
-    upstream = await connectTcp(dst, ctx.config.timeouts.connectMs);
-  } catch (err) {
-    ctx.metrics.connection('fallback', reason);
-    log.info({ err }, 'original destination refused; resetting');
-    app.resetAndDestroy();
-    return;
-  }
-  upstream.on('error', (err) => log.debug({ err }, 'upstream socket error'));
+  const upstream = await connectOriginal(ctx, app, dst, reason, log);
+  if (upstream === null) return;
   if (
     reason === FallbackReason.PeerNotInDirectory &&
     ctx.syn !== undefined &&
@@ -126,12 +118,7 @@ async function relayDirect(
     });
     return;
   }
-  ctx.metrics.connection('fallback', reason);
-  log.info({ reason, via: 'direct' }, 'relaying over TCP');
-  const result = await relay(
-    { socket: app },
-    { socket: upstream },
-    { onBytes: ctx.metrics.byteCounter('tcp') },
-  );
-  log.debug({ result }, 'relay finished');
+  await relayPlain(ctx, { socket: app }, { socket: upstream }, reason, log, 'relaying over TCP', {
+    via: 'direct',
+  });
 }

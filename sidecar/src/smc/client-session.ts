@@ -7,7 +7,7 @@ import type { SocketAddress } from '../net/ip.js';
 import { afterFailure } from '../policy/decide.js';
 import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
-import { connectTcp } from '../relay/connect.js';
+import { connectOriginal, relayPlain } from '../relay/original-destination.js';
 import { relay } from '../relay/pipe.js';
 import { encodePlainDecline, runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
@@ -192,31 +192,21 @@ async function reconnectPlain(
   const skipMs = ctx.config.policy.kernelPeerSkipMs;
   const skipped = skipMs > 0 && ctx.syn !== undefined && ctx.syn.skipPeer(tcp, skipMs);
   tcp.destroy();
-  const next = afterFailure(ctx.identity, FallbackReason.PeerNotSmc, 'direct');
-  if (next.action === 'reject') {
-    ctx.metrics.connection('declined', FallbackReason.PeerNotSmc);
+  const reason = FallbackReason.PeerNotSmc;
+  if (afterFailure(ctx.identity, reason, 'direct').action === 'reject') {
+    ctx.metrics.connection('declined', reason);
     app.resetAndDestroy();
     return;
   }
-  let upstream: Socket;
-  try {
-    upstream = await connectTcp(dst, ctx.config.timeouts.connectMs);
-  } catch (err) {
-    ctx.metrics.connection('fallback', FallbackReason.PeerNotSmc);
-    log.info({ err }, 'original destination refused the plain connection; resetting');
-    app.resetAndDestroy();
-    return;
-  }
-  upstream.on('error', (err) => log.debug({ err }, 'upstream socket error'));
-  ctx.metrics.connection('fallback', FallbackReason.PeerNotSmc);
-  log.info(
-    { reason: FallbackReason.PeerNotSmc, why, skippedForMs: skipped ? skipMs : 0 },
-    'peer echoed the SMC option but does not speak CLC; relaying over a new TCP connection',
-  );
-  const result = await relay(
+  const upstream = await connectOriginal(ctx, app, dst, reason, log);
+  if (upstream === null) return;
+  await relayPlain(
+    ctx,
     { socket: app, pending: held.pending, ended: held.ended },
     { socket: upstream },
-    { onBytes: ctx.metrics.byteCounter('tcp') },
+    reason,
+    log,
+    'peer echoed the SMC option but does not speak CLC; relaying over a new TCP connection',
+    { why, skippedForMs: skipped ? skipMs : 0 },
   );
-  log.debug({ result }, 'relay finished');
 }

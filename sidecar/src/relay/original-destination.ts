@@ -1,0 +1,45 @@
+import type { Socket } from 'node:net';
+import type { ProxyContext } from '../context.js';
+import type { SocketAddress } from '../net/ip.js';
+import type { FallbackReason } from '../policy/reasons.js';
+import { connectTcp } from './connect.js';
+import { relay, type PipeEnd } from './pipe.js';
+
+/**
+ * A plain TCP connection to where the application was going, or null: a refused connect counts
+ * the connection as a fallback for `reason` and resets the application's connection.
+ */
+export async function connectOriginal(
+  ctx: ProxyContext,
+  app: Socket,
+  dst: SocketAddress,
+  reason: FallbackReason,
+  log: ProxyContext['log'],
+): Promise<Socket | null> {
+  try {
+    const upstream = await connectTcp(dst, ctx.config.timeouts.connectMs);
+    upstream.on('error', (err) => log.debug({ err }, 'upstream socket error'));
+    return upstream;
+  } catch (err) {
+    ctx.metrics.connection('fallback', reason);
+    log.info({ err }, 'original destination refused; resetting');
+    app.resetAndDestroy();
+    return null;
+  }
+}
+
+/** Counts the connection as a fallback for `reason` and relays it over plain TCP until both ends close. */
+export async function relayPlain(
+  ctx: ProxyContext,
+  app: PipeEnd,
+  upstream: PipeEnd,
+  reason: FallbackReason,
+  log: ProxyContext['log'],
+  why: string,
+  detail: Record<string, unknown> = {},
+): Promise<void> {
+  ctx.metrics.connection('fallback', reason);
+  log.info({ reason, ...detail }, why);
+  const result = await relay(app, upstream, { onBytes: ctx.metrics.byteCounter('tcp') });
+  log.debug({ result }, 'relay finished');
+}

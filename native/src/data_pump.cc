@@ -477,6 +477,7 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
     fd = -1;
   }
 
+  // Stops watching the socket, and the end-of-data grace timer with it: both end with the socket.
   void StopPoll() {
     StopGrace();
     if (!poll) return;

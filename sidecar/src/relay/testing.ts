@@ -21,10 +21,10 @@ export function connectLoopback(port: number, host = '127.0.0.1'): Promise<Socke
 }
 
 /**
- * A loopback connection as [client, accepted], both paused: the accepted end as a listener hands
- * it over (nothing read yet). The listener is added to `servers` for the caller to close.
+ * A loopback connection as [client, accepted], the accepted end paused as a listener hands it
+ * over (nothing read yet). The listener is added to `servers` for the caller to close.
  */
-export async function pausedPair(servers: Server[]): Promise<[Socket, Socket]> {
+export async function loopbackPair(servers: Server[]): Promise<[Socket, Socket]> {
   let accept: (s: Socket) => void = () => undefined;
   const accepted = new Promise<Socket>((r) => (accept = r));
   const server = await listenLoopback((s) => {
@@ -33,7 +33,6 @@ export async function pausedPair(servers: Server[]): Promise<[Socket, Socket]> {
   });
   servers.push(server);
   const client = await connectLoopback(portOf(server));
-  client.pause();
   return [client, await accepted];
 }
 

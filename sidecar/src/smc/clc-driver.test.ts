@@ -7,7 +7,7 @@ import { silentLogger } from '../log.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { decodeClcMessage } from '../protocol/clc/message.js';
 import { FallbackReason } from '../policy/reasons.js';
-import { closeAll, collect, pausedPair } from '../relay/testing.js';
+import { closeAll, collect, loopbackPair } from '../relay/testing.js';
 import { type ClcOutcome, runClcHandshake } from './clc-driver.js';
 import { LinkSetupError } from './link-errors.js';
 import type { PreparedSmcConnection } from './link-group-manager.js';
@@ -37,7 +37,8 @@ const failingLink = () => Promise.reject(new LinkSetupError(FallbackReason.LinkS
 const sockets: Socket[] = [];
 
 async function socketPair(servers: Server[]): Promise<[Socket, Socket]> {
-  const pair = await pausedPair(servers);
+  const pair = await loopbackPair(servers);
+  pair[0].pause();
   sockets.push(...pair);
   return pair;
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientHelloVerdict } from '../protocol/clc/first-message.js';
-import { closeAll, pausedPair } from '../relay/testing.js';
+import { closeAll, loopbackPair } from '../relay/testing.js';
 import { readFirstMessage } from './first-message.js';
 
 const servers: import('node:net').Server[] = [];
@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 async function pair(): Promise<{ accepted: Socket; client: Socket }> {
-  const [client, accepted] = await pausedPair(servers);
+  const [client, accepted] = await loopbackPair(servers);
   sockets.push(client, accepted);
   return { accepted, client };
 }

@@ -12,7 +12,7 @@ import { silentLogger } from '../log.js';
 import type { VerbsModule } from '../native-loader.js';
 import { CDC_MESSAGE_LENGTH } from '../protocol/cdc.js';
 import type { PipeResult } from '../relay/pipe.js';
-import { closeAll, collect, connectLoopback, listenLoopback, portOf } from '../relay/testing.js';
+import { closeAll, collect, loopbackPair } from '../relay/testing.js';
 import { JsSmcConnection } from './js-smc-connection.js';
 import type { LlcChannel } from './llc-channel.js';
 
@@ -138,15 +138,7 @@ async function setup(servers: Server[], rmb = 64, send = 48) {
   const results: Promise<PipeResult>[] = [];
   const pairs: Socket[][] = [];
   for (const conn of [ca, cb]) {
-    let accept: (s: Socket) => void = () => undefined;
-    const accepted = new Promise<Socket>((r) => (accept = r));
-    const server = await listenLoopback((s) => {
-      s.pause();
-      accept(s);
-    });
-    servers.push(server);
-    const app = await connectLoopback(portOf(server));
-    const inner = await accepted;
+    const [app, inner] = await loopbackPair(servers);
     results.push(conn.run({ socket: inner }, () => undefined));
     pairs.push([app, inner]);
   }
@@ -197,15 +189,8 @@ describe('JsSmcConnection over a simulated link', () => {
     const ca = connection(a, 1, 2, 64);
     const cb = connection(b, 2, 1, 64);
     const mk = async () => {
-      let accept: (s: Socket) => void = () => undefined;
-      const accepted = new Promise<Socket>((r) => (accept = r));
-      const server = await listenLoopback((s) => {
-        s.pause();
-        accept(s);
-      });
-      servers.push(server);
-      const app = await connectLoopback(portOf(server));
-      return { app, inner: await accepted };
+      const [app, inner] = await loopbackPair(servers);
+      return { app, inner };
     };
     const x = await mk();
     const y = await mk();

@@ -4,7 +4,7 @@
 //                                                       [--policies 200] [--shards 4]
 //
 // Creates the pods (nodeName set, status Running with a ready smc-sidecar) and policies, then
-// starts the operator as a child process (node dist/operator/src/main.js) and measures:
+// starts the operator as a child process (node dist/bin/smc.js operator) and measures:
 //  - time from operator start to every SmcPolicy status and every namespace's directory correct,
 //  - time to converge after one policy changes (and after it changes back),
 //  - API requests the operator made in each phase (its smc_operator_api_requests_total),
@@ -474,12 +474,13 @@ async function main(): Promise<void> {
     // Start the operator.
     const metricsPort = await freePort();
     const healthPort = await freePort();
-    const main = fileURLToPath(new URL('../../operator/src/main.js', import.meta.url));
+    const main = fileURLToPath(new URL('../../bin/smc.js', import.meta.url));
     const startedAt = performance.now();
     child = spawn(
       process.execPath,
       [
         main,
+        'operator',
         `--kubeconfig=${cp.kubeconfigPath}`,
         '--webhook=false',
         `--metrics-port=${metricsPort}`,

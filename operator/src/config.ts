@@ -57,6 +57,10 @@ export const FLAGS = {
     default: 'cluster.local',
     help: "this cluster's name in the tenants' User EIDs (SMC_CLUSTER of the injected sidecars); a kernel SMC-R peer of a tenant sets that tenant's UEID of this cluster",
   },
+  'rdma-resource': {
+    default: 'smc.dev/rdma',
+    help: "extended resource the injected sidecar requests for the node's RDMA devices (the node agent's device plugin or another RDMA device plugin's); \"\" = none",
+  },
   'bind-address': { default: '0.0.0.0', help: 'address the metrics, health and webhook servers listen on' },
   'metrics-port': { default: '8080', help: 'Prometheus /metrics port (0 = off)' },
   'health-port': { default: '8081', help: '/healthz and /readyz port (0 = off)' },
@@ -112,6 +116,11 @@ const ConfigSchema = z
     'sidecar-image': z.string(),
     'sidecar-image-pull-policy': z.enum(['Always', 'IfNotPresent', 'Never']),
     cluster: z.string().min(1).max(253),
+    'rdma-resource': z
+      .string()
+      .regex(/^$|^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, {
+        message: 'must be an extended resource name such as smc.dev/rdma, or empty',
+      }),
     'bind-address': z.string().min(1),
     'metrics-port': port,
     'health-port': port,

@@ -4,46 +4,50 @@ import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { loadKubeConfig, operatorOptions } from './options.js';
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
+export const OPERATOR_USAGE = `usage: smc operator [flags]\n`;
+
+/**
+ * Runs the operator until SIGTERM/SIGINT. Resolves with the process exit code: 0 after a clean
+ * shutdown, 2 on bad flags, 1 when stopping fails.
+ */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`usage: node dist/operator/src/main.js [flags]\n${usage()}\n`);
-    return;
+    process.stdout.write(`${OPERATOR_USAGE}${usage()}\n`);
+    return 0;
   }
   let config: Config;
   try {
-    config = parseConfig(argv, process.env);
+    config = parseConfig([...argv], env);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`smc-operator: ${e.message}\n`);
-      process.exit(2);
+      return 2;
     }
     throw e;
   }
   const log = createLogger(config['log-level'], { identity: config.identity });
   const op = new Operator(loadKubeConfig(config.kubeconfig), operatorOptions(config), log);
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 15_000);
-    force.unref();
-    op.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        log.error({ err: errorMessage(e) }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      // A stuck API call must not keep a terminating pod alive past its grace period.
+      const force = setTimeout(() => resolve(1), 15_000);
+      force.unref();
+      op.stop().then(
+        () => resolve(0),
+        (e: unknown) => {
+          log.error({ err: errorMessage(e) }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
   await op.start();
   log.info({ leaderElection: config['leader-elect'] }, 'operator started');
+  return stopped;
 }
-
-main().catch((e: unknown) => {
-  process.stderr.write(`smc-operator: ${errorMessage(e)}\n`);
-  process.exit(1);
-});

@@ -12,6 +12,7 @@ export function operatorOptions(c: Config): OperatorOptions {
     sidecarImage: c['sidecar-image'],
     imagePullPolicy: c['sidecar-image-pull-policy'],
     cluster: c.cluster,
+    rdmaResource: c['rdma-resource'] === '' ? null : c['rdma-resource'],
     bindAddress: c['bind-address'],
     metricsPort: c['metrics-port'],
     healthPort: c['health-port'],

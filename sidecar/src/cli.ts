@@ -11,10 +11,10 @@ export type Command =
   | { kind: 'run'; configFile: string | undefined }
   | { kind: 'node-agent'; args: readonly string[] };
 
-export const USAGE = `usage: node dist/sidecar/src/main.js <command> [--config FILE]
+export const USAGE = `usage: smc <command> [--config FILE]
   intercept install   install the nftables redirect rules in this network namespace (root)
   intercept remove    delete them
-  run                 run the sidecar proxy
+  sidecar | run       run the sidecar proxy
   node-agent ...      run the node agent
 Config: --config FILE or $SMC_CONFIG_FILE (JSON), overridden by SMC_* environment variables.
 `;

@@ -73,7 +73,7 @@ async function defaultParts(
     });
     log.info(
       {
-        device: cfg.rdma.device,
+        device: device.context.name,
         gid: device.gidText,
         mtu: device.mtu,
         smcR: links.available(),

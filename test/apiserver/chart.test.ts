@@ -241,7 +241,7 @@ describe('helm lint and template', () => {
     expect(pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
     const op = containerOf(dep, 'operator');
     expect(op.image).toBe('ghcr.io/smc-operator/smc-operator:0.1.0');
-    expect(op.command).toEqual(['node', 'dist/operator/src/main.js']);
+    expect(op.command).toEqual(['smc', 'operator']);
     expectRestricted(op);
     expect(op.securityContext?.runAsNonRoot).toBe(true);
     expect(Object.fromEntries((op.ports ?? []).map((p) => [p.name, p.containerPort]))).toEqual({
@@ -255,7 +255,11 @@ describe('helm lint and template', () => {
     expect(op.resources?.limits?.['memory']).toBeDefined();
     expect(op.env?.map((e) => e.name)).toEqual(expect.arrayContaining(['POD_NAME', 'POD_NAMESPACE']));
     expect(op.args).toEqual(
-      expect.arrayContaining(['--lease-name=smc-operator-leader', '--cluster=cluster.local']),
+      expect.arrayContaining([
+        '--lease-name=smc-operator-leader',
+        '--cluster=cluster.local',
+        '--rdma-resource=smc.dev/rdma',
+      ]),
     );
 
     const mwc = find<K8sObject & { webhooks: Webhook[] }>(objs, 'MutatingWebhookConfiguration');
@@ -303,7 +307,7 @@ describe('helm lint and template', () => {
 
     const ds = find<Workload>(objs, 'DaemonSet', 'smc-operator-node-agent');
     const agent = containerOf(ds, 'node-agent');
-    expect(agent.command).toEqual(['node', 'dist/sidecar/src/main.js', 'node-agent']);
+    expect(agent.command).toEqual(['smc', 'node-agent']);
     expectRestricted(agent);
     expect(ds.spec.template.spec.serviceAccountName).toBe('smc-operator-node-agent');
     expect(ds.spec.template.spec.hostNetwork).toBe(true);
@@ -313,7 +317,16 @@ describe('helm lint and template', () => {
     const hostPaths = (ds.spec.template.spec.volumes ?? []).flatMap((v) =>
       v.hostPath ? [v.hostPath.path] : [],
     );
-    expect(hostPaths.sort()).toEqual(['/dev/infiniband', '/sys/class/infiniband']);
+    // The device plugin's directory is the only writable host path.
+    expect(hostPaths.sort()).toEqual([
+      '/dev/infiniband',
+      '/sys/class/infiniband',
+      '/var/lib/kubelet/device-plugins',
+    ]);
+    expect(mounts['/var/lib/kubelet/device-plugins']).toBeUndefined();
+    expect(agent.args).toEqual(
+      expect.arrayContaining(['--device-plugin', '--resource-name=smc.dev/rdma', '--resource-slots=1000']),
+    );
     expect(agent.env?.find((e) => e.name === 'NODE_NAME')?.valueFrom).toEqual({
       fieldRef: { fieldPath: 'spec.nodeName' },
     });

@@ -216,7 +216,7 @@ describe('mutating webhook', () => {
     expect(pod.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
     expect(pod.spec.containers[1]?.image).toBe('registry.invalid/smc-sidecar:test');
     const init = pod.spec.initContainers?.find((c) => c.name === 'smc-init');
-    expect(init?.command).toEqual(['smc-sidecar', 'intercept', 'install']);
+    expect(init?.command).toEqual(['smc', 'intercept', 'install']);
     expect(init?.securityContext?.privileged).toBe(false);
     expect(init?.securityContext?.capabilities?.add).toEqual(['NET_ADMIN']);
     expect(pod.spec.volumes?.map((v) => v.name)).toContain('smc-directory');

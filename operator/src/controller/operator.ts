@@ -51,6 +51,8 @@ export interface OperatorOptions {
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   /** The cluster's name in the tenants' User EIDs, given to the injected sidecars. */
   readonly cluster: string;
+  /** Extended resource giving the sidecar the node's RDMA devices; null: none requested. */
+  readonly rdmaResource: string | null;
   readonly bindAddress: string;
   readonly metricsPort: number; // 0 = disabled
   readonly healthPort: number; // 0 = disabled
@@ -191,6 +193,7 @@ export class Operator {
         imagePullPolicy: opts.imagePullPolicy,
         directoryShards: opts.directoryShards,
         cluster: opts.cluster,
+        rdmaResource: opts.rdmaResource,
       },
       this.metrics,
       log.child({ c: 'webhook' }),

@@ -17,6 +17,7 @@ const settings = {
   imagePullPolicy: 'IfNotPresent' as const,
   directoryShards: 2,
   cluster: 'east.example',
+  rdmaResource: 'smc.dev/rdma',
 };
 const enabledNs = { 'smc.dev/injection': 'enabled' };
 
@@ -77,8 +78,10 @@ describe('injectionPatch', () => {
       spec: {
         containers: {
           name: string;
-          env: { name: string; value?: string }[];
+          command: string[];
+          env: { name: string; value?: string; valueFrom?: unknown }[];
           ports: { containerPort: number }[];
+          resources: { limits: Record<string, string> };
           securityContext: Record<string, unknown>;
         }[];
         initContainers: { name: string; command: string[]; securityContext: Record<string, unknown> }[];
@@ -91,7 +94,7 @@ describe('injectionPatch', () => {
     expect(out.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
     const init = out.spec.initContainers[0];
     expect(init?.name).toBe('smc-init');
-    expect(init?.command).toEqual(['smc-sidecar', 'intercept', 'install']);
+    expect(init?.command).toEqual(['smc', 'intercept', 'install']);
     expect(init?.securityContext).toMatchObject({ privileged: false, capabilities: { add: ['NET_ADMIN'] } });
     const sidecar = out.spec.containers[1];
     expect(sidecar?.securityContext).toMatchObject({
@@ -100,6 +103,15 @@ describe('injectionPatch', () => {
       readOnlyRootFilesystem: true,
     });
     expect(sidecar?.ports.map((x) => x.containerPort)).toEqual([15100, 15090, 15021]);
+    expect(sidecar?.command).toEqual(['smc', 'sidecar']);
+    // The node's RDMA devices come through the extended resource, the GID from the node's address.
+    expect(sidecar?.resources.limits).toEqual({ memory: '512Mi', 'smc.dev/rdma': '1' });
+    expect(sidecar?.env).toEqual(
+      expect.arrayContaining([
+        { name: 'SMC_RDMA_DEVICE', value: 'auto' },
+        { name: 'SMC_GID_ADDRESS', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+      ]),
+    );
     expect(sidecar?.env).toEqual(
       expect.arrayContaining([
         { name: 'SMC_TENANT', value: 'blue' },
@@ -120,6 +132,20 @@ describe('injectionPatch', () => {
       tenant: 'blue',
       mode: 'Prefer',
     });
+  });
+
+  it('pins the devices a policy names and leaves out the resource when none is configured', () => {
+    const pinned = policy('pinned', {
+      tenant: 'blue',
+      devices: [{ deviceName: 'mlx5_1' }, { netdev: 'ens1' }, { deviceName: 'mlx5_0' }],
+    });
+    const ops = injectionPatch(podOf(basePod), pinned, { ...settings, rdmaResource: null });
+    const sidecar = ops.find((o) => o.path === '/spec/containers/-')?.value as {
+      env: { name: string; value?: string }[];
+      resources: { limits: Record<string, string> };
+    };
+    expect(sidecar.env).toContainEqual({ name: 'SMC_RDMA_DEVICE', value: 'mlx5_1,mlx5_0' });
+    expect(sidecar.resources.limits).toEqual({ memory: '512Mi' });
   });
 
   it('appends to existing lists and annotations', () => {

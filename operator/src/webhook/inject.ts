@@ -47,6 +47,12 @@ export interface InjectionSettings {
   readonly directoryShards: number;
   /** The cluster's name in the tenants' User EIDs (sidecar SMC_CLUSTER). */
   readonly cluster: string;
+  /**
+   * Extended resource that maps the node's RDMA devices into the sidecar (the node agent's device
+   * plugin, `smc.dev/rdma`, or another plugin's); null when the cluster gives device access
+   * another way.
+   */
+  readonly rdmaResource: string | null;
 }
 
 export type InjectionDecision =
@@ -103,7 +109,7 @@ export function initContainer(s: InjectionSettings): Record<string, unknown> {
     name: INIT_CONTAINER,
     image: s.sidecarImage,
     imagePullPolicy: s.imagePullPolicy,
-    command: ['smc-sidecar', 'intercept', 'install'],
+    command: ['smc', 'intercept', 'install'],
     env: [
       { name: 'SMC_OUTBOUND_PORT', value: String(SIDECAR_PORTS.outbound) },
       { name: 'SMC_INBOUND_PORT', value: String(SIDECAR_PORTS.inbound) },
@@ -136,6 +142,10 @@ export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Recor
     { name: 'SMC_MODE', value: policy.spec.mode },
     { name: 'SMC_ALLOWED_PEER_TENANTS', value: (policy.spec.allowedPeerTenants ?? []).join(',') },
     { name: 'SMC_DIRECTORY', value: DIRECTORY_MOUNT_PATH },
+    { name: 'SMC_RDMA_DEVICE', value: policyDevices(policy) },
+    // The node's address picks the GID (as the kernel's SMC-Rv2 follows the route's netdev): the
+    // pod cannot see the node's netdevs, and GID indexes differ between nodes.
+    fieldEnv('SMC_GID_ADDRESS', 'status.hostIP'),
   ];
   const vlan = policy.spec.vlans?.[0];
   if (vlan !== undefined) env.push({ name: 'SMC_VLAN', value: String(vlan) });
@@ -145,7 +155,7 @@ export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Recor
     name: SIDECAR_CONTAINER,
     image: s.sidecarImage,
     imagePullPolicy: s.imagePullPolicy,
-    command: ['smc-sidecar', 'run'],
+    command: ['smc', 'sidecar'],
     env,
     ports: [
       { name: 'smc-clc', containerPort: SIDECAR_PORTS.clc, protocol: 'TCP' },
@@ -168,8 +178,22 @@ export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Recor
       capabilities: { add: ['IPC_LOCK'], drop: ['ALL'] },
     },
     volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],
-    resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } },
+    resources: sidecarResources(s.rdmaResource),
   };
+}
+
+/** The device names a policy pins (in its order), or `auto`: whatever the pod was given. */
+export function policyDevices(policy: SmcPolicy): string {
+  const names = (policy.spec.devices ?? []).flatMap((d) =>
+    d.deviceName === undefined ? [] : [d.deviceName],
+  );
+  return names.length > 0 ? [...new Set(names)].join(',') : 'auto';
+}
+
+function sidecarResources(rdmaResource: string | null): Record<string, unknown> {
+  // An extended resource must be requested as a limit (the request defaults to it).
+  const rdma = rdmaResource === null ? {} : { [rdmaResource]: '1' };
+  return { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi', ...rdma } };
 }
 
 export function directoryVolume(shards: number): Record<string, unknown> {

@@ -20,6 +20,8 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_RDMA_DEVICE', path: ['rdma', 'device'], kind: 'string' },
   { env: 'SMC_RDMA_PORT', path: ['rdma', 'ibPort'], kind: 'int' },
   { env: 'SMC_GID_INDEX', path: ['rdma', 'gidIndex'], kind: 'int' },
+  { env: 'SMC_GID_ADDRESS', path: ['rdma', 'gidAddress'], kind: 'string' },
+  { env: 'SMC_RDMA_DEVICES', path: ['rdma', 'mappedDevices'], kind: 'stringList' },
   { env: 'SMC_VLAN', path: ['rdma', 'vlan'], kind: 'nullableInt' },
   { env: 'SMC_PKEY', path: ['rdma', 'pkey'], kind: 'int' },
   { env: 'SMC_RDMA_DATA_PATH', path: ['rdma', 'dataPath'], kind: 'string' },

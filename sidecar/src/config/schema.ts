@@ -41,8 +41,15 @@ export const SidecarConfigSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     rdma: z
       .object({
-        /** RDMA device name, e.g. mlx5_0 or rxe0. */
+        /** RDMA device name (mlx5_0, rxe0), a comma list to try in order, or `auto` (every device). */
         device: z.string().min(1).default('rxe0'),
+        /**
+         * The node's address on the RoCE network (the webhook passes status.hostIP): when set, the
+         * device and GID index are the ones whose GID carries it, and gidIndex is ignored.
+         */
+        gidAddress: z.string().min(1).nullable().default(null),
+        /** Devices a device plugin mapped into the container (its SMC_RDMA_DEVICES); null: no plugin. */
+        mappedDevices: z.array(z.string().min(1)).nullable().default(null),
         /** Port number on the device (1-based, as ibv_query_port). */
         ibPort: z.number().int().min(1).max(255).default(1),
         /** GID table index used for RoCE addressing. */

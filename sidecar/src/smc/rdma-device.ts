@@ -12,6 +12,7 @@ import type { VerbsModule } from '../native-loader.js';
 import { parseIp } from '../net/ip.js';
 import { FallbackReason } from '../policy/reasons.js';
 import { IB_MTU } from '../protocol/clc/constants.js';
+import { candidateDevices, selectGidByAddress, type DeviceGids } from './gid-select.js';
 import { LinkSetupError } from './link-errors.js';
 
 /** The opened RoCE device and the per-device objects every link shares. */
@@ -57,12 +58,59 @@ export function checkPortAndGid(
   return { gid };
 }
 
+/**
+ * The device and GID index to use. A fixed name without gidAddress is taken as configured;
+ * otherwise the candidates (configured list or every device, within what a device plugin
+ * mapped) are searched for the GID that carries gidAddress.
+ */
+export function resolveDevice(
+  verbs: VerbsModule,
+  rdma: SidecarConfig['rdma'],
+): { readonly device: string; readonly gidIndex: number } {
+  const fixed = rdma.device !== 'auto' && !rdma.device.includes(',');
+  if (fixed && rdma.gidAddress === null && rdma.mappedDevices === null)
+    return { device: rdma.device, gidIndex: rdma.gidIndex };
+  let present: string[];
+  try {
+    present = verbs.listDevices().map((d) => d.name);
+  } catch (err) {
+    throw new LinkSetupError(FallbackReason.NoRdmaDevice, 'cannot list RDMA devices', { cause: err });
+  }
+  const candidates = candidateDevices(rdma.device, rdma.mappedDevices, present);
+  if (candidates.length === 0) {
+    const why =
+      rdma.mappedDevices !== null && rdma.mappedDevices.length === 0
+        ? 'the node has no RDMA device (none mapped into the pod)'
+        : `no RDMA device among ${rdma.device} (present: ${present.join(', ') || 'none'})`;
+    throw new LinkSetupError(FallbackReason.NoRdmaDevice, why);
+  }
+  const [first] = candidates;
+  if (rdma.gidAddress === null) return { device: first ?? rdma.device, gidIndex: rdma.gidIndex };
+  const tables: DeviceGids[] = [];
+  for (const name of candidates) {
+    try {
+      const ctx = verbs.openDevice(name);
+      try {
+        tables.push({ device: name, port: rdma.ibPort, gids: ctx.queryGidTable(rdma.ibPort) });
+      } finally {
+        ctx.close();
+      }
+    } catch {
+      // A device this container may not open (no uverbs node) is simply not a candidate.
+    }
+  }
+  const choice = selectGidByAddress(tables, rdma.gidAddress);
+  if ('problem' in choice) throw new LinkSetupError(FallbackReason.NoRdmaDevice, choice.problem);
+  return choice;
+}
+
 /** Opens the configured device; throws LinkSetupError(no-rdma-device) with the reason when unusable. */
 export function openRdmaDevice(
   verbs: VerbsModule,
-  rdma: SidecarConfig['rdma'],
+  configured: SidecarConfig['rdma'],
   macOf: (netdev: string | null) => Buffer | null = netdevMac,
 ): RdmaDevice {
+  const rdma = { ...configured, ...resolveDevice(verbs, configured) };
   let context: Context;
   try {
     context = verbs.openDevice(rdma.device);

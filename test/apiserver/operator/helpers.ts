@@ -170,6 +170,7 @@ export function testOptions(identity: string, over: Partial<OperatorOptions> = {
     sidecarImage: 'registry.invalid/smc-sidecar:test',
     imagePullPolicy: 'IfNotPresent',
     cluster: 'cluster.local',
+    rdmaResource: 'smc.dev/rdma',
     bindAddress: '127.0.0.1',
     metricsPort: 0,
     healthPort: 0,

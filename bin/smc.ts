@@ -1,0 +1,78 @@
+#!/usr/bin/node
+/**
+ * `smc`: the one entry point of the image. The operator, the node agent, the init container and
+ * the sidecar are subcommands of one program, so one image and one PATH entry serve them all.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+export const USAGE = `usage: smc <command> [flags]
+  operator [flags]              the operator: reconcilers, leader election, injection webhook
+  node-agent [flags]            the node agent: RDMA inventory, SmcNode, device plugin
+  sidecar [--config FILE]       the per-pod SMC-R sidecar (uid 1337)
+  intercept install|remove      the pod's nftables redirect rules (init container, NET_ADMIN)
+  version                       print the version
+Run "smc <command> --help" for a command's flags.
+`;
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: string;
+  };
+  return pkg.version ?? 'unknown';
+}
+
+/** Dispatches argv (after the program name) and resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'version':
+    case '--version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    case 'operator': {
+      // Loaded lazily: each role pulls in only its own modules (and the addon only where it is used).
+      const operator = await import('../operator/src/main.js');
+      return operator.main(rest);
+    }
+    case 'sidecar': {
+      const sidecar = await import('../sidecar/src/main.js');
+      return sidecar.main(['run', ...rest]);
+    }
+    case 'node-agent':
+    case 'intercept':
+    case 'run': {
+      const sidecar = await import('../sidecar/src/main.js');
+      return sidecar.main(argv);
+    }
+    default:
+      process.stderr.write(`smc: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`smc: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

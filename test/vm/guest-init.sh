@@ -49,6 +49,10 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 [[ "$(<"$state")" == *ACTIVE* ]] 2>/dev/null || setup_fail "$LAB_RXE port not ACTIVE: $(cat "$state" 2>&1)"
+# lab-run --hostnet: a second NIC on a host bridge (the host is $LAB_HOSTNET_HOST_IP).
+if [[ -n "${LAB_HOSTNET_IP:-}" ]]; then
+  ip link set eth1 up && ip addr add "$LAB_HOSTNET_IP/24" dev eth1 || setup_fail "eth1 ($LAB_HOSTNET_IP)"
+fi
 read -r T1 _ </proc/uptime
 echo "$T1" >"$SHARE/ready-uptime"
 say "node$LAB_NODE ready ($LAB_IP, $LAB_RXE ACTIVE); stage 2 ran ${T0}s -> ${T1}s of guest uptime"
@@ -58,6 +62,7 @@ export PATH="$LAB_REPO/node_modules/.bin:$PATH:/run/lab-bin"
 # Helper functions (lab_retry, lab_wait_tcp, ...) in every bash the script starts.
 export BASH_ENV="$LAB_REPO/test/vm/guest-lib.sh"
 export LAB_NODE LAB_IP LAB_PEER_IP LAB_RXE LAB_NETDEV LAB_OUT LAB_REPO
+[[ -n "${LAB_HOSTNET_IP:-}" ]] && export LAB_HOSTNET_IP LAB_HOSTNET_HOST_IP
 cd "$LAB_REPO" || cd /
 set -o pipefail
 bash "$SHARE/script" </dev/null 2>&1 | tee -a "$LAB_OUT/output" >/dev/console

@@ -175,7 +175,9 @@ export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Recor
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       seccompProfile: { type: 'RuntimeDefault' },
-      capabilities: { add: ['IPC_LOCK'], drop: ['ALL'] },
+      // No IPC_LOCK: a non-root uid gets no effective capabilities under CRI (no ambient set), so
+      // memory registration rests on the runtime's RLIMIT_MEMLOCK (docs/install.md).
+      capabilities: { drop: ['ALL'] },
     },
     volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],
     resources: sidecarResources(s.rdmaResource),

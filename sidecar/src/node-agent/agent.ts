@@ -61,6 +61,8 @@ export interface NodeAgentDeps {
   readonly log: Logger;
   readonly metrics: NodeAgentMetrics;
   readonly now?: () => Date;
+  /** Gets every scan's inventory before it is published (the device plugin); its errors are logged only. */
+  readonly onInventory?: (inventory: NodeInventory) => Promise<void>;
 }
 
 /** Reads the whole inventory once. */
@@ -74,6 +76,12 @@ export async function scanOnce(deps: NodeAgentDeps): Promise<PublishOutcome> {
   const { log, metrics } = deps;
   try {
     const inventory = await scanInventory(deps.rdma, deps.vlans);
+    if (deps.onInventory) {
+      // Before publishing: an unreachable API server must not hold back the kubelet's view.
+      await deps
+        .onInventory(inventory)
+        .catch((err: unknown) => log.error({ err }, 'inventory consumer failed'));
+    }
     const desired = buildSmcNode(deps.nodeName, inventory, (deps.now ?? (() => new Date()))());
     const outcome = await publishSmcNode(deps.store, desired);
     metrics.scans.inc({ result: 'ok' });

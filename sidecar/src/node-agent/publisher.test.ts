@@ -11,6 +11,7 @@ import {
   type SmcNodeRead,
   type SmcNodeStore,
 } from './publisher.js';
+import type { NodeInventory } from './inventory.js';
 import { FakeRdmaSource, FakeVlanSource, rxeInventory } from './testing.js';
 
 /** An in-memory API server for one resource: resourceVersions, conflicts, status subresource. */
@@ -175,6 +176,28 @@ describe('scan loop', () => {
     expect(text).toContain('smc_node_agent_rdma_devices 0');
   });
 
+  it('scanOnce hands each inventory to onInventory, also when publishing fails', async () => {
+    const store = new MemoryStore();
+    store.get = () => Promise.reject(new StoreError(503, 'apiserver down'));
+    const seen: string[][] = [];
+    const deps = {
+      nodeName: 'node-d',
+      rdma: new FakeRdmaSource(rxeInventory().devices),
+      vlans: new FakeVlanSource([]),
+      store,
+      log: silent,
+      metrics: createNodeAgentMetrics(),
+      onInventory: (inventory: NodeInventory) => {
+        seen.push(inventory.devices.map((d) => d.name));
+        return Promise.resolve();
+      },
+    };
+    await expect(scanOnce(deps)).rejects.toThrow(/apiserver down/);
+    expect(seen).toEqual([['rxe0']]);
+    deps.onInventory = () => Promise.reject(new Error('device plugin broke'));
+    await expect(scanOnce(deps)).rejects.toThrow(/apiserver down/);
+  });
+
   it('the loop survives a failing scan and stops on request', async () => {
     const store = new MemoryStore();
     const rdma = new FakeRdmaSource(rxeInventory().devices);
@@ -273,6 +296,10 @@ describe('parseNodeAgentArgs', () => {
       metricsPort: 15090,
       healthPort: 15021,
       nodeName: 'worker-1',
+      devicePlugin: false,
+      resourceName: 'smc.dev/rdma',
+      devicePluginDir: '/var/lib/kubelet/device-plugins/',
+      resourceSlots: 1000,
     });
     expect(
       parseNodeAgentArgs(['--rescan-interval=10', '--inventory-source', 'native', '--log-level=debug'], {
@@ -288,6 +315,48 @@ describe('parseNodeAgentArgs', () => {
     expect(() => parseNodeAgentArgs(['--inventory-source=magic'], { NODE_NAME: 'w' })).toThrow();
     expect(() => parseNodeAgentArgs([], { NODE_NAME: 'Bad_Name' })).toThrow();
     expect(() => parseNodeAgentArgs(['--health-port'], { NODE_NAME: 'w' })).toThrow(/needs a value/);
+  });
+
+  it('reads the device-plugin flags; --device-plugin alone switches it on', () => {
+    const env = { NODE_NAME: 'w' };
+    expect(parseNodeAgentArgs(['--device-plugin'], env)).toMatchObject({
+      devicePlugin: true,
+      resourceName: 'smc.dev/rdma',
+      devicePluginDir: '/var/lib/kubelet/device-plugins/',
+      resourceSlots: 1000,
+    });
+    expect(
+      parseNodeAgentArgs(
+        [
+          '--device-plugin',
+          '--resource-name',
+          'example.com/roce',
+          '--resource-slots=50',
+          '--device-plugin-dir=/tmp/dp',
+        ],
+        env,
+      ),
+    ).toMatchObject({
+      devicePlugin: true,
+      resourceName: 'example.com/roce',
+      resourceSlots: 50,
+      devicePluginDir: '/tmp/dp',
+    });
+    expect(parseNodeAgentArgs(['--device-plugin=false', '--log-level=debug'], env)).toMatchObject({
+      devicePlugin: false,
+      logLevel: 'debug',
+    });
+  });
+
+  it('rejects bad device-plugin flags', () => {
+    const env = { NODE_NAME: 'w' };
+    expect(() => parseNodeAgentArgs(['--device-plugin=maybe'], env)).toThrow();
+    expect(() => parseNodeAgentArgs(['--resource-name=rdma'], env)).toThrow();
+    expect(() => parseNodeAgentArgs(['--resource-name=kubernetes.io/rdma'], env)).toThrow();
+    expect(() => parseNodeAgentArgs(['--resource-slots=0'], env)).toThrow();
+    expect(() => parseNodeAgentArgs(['--resource-slots=10001'], env)).toThrow();
+    expect(() => parseNodeAgentArgs(['--device-plugin-dir=relative/dir'], env)).toThrow();
+    expect(() => parseNodeAgentArgs([`--device-plugin-dir=/${'d'.repeat(100)}`], env)).toThrow();
   });
 });
 

@@ -27,6 +27,10 @@
  * relevant log is included in any startup error). Processes are killed by `stop()`, on process
  * exit, and by a small watchdog if the test process dies without running either.
  * Set SMC_KEEP_CONTROL_PLANE=1 (or `keepDir: true`) to keep the temp dir after stop.
+ *
+ * For a cluster with real nodes (test/cluster): `bindAddress`, `advertiseAddress`,
+ * `servingCertSans`, `serviceClusterIpRange`, `staticTokens`, `kubelets` and `controllers`
+ * (kube-controller-manager and kube-scheduler as two more managed processes).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +57,43 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Binary paths to use instead of ensureBinaries() (which may build them). */
   binaries?: Binaries;
+  /** Address the API server listens on (default 127.0.0.1; 0.0.0.0 for every interface). */
+  bindAddress?: string;
+  /** Address published as the `kubernetes` Service's endpoint (default 127.0.0.1). */
+  advertiseAddress?: string;
+  /** More subjectAltNames for the serving certificate, e.g. 'IP:10.96.0.1', 'DNS:kubernetes.default.svc'. */
+  servingCertSans?: string[];
+  /** --service-cluster-ip-range (default 10.0.0.0/24). */
+  serviceClusterIpRange?: string;
+  /** Bearer tokens the API server accepts (--token-auth-file), e.g. for kubelets. */
+  staticTokens?: StaticToken[];
+  /**
+   * The API server talks to kubelets (logs, exec, port-forward): it gets a client certificate for
+   * them and dials their InternalIP.
+   */
+  kubelets?: boolean;
+  /** Also run kube-controller-manager and kube-scheduler once the API server is ready. */
+  controllers?: ControllersOptions;
+  /**
+   * Called once the certificates exist and the port is known, before etcd starts: lets a caller
+   * start slow things (VMs) in parallel with the control plane.
+   */
+  beforeStart?: (info: { server: string; port: number; caCert: string; certDir: string }) => Promise<void>;
+}
+
+export interface StaticToken {
+  token: string;
+  user: string;
+  uid: string;
+  groups: string[];
+}
+
+export interface ControllersOptions {
+  kubeControllerManager: string;
+  kubeScheduler: string;
+  /** Extra kube-controller-manager flags, e.g. ['--cluster-cidr=10.244.0.0/16']. */
+  controllerManagerArgs?: string[];
+  schedulerArgs?: string[];
 }
 
 export interface UserKubeConfig {
@@ -84,6 +125,9 @@ export interface ControlPlane {
   readonly etcdEndpoint: string;
   readonly etcdLogPath: string;
   readonly apiServerLogPath: string;
+  /** Set when `controllers` was given. */
+  readonly controllerManagerLogPath: string | undefined;
+  readonly schedulerLogPath: string | undefined;
   readonly binaries: Binaries;
   /** Kubeconfig for `user` in `groups` (no RBAC grants unless the test creates them). */
   userKubeConfig(user: string, groups?: string[]): Promise<UserKubeConfig>;
@@ -465,11 +509,14 @@ class ControlPlaneImpl implements ControlPlane {
   readonly etcdEndpoint: string;
   readonly etcdLogPath: string;
   readonly apiServerLogPath: string;
+  readonly controllerManagerLogPath: string | undefined;
+  readonly schedulerLogPath: string | undefined;
   readonly kubeconfigPath: string;
   kubeConfig!: KubeConfig;
   caCert = '';
   private readonly etcd: ManagedProcess;
   private readonly apiServer: ManagedProcess;
+  private readonly controllers: ManagedProcess[] = [];
   private adminTls: { ca: string; cert: string; key: string } | undefined;
   private watchdog: ChildProcess | undefined;
   private ca: CertAuthority | undefined;
@@ -482,12 +529,23 @@ class ControlPlaneImpl implements ControlPlane {
     readonly binaries: Binaries,
     private readonly opts: ControlPlaneOptions,
     private readonly keep: boolean,
-    ports: { etcdClient: number; etcdPeer: number; apiServer: number },
+    private readonly ports: {
+      etcdClient: number;
+      etcdPeer: number;
+      apiServer: number;
+      controllerManager: number;
+      scheduler: number;
+    },
   ) {
-    this.server = `https://127.0.0.1:${ports.apiServer}`;
+    const bind = opts.bindAddress ?? '127.0.0.1';
+    const local = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+    this.server = `https://${local}:${ports.apiServer}`;
     this.etcdEndpoint = `http://127.0.0.1:${ports.etcdClient}`;
     this.etcdLogPath = join(dir, 'etcd.log');
     this.apiServerLogPath = join(dir, 'kube-apiserver.log');
+    const withControllers = opts.controllers !== undefined;
+    this.controllerManagerLogPath = withControllers ? join(dir, 'kube-controller-manager.log') : undefined;
+    this.schedulerLogPath = withControllers ? join(dir, 'kube-scheduler.log') : undefined;
     this.kubeconfigPath = join(dir, 'admin.kubeconfig');
     const peer = `http://127.0.0.1:${ports.etcdPeer}`;
     const etcdArgs = [
@@ -510,8 +568,8 @@ class ControlPlaneImpl implements ControlPlane {
     const c = (f: string): string => join(certDir, f);
     const apiArgs = [
       `--etcd-servers=${this.etcdEndpoint}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${bind}`,
+      `--advertise-address=${opts.advertiseAddress ?? '127.0.0.1'}`,
       `--secure-port=${ports.apiServer}`,
       `--cert-dir=${join(dir, 'apiserver-certs')}`,
       `--tls-cert-file=${c('apiserver.crt')}`,
@@ -521,7 +579,7 @@ class ControlPlaneImpl implements ControlPlane {
       `--service-account-signing-key-file=${c('sa.key')}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       '--api-audiences=https://kubernetes.default.svc.cluster.local',
-      '--service-cluster-ip-range=10.0.0.0/24',
+      `--service-cluster-ip-range=${opts.serviceClusterIpRange ?? '10.0.0.0/24'}`,
       '--authorization-mode=RBAC',
       '--allow-privileged=true',
       '--profiling=false',
@@ -529,6 +587,15 @@ class ControlPlaneImpl implements ControlPlane {
       // watch holds a SIGTERMed API server up for --request-timeout (60 s).
       '--shutdown-send-retry-after=true',
     ];
+    if (opts.staticTokens !== undefined) apiArgs.push(`--token-auth-file=${join(dir, 'tokens.csv')}`);
+    if (opts.kubelets === true) {
+      apiArgs.push(
+        `--kubelet-client-certificate=${c('apiserver-kubelet-client.crt')}`,
+        `--kubelet-client-key=${c('apiserver-kubelet-client.key')}`,
+        // Node names (node0, ...) do not resolve on the host.
+        '--kubelet-preferred-address-types=InternalIP',
+      );
+    }
     this.apiServer = new ManagedProcess(
       'kube-apiserver',
       binaries.kubeApiserver,
@@ -547,7 +614,19 @@ class ControlPlaneImpl implements ControlPlane {
     this.watchdog = startWatchdog(this.dir, this.keep);
     const ca = await CertAuthority.create(this.certDir);
     this.ca = ca;
-    await ca.issue('apiserver', '/CN=kube-apiserver', 'server', ['IP:127.0.0.1', 'DNS:localhost']);
+    await ca.issue('apiserver', '/CN=kube-apiserver', 'server', [
+      'IP:127.0.0.1',
+      'DNS:localhost',
+      ...(this.opts.servingCertSans ?? []),
+    ]);
+    if (this.opts.kubelets === true) {
+      await ca.issueClient('apiserver-kubelet-client', 'kube-apiserver-kubelet-client', ['system:masters']);
+    }
+    if (this.opts.staticTokens !== undefined) {
+      // CSV: token,user,uid,"group1,group2"
+      const rows = this.opts.staticTokens.map((t) => `${t.token},${t.user},${t.uid},"${t.groups.join(',')}"`);
+      await writeFile(join(this.dir, 'tokens.csv'), rows.join('\n') + '\n', { mode: 0o600 });
+    }
     const admin = await ca.issueClient('admin', 'admin', ['system:masters']);
     // prettier-ignore
     await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(this.certDir, 'sa.key')]);
@@ -567,8 +646,65 @@ class ControlPlaneImpl implements ControlPlane {
     this.adminTls = { ca: this.caCert, cert, key };
     this.kubeConfig = makeKubeConfig(this.server, this.caCert, 'admin', cert, key);
     await writeFile(this.kubeconfigPath, this.kubeConfig.exportConfig(), { mode: 0o600 });
+    await this.opts.beforeStart?.({
+      server: this.server,
+      port: this.ports.apiServer,
+      caCert: this.caCert,
+      certDir: this.certDir,
+    });
     await this.startEtcd();
     await this.startApiServer();
+    this.startControllers();
+  }
+
+  /** kube-controller-manager and kube-scheduler (admin credentials, no leader election). */
+  private startControllers(): void {
+    const ctl = this.opts.controllers;
+    if (
+      ctl === undefined ||
+      this.controllerManagerLogPath === undefined ||
+      this.schedulerLogPath === undefined
+    ) {
+      return;
+    }
+    const common = [
+      `--kubeconfig=${this.kubeconfigPath}`,
+      `--authentication-kubeconfig=${this.kubeconfigPath}`,
+      `--authorization-kubeconfig=${this.kubeconfigPath}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+    ];
+    const c = (f: string): string => join(this.certDir, f);
+    const kcm = new ManagedProcess(
+      'kube-controller-manager',
+      ctl.kubeControllerManager,
+      [
+        ...common,
+        `--secure-port=${this.ports.controllerManager}`,
+        `--cert-dir=${join(this.dir, 'kcm-certs')}`,
+        `--service-account-private-key-file=${c('sa.key')}`,
+        `--root-ca-file=${c('ca.crt')}`,
+        `--service-cluster-ip-range=${this.opts.serviceClusterIpRange ?? '10.0.0.0/24'}`,
+        ...(ctl.controllerManagerArgs ?? []),
+      ],
+      this.controllerManagerLogPath,
+      join(this.dir, 'kube-controller-manager.pid'),
+    );
+    const sched = new ManagedProcess(
+      'kube-scheduler',
+      ctl.kubeScheduler,
+      [
+        ...common,
+        `--secure-port=${this.ports.scheduler}`,
+        `--cert-dir=${join(this.dir, 'scheduler-certs')}`,
+        ...(ctl.schedulerArgs ?? []),
+      ],
+      this.schedulerLogPath,
+      join(this.dir, 'kube-scheduler.pid'),
+    );
+    this.controllers.push(kcm, sched);
+    kcm.start();
+    sched.start();
   }
 
   async startEtcd(): Promise<void> {
@@ -648,6 +784,7 @@ class ControlPlaneImpl implements ControlPlane {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await Promise.all(this.controllers.map((p) => p.stop(5_000)));
     // API server first: it retries etcd for a long time if etcd goes away underneath it.
     await this.apiServer.stop(5_000);
     await this.etcd.stop(5_000);
@@ -673,8 +810,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   }
   const keep = opts.keepDir ?? process.env['SMC_KEEP_CONTROL_PLANE'] === '1';
   const dir = await mkdtemp(join(opts.baseDir ?? tmpdir(), 'smc-control-plane-'));
-  const [etcdClient = 0, etcdPeer = 0, apiServer = 0] = await freePorts(3);
-  const ports = { etcdClient, etcdPeer, apiServer };
+  const [etcdClient = 0, etcdPeer = 0, apiServer = 0, controllerManager = 0, scheduler = 0] = await freePorts(
+    opts.controllers !== undefined ? 5 : 3,
+  );
+  const ports = { etcdClient, etcdPeer, apiServer, controllerManager, scheduler };
   const cp = new ControlPlaneImpl(dir, join(dir, 'certs'), binaries, opts, keep, ports);
   try {
     await cp.init();

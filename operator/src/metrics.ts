@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The reconcilers (label `controller` of the reconcile metrics). */
+export const CONTROLLERS = ['smcpolicy', 'directory'] as const;
+
 /** Every metric the operator exports (on :8080/metrics), in one registry per operator instance. */
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -74,5 +77,7 @@ export class OperatorMetrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // Errors start at 0, so that an error rate is 0 rather than absent until the first failure.
+    for (const c of CONTROLLERS) this.reconcileErrors.inc({ controller: c }, 0);
   }
 }

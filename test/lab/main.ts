@@ -79,7 +79,7 @@ function connections(s: Series): Map<string, number> {
   const out = new Map<string, number>();
   for (const [k, v] of s) {
     const m = /^smc_connections_total\{(.*)\}$/.exec(k);
-    if (!m?.[1]) continue;
+    if (!m?.[1] || v === 0) continue;
     const outcome = /outcome="([^"]*)"/.exec(m[1])?.[1] ?? '?';
     const reason = /reason="([^"]*)"/.exec(m[1])?.[1] ?? '?';
     out.set(`${outcome}/${reason}`, (out.get(`${outcome}/${reason}`) ?? 0) + v);

@@ -25,7 +25,7 @@ import { Reflector, apiListerWatcher } from '../kube/reflector.js';
 import { Resources, resourcePath, type ResourceType } from '../kube/resources.js';
 import type { HasMeta } from '../kube/store.js';
 import { LeaderElector } from '../leader/lease.js';
-import { OperatorMetrics } from '../metrics.js';
+import { CONTROLLERS, OperatorMetrics } from '../metrics.js';
 import { podHasAllowedDevice, type DeviceLookup } from '../policy/devices.js';
 import { resolveNamespace, type PolicyResolution } from '../policy/resolve.js';
 import { selectorMatches } from '../policy/selector.js';
@@ -513,7 +513,7 @@ export class Operator {
     for (;;) {
       const key = await q.get();
       if (key === undefined) return;
-      const kind = key === DIRECTORY_KEY ? 'directory' : 'smcpolicy';
+      const kind: (typeof CONTROLLERS)[number] = key === DIRECTORY_KEY ? 'directory' : 'smcpolicy';
       const end = this.metrics.reconcileDuration.labels(kind).startTimer();
       try {
         await this.reconcile(key);

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FallbackReason } from '../policy/reasons.js';
+import { ALL_FALLBACK_REASONS, type FallbackReason } from '../policy/reasons.js';
 import type { Direction } from '../relay/pipe.js';
 import type { LinkGroupStats } from '../smc/link-group-manager.js';
 
@@ -12,6 +12,16 @@ import type { LinkGroupStats } from '../smc/link-group-manager.js';
  */
 export type ConnectionOutcome = 'upgraded' | 'fallback' | 'declined';
 export type DataPath = 'rdma' | 'tcp';
+
+/** RDMA error kinds raised by the link and data path (work completion statuses come on top). */
+export const RDMA_ERROR_KINDS = [
+  'link-error',
+  'llc-malformed',
+  'post-send',
+  'cdc-protocol',
+  'pump-start',
+  'cdc-bad-token',
+] as const;
 
 /** The metric names are fixed: the Grafana dashboard queries them. */
 export const METRIC_NAMES = {
@@ -80,9 +90,17 @@ export class SidecarMetrics {
       labelNames: ['path', 'requested'],
       registers,
     });
+    // Series start at 0: a rate of fallbacks, declines or errors is then 0, not absent, until the
+    // first one (bounded: one series per reason and kind).
     for (const path of ['rdma', 'tcp'] as const) {
       for (const direction of ['tx', 'rx'] as const) this.bytes.inc({ path, direction }, 0);
     }
+    this.connections.inc({ outcome: 'upgraded', reason: 'none' }, 0);
+    for (const reason of ALL_FALLBACK_REASONS) {
+      this.connections.inc({ outcome: 'fallback', reason }, 0);
+      this.connections.inc({ outcome: 'declined', reason }, 0);
+    }
+    for (const kind of RDMA_ERROR_KINDS) this.rdmaErrors.inc({ kind }, 0);
     if (opts.defaultMetrics === true) collectDefaultMetrics({ register: this.registry });
   }
 

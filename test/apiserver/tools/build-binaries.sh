@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries for the apiserver integration tests from Go modules:
 #   kube-apiserver-<KUBERNETES_VERSION>, etcd-<ETCD_VERSION>, helm-<HELM_VERSION>
+# and, for the two-node cluster of test/cluster (target `cluster`), kubelet, kube-proxy,
+# kube-scheduler, kube-controller-manager and kubectl, each <name>-<KUBERNETES_VERSION>,
 # into ${SMC_CACHE:-$HOME/.cache/smc-operator}/bin/. Versions are pinned in versions.env.
 #
 # Idempotent: a binary that already exists is not rebuilt. The Go build and module caches live
 # under the cache dir too (go/build, go/mod), so a rebuild after a version bump is incremental.
 # A cold kube-apiserver build takes several minutes on 2 cores; progress goes to stderr.
 #
-# Usage: build-binaries.sh [kube-apiserver|etcd|helm ...]   (default: all three)
+# Usage: build-binaries.sh [kube-apiserver|etcd|helm|cluster ...]   (default: all four)
 # ETCD_VERSION=system in versions.env skips the etcd build (the harness then uses /usr/bin/etcd).
 set -euo pipefail
 
@@ -54,14 +56,11 @@ go_build() {
   log "built $out in $(since "$t0")s ($(du -h "$bindir/$out" | cut -f1))"
 }
 
-build_kube_apiserver() {
-  local ver="$KUBERNETES_VERSION" out="kube-apiserver-$KUBERNETES_VERSION"
-  if [[ -x "$bindir/$out" ]]; then
-    log "$out present, skipping"
-    return
-  fi
+# Writes a go.mod requiring k8s.io/kubernetes@$KUBERNETES_VERSION into dir $1 (module name $2),
+# with every staging module replaced by its published version.
+write_kube_gomod() {
+  local mod="$1" name="$2" ver="$KUBERNETES_VERSION"
   local staging="v0.${ver#v1.}" # v1.34.4 -> v0.34.4
-  local mod="$srcdir/kube-apiserver-$ver"
   mkdir -p "$mod"
   log "resolving k8s.io/kubernetes@$ver (staging modules at $staging)"
   local gomod
@@ -75,7 +74,7 @@ build_kube_apiserver() {
   local godirective
   godirective="$(awk '$1=="go"{print $2; exit}' "$gomod")"
   {
-    echo "module smc-operator.local/kube-apiserver-build"
+    echo "module smc-operator.local/$name"
     echo
     echo "go $godirective"
     echo
@@ -87,19 +86,76 @@ build_kube_apiserver() {
     for m in $replaces; do echo "	$m => $m $staging"; done
     echo ")"
   } >"$mod/go.mod"
-  if [[ ! -f "$mod/go.sum.done" ]]; then
-    log "resolving module graph for k8s.io/kubernetes/cmd/kube-apiserver"
-    (cd "$mod" && "${nice_cmd[@]}" go get "k8s.io/kubernetes/cmd/kube-apiserver@$ver")
-    touch "$mod/go.sum.done"
-  fi
-  local ver_pkg="k8s.io/component-base/version"
+}
+
+# -ldflags for a Kubernetes binary: stripped, with the version stamped as a release build does.
+kube_ldflags() {
+  local ver="$KUBERNETES_VERSION" ver_pkg="k8s.io/component-base/version"
   local minor="${ver#v1.}"
   minor="${minor%%.*}"
   local ldflags="-s -w -X $ver_pkg.gitVersion=$ver -X $ver_pkg.gitMajor=1 -X $ver_pkg.gitMinor=$minor"
   ldflags+=" -X $ver_pkg.gitTreeState=clean -X $ver_pkg.buildDate=1970-01-01T00:00:00Z"
   ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$ver -X k8s.io/client-go/pkg/version.gitMajor=1"
   ldflags+=" -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-  go_build "$mod" k8s.io/kubernetes/cmd/kube-apiserver "$out" "$ldflags"
+  echo "$ldflags"
+}
+
+build_kube_apiserver() {
+  local ver="$KUBERNETES_VERSION" out="kube-apiserver-$KUBERNETES_VERSION"
+  if [[ -x "$bindir/$out" ]]; then
+    log "$out present, skipping"
+    return
+  fi
+  local mod="$srcdir/kube-apiserver-$ver"
+  # go.sum.done: go.mod and go.sum are complete (written by `go get`); keep them as they are.
+  if [[ ! -f "$mod/go.sum.done" ]]; then
+    write_kube_gomod "$mod" kube-apiserver-build
+    log "resolving module graph for k8s.io/kubernetes/cmd/kube-apiserver"
+    (cd "$mod" && "${nice_cmd[@]}" go get "k8s.io/kubernetes/cmd/kube-apiserver@$ver")
+    touch "$mod/go.sum.done"
+  fi
+  go_build "$mod" k8s.io/kubernetes/cmd/kube-apiserver "$out" "$(kube_ldflags)"
+}
+
+# The node and controller binaries of test/cluster. One `go build` for all of them: the packages
+# they share (client-go, apimachinery, ...) compile once, and the build cache already holds
+# everything they share with kube-apiserver (same module versions, same flags).
+CLUSTER_CMDS=(kubelet kube-proxy kube-scheduler kube-controller-manager kubectl)
+build_cluster() {
+  local ver="$KUBERNETES_VERSION" c missing=()
+  for c in "${CLUSTER_CMDS[@]}"; do
+    [[ -x "$bindir/$c-$ver" ]] || missing+=("$c")
+  done
+  if ((${#missing[@]} == 0)); then
+    log "${CLUSTER_CMDS[*]} ($ver) present, skipping"
+    return
+  fi
+  local mod="$srcdir/kube-cluster-$ver"
+  local pkgs=()
+  for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  if [[ ! -f "$mod/go.sum.done" ]]; then
+    write_kube_gomod "$mod" kube-cluster-build
+    # Start from the kube-apiserver module's checksums: most of the graph is the same.
+    [[ -f "$srcdir/kube-apiserver-$ver/go.sum" ]] && cp "$srcdir/kube-apiserver-$ver/go.sum" "$mod/go.sum"
+    log "resolving module graph for ${CLUSTER_CMDS[*]}"
+    local all=()
+    for c in "${CLUSTER_CMDS[@]}"; do all+=("k8s.io/kubernetes/cmd/$c@$ver"); done
+    (cd "$mod" && "${nice_cmd[@]}" go get "${all[@]}")
+    touch "$mod/go.sum.done"
+  fi
+  local t0 tmp="$bindir/.cluster-$ver.tmp"
+  t0=$(date +%s)
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "compiling ${missing[*]} in one go build -> $bindir (a few minutes; longer without a warm build cache)"
+  # The trailing slash makes -o a directory: one binary per main package.
+  (cd "$mod" && "${nice_cmd[@]}" go build -ldflags="$(kube_ldflags)" -o "$tmp/" "${pkgs[@]}")
+  for c in "${missing[@]}"; do
+    mv -f "$tmp/$c" "$bindir/$c-$ver"
+    log "built $c-$ver ($(du -h "$bindir/$c-$ver" | cut -f1))"
+  done
+  rm -rf "$tmp"
+  log "built ${missing[*]} in $(since "$t0")s"
 }
 
 build_etcd() {
@@ -164,15 +220,16 @@ build_helm() {
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(kube-apiserver etcd helm)
+[[ ${#targets[@]} -gt 0 ]] || targets=(kube-apiserver etcd helm cluster)
 t_all=$(date +%s)
 for t in "${targets[@]}"; do
   case "$t" in
     kube-apiserver) build_kube_apiserver ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
+    cluster) build_cluster ;;
     *)
-      log "unknown target: $t (expected kube-apiserver, etcd or helm)"
+      log "unknown target: $t (expected kube-apiserver, etcd, helm or cluster)"
       exit 2
       ;;
   esac

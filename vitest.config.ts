@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Three projects: pure unit tests on the host, integration tests against a real
-// kube-apiserver + etcd, and end-to-end tests inside the two-VM soft-RoCE lab.
+// kube-apiserver + etcd, and end-to-end tests inside the two-VM soft-RoCE lab (including the
+// two-node Kubernetes cluster of test/cluster).
 export default defineConfig({
   test: {
     projects: [
@@ -24,7 +25,9 @@ export default defineConfig({
       {
         test: {
           name: 'vm',
-          include: ['test/vm/**/*.test.ts'],
+          // The cluster tests boot the same two VMs: in this project they never run at the same
+          // time as the other VM tests (two cores; and one --hostnet lab per machine).
+          include: ['test/vm/**/*.test.ts', 'test/cluster/*.test.ts'],
           testTimeout: 1_800_000,
           hookTimeout: 1_800_000,
           fileParallelism: false,

@@ -47,7 +47,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
-import { cacheDir, expectedBinaries, readVersions } from '../../apiserver/harness/binaries.js';
+import { cacheDir, expectedBinaries, type Versions } from '../../apiserver/harness/binaries.js';
 import { startControlPlane, tailFile, type ControlPlane } from '../../apiserver/harness/control-plane.js';
 import { labCacheDir, labReady } from '../../vm/lab.js';
 
@@ -93,6 +93,9 @@ export const NODE_MODULES = [
   'ipt_REJECT',
   // kube-proxy also programs IPv6 (ip6tables works here, so it runs dual-stack).
   'ip6t_REJECT',
+  // The injected init container's nftables redirect (smc intercept install).
+  'nft_redir',
+  'nft_ct',
 ] as const;
 
 export interface ClusterOptions {
@@ -194,9 +197,32 @@ export interface ClusterBinaries {
   kubectl: string;
 }
 
+/**
+ * test/apiserver/tools/versions.env as a map. Read from the repo root rather than through
+ * binaries.ts's readVersions(), which looks next to its own file (absent in dist/).
+ */
+function readVersionsEnv(): Map<string, string> {
+  const vars = new Map<string, string>();
+  const text = readFileSync(join(REPO, 'test', 'apiserver', 'tools', 'versions.env'), 'utf8');
+  for (const m of text.matchAll(/^([A-Z_]+)=(\S+)/gm)) {
+    if (m[1] !== undefined && m[2] !== undefined) vars.set(m[1], m[2]);
+  }
+  return vars;
+}
+
+function versionVar(name: string): string {
+  const v = readVersionsEnv().get(name);
+  if (v === undefined) throw new Error(`versions.env: ${name} is not set`);
+  return v;
+}
+
 /** Where the cluster's binaries are expected (KUBE_APISERVER_BIN etc. override the first three). */
 export function clusterBinaries(): ClusterBinaries {
-  const versions = readVersions();
+  const versions: Versions = {
+    kubernetes: versionVar('KUBERNETES_VERSION'),
+    etcd: versionVar('ETCD_VERSION'),
+    helm: versionVar('HELM_VERSION'),
+  };
   const bin = join(cacheDir(), 'bin');
   const k = (name: string): string => join(bin, `${name}-${versions.kubernetes}`);
   return {
@@ -207,13 +233,6 @@ export function clusterBinaries(): ClusterBinaries {
     kubeControllerManager: k('kube-controller-manager'),
     kubectl: k('kubectl'),
   };
-}
-
-function readPauseImage(): string {
-  const env = readFileSync(join(REPO, 'test', 'apiserver', 'tools', 'versions.env'), 'utf8');
-  const m = /^PAUSE_IMAGE=(\S+)/m.exec(env);
-  if (m?.[1] === undefined) throw new Error('versions.env: PAUSE_IMAGE is not set');
-  return m[1];
 }
 
 function isExecutable(path: string): boolean {
@@ -418,7 +437,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const env = [
       `KUBELET=${bins.kubelet}`,
       `KUBE_PROXY=${bins.kubeProxy}`,
-      `PAUSE_IMAGE=${readPauseImage()}`,
+      `PAUSE_IMAGE=${versionVar('PAUSE_IMAGE')}`,
       `CLUSTER_CIDR=${CLUSTER_CIDR}`,
       `KUBERNETES_SVC_IP=${KUBERNETES_SERVICE_IP}`,
     ];

@@ -71,7 +71,7 @@ describe('two-node Kubernetes cluster on the soft-RoCE VMs', () => {
     if (missing.length > 0) throw new Error(`cannot run: ${missing.join('; ')}`);
     cluster = await startCluster({ images: IMAGES, log: (l) => process.stderr.write(`${l}\n`) });
     log(`cluster up in ${cluster.startupSec.toFixed(1)}s`);
-  }, 12 * MIN);
+  }, 25 * MIN); // may first wait for another cluster on this machine (lab-run --hostnet lock)
 
   afterAll(async () => {
     await cluster?.stop();

@@ -103,7 +103,11 @@ export interface ClusterOptions {
   images: string[];
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
-  /** How long to wait for both nodes to be Ready and kube-proxy synced (default 600 s). */
+  /**
+   * How long to wait for both nodes to be Ready and kube-proxy synced (default 600 s), counted
+   * from the VMs' start: waiting for another cluster to release the lab's host network is not
+   * counted (lab-run gives up after LAB_HOSTNET_WAIT, default 600 s).
+   */
   timeoutMs?: number;
   /** RAM per VM in MiB (LAB_MEM; default 2048). */
   memMiB?: number;
@@ -542,7 +546,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 
     phase = 'nodes';
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
-    const deadline = t0 + timeoutMs;
+    // Set once lab-run holds the host network lock and has prepared the nodes.
+    let deadline: number | undefined;
     const seen = new Set<string>();
     const milestone = (key: string, text: string): void => {
       if (seen.has(key)) return;
@@ -584,7 +589,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         nodeInfo.every((n) => existsSync(join(n.outDir, 'cluster-ready'))) &&
         saReady;
       if (allReady) break;
-      if (Date.now() > deadline) throw failure(phase, `not ready after ${timeoutMs / 1000}s`);
+      if (deadline === undefined && existsSync(join(labDir, 'node0', 'lab.env')))
+        deadline = Date.now() + timeoutMs;
+      if (deadline !== undefined && Date.now() > deadline) {
+        throw failure(phase, `not ready ${timeoutMs / 1000}s after the VMs started`);
+      }
       await sleep(1000);
     }
     const startupSec = (Date.now() - t0) / 1000;

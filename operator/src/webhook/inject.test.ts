@@ -84,7 +84,12 @@ describe('injectionPatch', () => {
           resources: { limits: Record<string, string> };
           securityContext: Record<string, unknown>;
         }[];
-        initContainers: { name: string; command: string[]; securityContext: Record<string, unknown> }[];
+        initContainers: {
+          name: string;
+          command: string[];
+          env: { name: string; value?: string }[];
+          securityContext: Record<string, unknown>;
+        }[];
         volumes: {
           name: string;
           projected: { sources: { configMap: { name: string; optional: boolean } }[] };
@@ -96,6 +101,8 @@ describe('injectionPatch', () => {
     expect(init?.name).toBe('smc-init');
     expect(init?.command).toEqual(['smc', 'intercept', 'install']);
     expect(init?.securityContext).toMatchObject({ privileged: false, capabilities: { add: ['NET_ADMIN'] } });
+    // `smc intercept install` validates the whole sidecar configuration, the tenant included.
+    expect(init?.env).toContainEqual({ name: 'SMC_TENANT', value: 'blue' });
     const sidecar = out.spec.containers[1];
     expect(sidecar?.securityContext).toMatchObject({
       runAsUser: 1337,

@@ -104,7 +104,7 @@ export function escapePointer(segment: string): string {
 /** The sidecar's UID, as in Istio: nftables rules skip its sockets (meta skuid). */
 export const SIDECAR_UID = 1337;
 
-export function initContainer(s: InjectionSettings): Record<string, unknown> {
+export function initContainer(s: InjectionSettings, policy: SmcPolicy): Record<string, unknown> {
   return {
     name: INIT_CONTAINER,
     image: s.sidecarImage,
@@ -114,6 +114,8 @@ export function initContainer(s: InjectionSettings): Record<string, unknown> {
       { name: 'SMC_OUTBOUND_PORT', value: String(SIDECAR_PORTS.outbound) },
       { name: 'SMC_INBOUND_PORT', value: String(SIDECAR_PORTS.inbound) },
       { name: 'SMC_SIDECAR_UID', value: String(SIDECAR_UID) },
+      // The sidecar's configuration is validated whole, also for installing the rules.
+      { name: 'SMC_TENANT', value: policy.spec.tenant },
     ],
     securityContext: {
       privileged: false,
@@ -220,7 +222,7 @@ export function statusAnnotation(policy: SmcPolicy): string {
 /** The JSONPatch that injects init container, sidecar, directory volume and status annotation. */
 export function injectionPatch(pod: AdmissionPod, policy: SmcPolicy, s: InjectionSettings): JsonPatchOp[] {
   const ops: JsonPatchOp[] = [];
-  const init = initContainer(s);
+  const init = initContainer(s, policy);
   if (pod.spec.initContainers && pod.spec.initContainers.length > 0) {
     ops.push({ op: 'add', path: '/spec/initContainers/-', value: init });
   } else {

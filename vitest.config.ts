@@ -9,14 +9,20 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{operator,sidecar,native}/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          include: [
+            '{operator,sidecar,native}/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+            'test/cluster/monitoring/*.test.ts',
+          ],
+          // The Prometheus test needs the real binaries (Prometheus, helm): it runs with the API-server tests.
+          exclude: ['test/cluster/monitoring/*.host.test.ts', '**/node_modules/**'],
           testTimeout: 60_000,
         },
       },
       {
         test: {
           name: 'apiserver',
-          include: ['test/apiserver/**/*.test.ts'],
+          include: ['test/apiserver/**/*.test.ts', 'test/cluster/monitoring/*.host.test.ts'],
           testTimeout: 300_000,
           hookTimeout: 900_000,
           fileParallelism: false,

@@ -127,6 +127,9 @@ ip route replace default via "$LAB_HOSTNET_HOST_IP" dev eth1
 cat >/run/kubelet-config.yaml <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
+# Pods see ConfigMap updates (the operator's peer directory) after at most about one sync period:
+# 10 s instead of the default minute keeps the test's waits short.
+syncFrequency: 10s
 cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 failSwapOn: false

@@ -1,0 +1,164 @@
+// Small helpers of the cluster test over the project's own KubeClient (typed, zod at the edge)
+// and client-node's exec (through the API server to the kubelet).
+import { Writable } from 'node:stream';
+import { Exec, type KubeConfig, type V1Status } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { isApiError } from '../../../operator/src/errors.js';
+import type { KubeClient } from '../../../operator/src/kube/client.js';
+
+const Any = z.unknown();
+
+export const PodView = z.object({
+  metadata: z.object({
+    name: z.string(),
+    namespace: z.string(),
+    labels: z.record(z.string(), z.string()).nullish(),
+    annotations: z.record(z.string(), z.string()).nullish(),
+  }),
+  spec: z.object({
+    nodeName: z.string().nullish(),
+    containers: z.array(
+      z.object({
+        name: z.string(),
+        command: z.array(z.string()).nullish(),
+        resources: z.object({ limits: z.record(z.string(), z.string()).nullish() }).nullish(),
+      }),
+    ),
+    initContainers: z.array(z.object({ name: z.string() })).nullish(),
+  }),
+  status: z
+    .object({
+      phase: z.string().nullish(),
+      podIP: z.string().nullish(),
+      conditions: z.array(z.object({ type: z.string(), status: z.string() })).nullish(),
+      containerStatuses: z
+        .array(z.object({ name: z.string(), ready: z.boolean(), restartCount: z.number() }))
+        .nullish(),
+    })
+    .nullish(),
+});
+export type PodView = z.infer<typeof PodView>;
+
+const PodList = z.object({ items: z.array(PodView) });
+
+export function podPath(ns: string, name?: string): string {
+  return `/api/v1/namespaces/${ns}/pods${name === undefined ? '' : `/${name}`}`;
+}
+
+/** Creates an object at `path` (the collection); an existing one is left as it is. */
+export async function create(c: KubeClient, path: string, body: unknown): Promise<void> {
+  try {
+    await c.request('POST', path, Any, { body });
+  } catch (e) {
+    if (!isApiError(e, 409)) throw e;
+  }
+}
+
+export async function getPod(c: KubeClient, ns: string, name: string): Promise<PodView> {
+  return c.request('GET', podPath(ns, name), PodView);
+}
+
+export async function listPods(c: KubeClient, ns: string, labelSelector?: string): Promise<PodView[]> {
+  const q = labelSelector === undefined ? '' : `?labelSelector=${encodeURIComponent(labelSelector)}`;
+  return (await c.request('GET', `${podPath(ns)}${q}`, PodList)).items;
+}
+
+export function isReady(p: PodView): boolean {
+  return (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** Polls `fn` every `everyMs` until it returns a value (not undefined), or throws with the last state. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 1000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = 'never checked';
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+      last = 'not yet';
+    } catch (e) {
+      last = e instanceof Error ? e.message : String(e);
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${String(last)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface ExecResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+class Collect extends Writable {
+  readonly chunks: Buffer[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.chunks.push(chunk);
+    done();
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+function exitCode(s: V1Status): number {
+  if (s.status === 'Success') return 0;
+  const cause = s.details?.causes?.find((c) => c.reason === 'ExitCode');
+  return cause?.message === undefined ? 1 : Number(cause.message);
+}
+
+/** Runs a command in a container through the API server; resolves with its exit code and output. */
+export async function exec(
+  kc: KubeConfig,
+  ns: string,
+  pod: string,
+  container: string,
+  command: string[],
+  timeoutMs = 120_000,
+): Promise<ExecResult> {
+  const out = new Collect();
+  const err = new Collect();
+  return new Promise<ExecResult>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      reject(new Error(`exec ${command.join(' ')} in ${pod}/${container} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    new Exec(kc)
+      .exec(ns, pod, container, command, out, err, null, false, (status) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve({ code: exitCode(status), stdout: out.text(), stderr: err.text() });
+      })
+      .then(
+        (ws) => {
+          ws.on('error', (e: Error) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            reject(e);
+          });
+        },
+        (e: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+  });
+}
+
+/** GET over plain HTTP from the host (which routes to every pod IP). */
+export async function httpGet(url: string, timeoutMs = 10_000): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return res.text();
+}

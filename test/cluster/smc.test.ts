@@ -25,6 +25,8 @@ import {
   PODS,
   POLICIES,
   SERVER,
+  directoryPods,
+  lateClient,
   namespace,
   nginxConfig,
   podObject,
@@ -176,12 +178,13 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       // The operator publishes the directory; each sidecar sees it once the kubelet refreshes the
       // projected volume. Until then a peer is unknown and the connection stays TCP.
       const injected = PODS.filter((p) => p.injected);
+      const peers = directoryPods().length;
       for (const p of injected) {
         const n = await waitFor(
-          `${p.name}'s sidecar directory with ${injected.length} endpoints`,
+          `${p.name}'s sidecar directory with ${peers} endpoints`,
           async () => {
             const size = await directorySize(p.name);
-            return size >= injected.length ? size : undefined;
+            return size >= peers ? size : undefined;
           },
           5 * MIN,
           3000,
@@ -228,12 +231,20 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       await fetchBlob('client');
 
       const value = 'v'.repeat(100_000);
-      const redis = await exec(kc, APP_NS, 'client', 'redis', [
-        'sh',
-        '-c',
-        `redis-cli -h ${server()} set big ${value} >/dev/null && redis-cli -h ${server()} get big | sha256sum && ` +
-          `redis-benchmark -h ${server()} -n 2000 -c 4 -t set,get -q`,
-      ]);
+      // Small counts: one emulated vCPU per node carries kubelet, containerd and both sidecars.
+      const redis = await exec(
+        kc,
+        APP_NS,
+        'client',
+        'redis',
+        [
+          'sh',
+          '-c',
+          `redis-cli -h ${server()} set big ${value} >/dev/null && redis-cli -h ${server()} get big | sha256sum && ` +
+            `redis-benchmark -h ${server()} -n 300 -c 2 -t set,get -q`,
+        ],
+        6 * MIN,
+      );
       expect(redis.code).toBe(0);
       const expected = await exec(kc, APP_NS, 'client', 'redis', [
         'sh',
@@ -266,8 +277,8 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         sum(after, 'smc_bytes_total', { path: 'rdma', direction: 'rx' }) -
         sum(before, 'smc_bytes_total', { path: 'rdma', direction: 'rx' });
       log(`client sidecar: ${JSON.stringify(outcomes(after))}, RDMA rx ${rdmaRx} bytes this step`);
-      // curl 1, redis-cli 2, redis-benchmark >= 4, iperf3 >= 2 connections.
-      expect(upgraded).toBeGreaterThanOrEqual(9);
+      // curl 1, redis-cli 2, redis-benchmark >= 2 (-c 2, per test), iperf3 >= 2 connections.
+      expect(upgraded).toBeGreaterThanOrEqual(7);
       expect(sum(after, 'smc_connections_total', { outcome: 'fallback' })).toBe(0);
       expect(rdmaRx).toBeGreaterThanOrEqual(BLOB_BYTES);
       const web = await sidecarMetrics(server());
@@ -317,11 +328,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       await c.request('DELETE', podPath(SYSTEM_NS, leader), Any);
       // With failurePolicy Fail, pods of opted-in namespaces need a webhook answer: the standby
       // replica serves the webhook all along, so creation goes on during the leader change.
-      await create(
-        c,
-        podPath(APP_NS),
-        podObject({ ...PODS[1]!, name: 'during-failover', labels: { tenant: 'blue', app: 'late' } }),
-      );
+      await create(c, podPath(APP_NS), podObject(lateClient('during-failover')));
       const late = await getPod(c, APP_NS, 'during-failover');
       expect(late.spec.containers.some((x) => x.name === 'smc-sidecar')).toBe(true);
       const next = await waitFor(
@@ -381,12 +388,12 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
             ]);
             expect(r.code).toBe(0);
           }
+          // A dry-run create passes the injection webhook (sideEffects: None) without starting a pod.
+          await c.request('POST', podPath(APP_NS), Any, {
+            query: { dryRun: 'All' },
+            body: podObject(lateClient(`scrape-window-${round}`)),
+          });
           if (round === 0) {
-            await create(
-              c,
-              podPath(APP_NS),
-              podObject({ ...PODS[1]!, name: 'scrape-window', labels: { tenant: 'blue', app: 'late' } }),
-            );
             await c.request('PATCH', `/apis/smc.dev/v1alpha1/namespaces/${APP_NS}/smcpolicies/blue`, Any, {
               body: { metadata: { annotations: { 'smc.dev/touched': String(Date.now()) } } },
               patch: 'merge',
@@ -394,7 +401,6 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
           }
           round++;
         }
-        await c.request('DELETE', podPath(APP_NS, 'scrape-window'), Any);
         const check = await checkDashboard(prom, { rangeMs: Date.now() - started + 30_000 });
         const page = await writeCheckHtml(join(REPO, 'dist/cluster-test/dashboard.html'), check, {
           subtitle: `two-node cluster, ${round} traffic rounds`,

@@ -75,7 +75,7 @@ export async function waitFor<T>(
   everyMs = 1000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown = 'never checked';
+  let last: unknown;
   for (;;) {
     try {
       const v = await fn();
@@ -120,7 +120,7 @@ export async function exec(
   pod: string,
   container: string,
   command: string[],
-  timeoutMs = 120_000,
+  timeoutMs = 5 * 60_000,
 ): Promise<ExecResult> {
   const out = new Collect();
   const err = new Collect();

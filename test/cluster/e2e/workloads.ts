@@ -190,3 +190,19 @@ export function podObject(p: PodSpec): Record<string, unknown> {
     },
   };
 }
+
+/** A blue client created late in the test (its injection is what is checked). */
+export function lateClient(name: string): PodSpec {
+  return client(name, 'node1', { tenant: 'blue', app: 'late' }, true);
+}
+
+/**
+ * Pods the operator lists in the peer directory: injected, and under a policy that pins no device
+ * (a pinned device no node has makes the pod no SMC-R peer).
+ */
+export function directoryPods(): PodSpec[] {
+  return PODS.filter((p) => {
+    const policy = POLICIES.find((x) => Object.entries(x.selector).every(([k, v]) => p.labels[k] === v));
+    return p.injected && policy !== undefined && (policy.devices ?? []).length === 0;
+  });
+}

@@ -3,8 +3,8 @@
  * `smc`: the one entry point of the image. The operator, the node agent, the init container and
  * the sidecar are subcommands of one program, so one image and one PATH entry serve them all.
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { runIfEntryPoint } from '../sidecar/src/entry-point.js';
 
 export const USAGE = `usage: smc <command> [flags]
   operator [flags]              the operator: reconcilers, leader election, injection webhook
@@ -57,22 +57,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`smc: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfEntryPoint(import.meta.url, main, 'smc: ');

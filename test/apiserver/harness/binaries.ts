@@ -66,7 +66,8 @@ export function expectedBinaries(versions: Versions = readVersions()): Binaries 
   };
 }
 
-function isExecutable(path: string): boolean {
+/** Whether `path` exists and may be executed. */
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;

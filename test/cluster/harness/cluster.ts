@@ -32,22 +32,13 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  accessSync,
-  closeSync,
-  constants,
-  existsSync,
-  openSync,
-  readFileSync,
-  readSync,
-  statSync,
-} from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
-import { cacheDir, expectedBinaries, type Versions } from '../../apiserver/harness/binaries.js';
+import { cacheDir, expectedBinaries, isExecutable, type Versions } from '../../apiserver/harness/binaries.js';
 import { startControlPlane, tailFile, type ControlPlane } from '../../apiserver/harness/control-plane.js';
 import { labCacheDir, labReady } from '../../vm/lab.js';
 
@@ -237,15 +228,6 @@ export function clusterBinaries(): ClusterBinaries {
     kubeControllerManager: k('kube-controller-manager'),
     kubectl: k('kubectl'),
   };
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Everything startCluster needs, as a list of human-readable problems (empty: all there). */

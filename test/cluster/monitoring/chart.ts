@@ -4,11 +4,15 @@
  * exactly what the chart selects instead of a hand-written copy of it.
  */
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { buildScript, expectedBinaries, readVersions } from '../../apiserver/harness/binaries.js';
+import {
+  buildScript,
+  expectedBinaries,
+  isExecutable,
+  readVersions,
+} from '../../apiserver/harness/binaries.js';
 
 export const CHART_DIR = fileURLToPath(new URL('../../../charts/smc-operator', import.meta.url));
 
@@ -159,15 +163,6 @@ export async function renderChart(opts: RenderOptions = {}): Promise<unknown[]> 
 /** The rendered chart's monitors, for building the Prometheus configuration. */
 export async function renderMonitors(opts: RenderOptions = {}): Promise<Monitors> {
   return monitorsOf(await renderChart(opts));
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -350,8 +350,14 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
     async () => {
       const sd = await startKubeSd({ kubeconfig: cluster.kubeconfigPath });
       const monitors = await renderMonitors({ release: RELEASE, namespace: SYSTEM_NS });
+      // 10 s scrapes with a 10 s timeout: a Node.js process on a loaded emulated vCPU can take
+      // seconds to answer /metrics, and a missed scrape must not empty a 4-interval rate window.
       const prom = await startPrometheus({
-        config: prometheusConfigText(monitors, { discovery: { kind: 'http', baseUrl: sd.url } }),
+        config: prometheusConfigText(monitors, {
+          discovery: { kind: 'http', baseUrl: sd.url },
+          scrapeInterval: '10s',
+          scrapeTimeout: '10s',
+        }),
       });
       const started = Date.now();
       try {
@@ -373,9 +379,10 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
           2000,
         );
         log(`Prometheus targets up: ${JSON.stringify(Object.fromEntries(up))}`);
-        // Traffic while Prometheus scrapes: upgraded (client), fallback (intruder), an admission
-        // (webhook latency) and a policy change (reconciles).
-        const until = Date.now() + 45_000;
+        // Traffic while Prometheus scrapes, every round: upgraded (client), fallback (intruder),
+        // an admission (webhook latency) and a policy spec change (reconciles).
+        const policyPath = `/apis/smc.dev/v1alpha1/namespaces/${APP_NS}/smcpolicies/blue`;
+        const until = Date.now() + 90_000;
         let round = 0;
         while (Date.now() < until) {
           for (const from of ['client', 'intruder']) {
@@ -393,15 +400,26 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
             query: { dryRun: 'All' },
             body: podObject(lateClient(`scrape-window-${round}`)),
           });
-          if (round === 0) {
-            await c.request('PATCH', `/apis/smc.dev/v1alpha1/namespaces/${APP_NS}/smcpolicies/blue`, Any, {
-              body: { metadata: { annotations: { 'smc.dev/touched': String(Date.now()) } } },
-              patch: 'merge',
-            });
-          }
+          await c.request('PATCH', policyPath, Any, {
+            body: { spec: { allowedPeerTenants: [`green-${round}`] } },
+            patch: 'merge',
+          });
           round++;
         }
-        const check = await checkDashboard(prom, { rangeMs: Date.now() - started + 30_000 });
+        await c.request('PATCH', policyPath, Any, {
+          body: { spec: { allowedPeerTenants: [] } },
+          patch: 'merge',
+        });
+        // Two more scrapes, so the last round's increments are in the data.
+        await new Promise((r) => setTimeout(r, 25_000));
+        const targets = await prom.targets();
+        for (const t of targets.active.filter((a) => a.health !== 'up' || a.lastError !== '')) {
+          log(`target ${t.scrapeUrl}: ${t.health} ${t.lastError}`);
+        }
+        const check = await checkDashboard(prom, {
+          rangeMs: Date.now() - started + 30_000,
+          scrapeIntervalMs: 10_000,
+        });
         const page = await writeCheckHtml(join(REPO, 'dist/cluster-test/dashboard.html'), check, {
           subtitle: `two-node cluster, ${round} traffic rounds`,
         });

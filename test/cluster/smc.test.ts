@@ -63,6 +63,10 @@ const SmcNodeView = z.object({
   status: z.object({ devices: z.array(z.object({ name: z.string() })).nullish() }).nullish(),
 });
 const LeaseView = z.object({ spec: z.object({ holderIdentity: z.string().nullish() }) });
+const DeploymentView = z.object({
+  spec: z.object({ replicas: z.number().nullish() }),
+  status: z.object({ readyReplicas: z.number().nullish() }).nullish(),
+});
 const ListView = z.object({ items: z.array(z.object({ metadata: z.object({ name: z.string() }) })) });
 
 /** A decimal quantity as the API server prints it (1000 comes back as "1k"). */
@@ -341,6 +345,19 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       );
       log(`new leader: ${next}`);
       await c.request('DELETE', podPath(APP_NS, 'during-failover'), Any);
+      // The Deployment replaces the deleted pod; later steps scrape both replicas.
+      const deploymentPath = `/apis/apps/v1/namespaces/${SYSTEM_NS}/deployments/${RELEASE}`;
+      await waitFor(
+        'the operator Deployment ready again',
+        async () => {
+          const d = await c.request('GET', deploymentPath, DeploymentView);
+          const want = d.spec.replicas ?? 1;
+          return (d.status?.readyReplicas ?? 0) >= want ? want : undefined;
+        },
+        6 * MIN,
+        2000,
+      );
+      log('operator Deployment ready again');
     },
     10 * MIN,
   );
@@ -366,14 +383,18 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
           'every scrape target up',
           async () => {
             const t = await prom.targets();
+            const down = t.active.filter((a) => a.health !== 'up');
+            // Thrown, so a timeout names the targets that never came up.
+            if (down.length > 0)
+              throw new Error(down.map((a) => `${a.scrapeUrl} ${a.health} ${a.lastError}`).join('; '));
             const byJob = new Map<string, number>();
             for (const a of t.active) {
-              if (a.health !== 'up') return undefined;
               const job = a.labels['job'] ?? '?';
               byJob.set(job, (byJob.get(job) ?? 0) + 1);
             }
             const total = [...byJob.values()].reduce((a, b) => a + b, 0);
-            return total >= 2 + 2 + 4 ? byJob : undefined;
+            if (total < 2 + 2 + 4) throw new Error(`${total} targets: ${JSON.stringify([...byJob])}`);
+            return byJob;
           },
           3 * MIN,
           2000,

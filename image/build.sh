@@ -17,7 +17,7 @@
 #   npm run image                         # npm run build:ts, then this script
 #   IMAGE_REPOSITORY=registry.local:5000/smc image/build.sh
 #
-# Downloaded .debs and the production node_modules are cached in
+# Downloaded .debs are cached in
 # ${SMC_CACHE:-$HOME/.cache/smc-operator}/image/.
 set -euo pipefail
 umask 022
@@ -127,22 +127,17 @@ R="$WORK/runtime"
 extract_debs "$R" runtime "${RUNTIME_PKGS[@]}"
 prune_verbs_providers "$R" rxe mlx5
 install -D -m 0755 "$NODE_BIN" "$R/usr/bin/node"
+# Debug symbols are an eighth of the binary and nothing in a pod reads them.
+strip --strip-unneeded "$R/usr/bin/node"
 write_layer "$R" "$L/runtime.tar.gz"
 
-log "layer node_modules: npm ci --omit=dev --ignore-scripts"
-R="$WORK/modules"
-mkdir -p "$R/opt/smc"
-cp -a "$(production_modules "$REPO" "$CACHE/npm")" "$R/opt/smc/node_modules"
-# Type declarations, TypeScript sources, source maps and readmes are never loaded (~40 MiB).
-find "$R/opt/smc/node_modules" -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
-  -o -name '*.md' \) -delete
-write_layer "$R" "$L/modules.tar.gz"
-
-log "layer app: dist/{operator,sidecar,native,bin}, the verbs addon, the BPF program and loader"
+log "layer app: smc bundled (image/bundle.mjs), the verbs addon, the BPF program and loader"
 R="$WORK/app"
-stage_dist "$REPO" "$R/opt/smc/dist" operator sidecar native bin
+# One bundle instead of dist/ + node_modules: a pod's Node.js loads a handful of files, not ~1400.
+node "$HERE/bundle.mjs" "$REPO" "$R/opt/smc/dist/bin" >&2
 chmod 0755 "$R/opt/smc/dist/bin/smc.js"
 install -D -m 0644 "$REPO/package.json" "$R/opt/smc/package.json"
+install -D -m 0644 "$REPO/LICENSE" "$R/opt/smc/LICENSE"
 install -D -m 0755 "$ADDON" "$R/opt/smc/native/build/Release/smc_verbs.node"
 BPF_DIR="$("$REPO/sidecar/bpf/build.sh" | tail -n 1)"
 install -D -m 0644 "$BPF_DIR/smc_option.bpf.o" "$R/opt/smc/bpf/smc_option.bpf.o"
@@ -154,7 +149,7 @@ write_layer "$R" "$L/app.tar.gz"
 
 log "checking the smc image: shared libraries, nft, the addon, smc --help"
 R="$WORK/check-smc"
-merge_layers "$R" base runtime modules app
+merge_layers "$R" base runtime app
 check_elf_closure "$R" /usr /lib /lib64 /opt/smc/native /opt/smc/bpf
 in_root "$R" /usr/sbin/nft --version >/dev/null
 in_root "$R" /usr/bin/node -e "require('/opt/smc/native/build/Release/smc_verbs.node')"
@@ -229,7 +224,6 @@ cat >"$WORK/smc.json" <<EOF
       "layers": [
         { "file": "layers/base.tar.gz", "comment": "debian 12: ${BASE_PKGS[*]}; passwd, group" },
         { "file": "layers/runtime.tar.gz", "comment": "node $NODE_VERSION; debian 12: ${RUNTIME_PKGS[*]}" },
-        { "file": "layers/modules.tar.gz", "comment": "npm ci --omit=dev --ignore-scripts" },
         { "file": "layers/app.tar.gz", "comment": "smc-operator $VERSION (${REVISION:0:12})" }
       ]
     }

@@ -120,40 +120,6 @@ prune_verbs_providers() {
     sed -n 's|^\./\(usr/lib/x86_64-linux-gnu/lib[^/]*\.so[^/]*\)$|\1|p')
 }
 
-# production_modules REPO CACHE_DIR: prints a node_modules directory made by
-# `npm ci --omit=dev --ignore-scripts` from REPO's package.json and package-lock.json, cached by
-# their contents and the node version.
-production_modules() {
-  local repo=$1 cache=$2 key dir tmp
-  key="$(cat "$repo/package.json" "$repo/package-lock.json" "$repo/.npmrc" | sha256sum | cut -c1-16)-node$(node --version)"
-  dir="$cache/$key"
-  if [[ ! -d $dir/node_modules ]]; then
-    mkdir -p "$cache"
-    tmp="$(mktemp -d "$cache/tmp.XXXXXX")"
-    cp "$repo/package.json" "$repo/package-lock.json" "$repo/.npmrc" "$tmp/"
-    (cd "$tmp" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=warn) >&2 ||
-      die "npm ci --omit=dev failed"
-    rm -rf "$dir"
-    mv "$tmp" "$dir"
-  fi
-  # Only the current lock's tree is kept.
-  find "$cache" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
-  echo "$dir/node_modules"
-}
-
-# stage_dist REPO DEST DIR...: dist/DIR without tests, test helpers and fixtures, declarations or source maps,
-# plus the .proto files of the sources (loaded at run time; tsc does not emit them).
-stage_dist() {
-  local repo=$1 dest=$2
-  shift 2
-  mkdir -p "$dest"
-  (cd "$repo/dist" && find "$@" -type f ! -name '*.d.ts' ! -name '*.map' ! -name '*.test.js' \
-    ! -name testing.js ! -name fixtures.js ! -path '*/test/*' ! -path '*/testing/*' -print0) |
-    tar --create --directory="$repo/dist" --null --files-from=- --file=- | tar -x --directory="$dest"
-  (cd "$repo" && find "$@" -type f -name '*.proto' ! -path '*/test/*' ! -path '*/testing/*' -print0) |
-    tar --create --directory="$repo" --null --files-from=- --file=- | tar -x --directory="$dest"
-}
-
 # merge_layers DEST NAME...: the layers' staging trees ($WORK/NAME) stacked in DEST (hard links).
 merge_layers() {
   local dest=$1 name

@@ -17,9 +17,8 @@ export type NativeLoad =
  * is not built), so that the sidecar still runs, relaying plain TCP, without it.
  */
 export async function loadNative(): Promise<NativeLoad> {
-  const specifier = new URL('../../native/index.js', import.meta.url).href;
   try {
-    const m: unknown = await import(specifier);
+    const m: unknown = await import('../../native/index.js');
     if (!hasFunctions(m, ['getOriginalDst', 'openDevice', 'allocBuffer', 'randomPsn'])) {
       return { ok: false, error: new Error('native module lacks the expected exports') };
     }

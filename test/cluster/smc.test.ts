@@ -25,6 +25,7 @@ import {
   PODS,
   POLICIES,
   SERVER,
+  deploymentObject,
   directoryPods,
   lateClient,
   namespace,
@@ -76,6 +77,10 @@ function quantity(q: string | undefined): number {
   return Number(m[1]) * (m[2] === 'k' ? 1e3 : m[2] === 'M' ? 1e6 : 1);
 }
 
+function deploymentPath(): string {
+  return `/apis/apps/v1/namespaces/${APP_NS}/deployments`;
+}
+
 function log(line: string): void {
   process.stdout.write(`[cluster-test ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 }
@@ -86,6 +91,9 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
   let c: KubeClient;
   let helm: (args: string[], timeoutMs?: number) => Promise<string>;
   const ip = new Map<string, string>();
+  /** Workload (Deployment) name to the name of its running pod. */
+  const podName = new Map<string, string>();
+  const pod = (workload: string): string => podName.get(workload) ?? workload;
   const t0 = Date.now();
 
   beforeAll(async () => {
@@ -153,20 +161,26 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       for (const p of POLICIES)
         await create(c, `/apis/smc.dev/v1alpha1/namespaces/${APP_NS}/smcpolicies`, policy(p));
       await create(c, `/api/v1/namespaces/${APP_NS}/configmaps`, nginxConfig());
-      for (const p of PODS) await create(c, podPath(APP_NS), podObject(p));
+      for (const p of PODS) await create(c, deploymentPath(), deploymentObject(p));
+      const ofDeployment = (pods: PodView[], spec: (typeof PODS)[number]): PodView | undefined =>
+        pods.find((x) => x.metadata.labels?.['app'] === spec.labels['app'] && !x.metadata.deletionTimestamp);
       const ready = await waitFor(
-        'every pod Ready',
+        'a Ready pod of every Deployment',
         async () => {
           const pods = await listPods(c, APP_NS);
-          const notReady = PODS.filter((p) => !pods.some((x) => x.metadata.name === p.name && isReady(x)));
+          const notReady = PODS.filter((p) => {
+            const pod = ofDeployment(pods, p);
+            return pod === undefined || !isReady(pod);
+          });
           return notReady.length === 0 ? pods : undefined;
         },
         10 * MIN,
         3000,
       );
       for (const spec of PODS) {
-        const pod = ready.find((p) => p.metadata.name === spec.name) as PodView;
+        const pod = ofDeployment(ready, spec) as PodView;
         ip.set(spec.name, pod.status?.podIP ?? '');
+        podName.set(spec.name, pod.metadata.name);
         const sidecar = pod.spec.containers.find((x) => x.name === 'smc-sidecar');
         const init = (pod.spec.initContainers ?? []).some((x) => x.name === 'smc-init');
         log(
@@ -187,7 +201,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         const n = await waitFor(
           `${p.name}'s sidecar directory with ${peers} endpoints`,
           async () => {
-            const size = await directorySize(p.name);
+            const size = await directorySize(pod(p.name));
             return size >= peers ? size : undefined;
           },
           5 * MIN,
@@ -213,9 +227,9 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
   }
 
   async function fetchBlob(from: string): Promise<void> {
-    const want = await exec(kc, APP_NS, SERVER, 'nginx', ['cat', '/srv/blob.sha256']);
+    const want = await exec(kc, APP_NS, pod(SERVER), 'nginx', ['cat', '/srv/blob.sha256']);
     expect(want.code).toBe(0);
-    const got = await exec(kc, APP_NS, from, 'curl', [
+    const got = await exec(kc, APP_NS, pod(from), 'curl', [
       'sh',
       '-c',
       `curl -sS --max-time 120 -o /tmp/blob http://${server()}:8080/blob && wc -c </tmp/blob && sha256sum /tmp/blob`,
@@ -250,7 +264,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         6 * MIN,
       );
       expect(redis.code).toBe(0);
-      const expected = await exec(kc, APP_NS, 'client', 'redis', [
+      const expected = await exec(kc, APP_NS, pod('client'), 'redis', [
         'sh',
         '-c',
         `printf '%s\\n' ${value} | sha256sum`,
@@ -258,7 +272,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       expect(redis.stdout.split('\n')[0]).toBe(expected.stdout.trim());
       log(`redis-benchmark: ${redis.stdout.split('\n').slice(1).join(' ').replace(/\s+/g, ' ')}`);
 
-      const iperf = await exec(kc, APP_NS, 'client', 'iperf3', [
+      const iperf = await exec(kc, APP_NS, pod('client'), 'iperf3', [
         'iperf3',
         '-c',
         server(),
@@ -311,7 +325,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         sum(noRdma, 'smc_connections_total', { outcome: 'fallback', reason: 'no-rdma-device' }),
       ).toBeGreaterThanOrEqual(1);
 
-      const legacy = await getPod(c, APP_NS, 'legacy');
+      const legacy = await getPod(c, APP_NS, pod('legacy'));
       expect(legacy.spec.containers.map((x) => x.name)).toEqual(['curl', 'redis', 'iperf3']);
       expect(legacy.spec.initContainers ?? []).toEqual([]);
       await fetchBlob('legacy');
@@ -407,7 +421,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         let round = 0;
         while (Date.now() < until) {
           for (const from of ['client', 'intruder']) {
-            const r = await exec(kc, APP_NS, from, 'curl', [
+            const r = await exec(kc, APP_NS, pod(from), 'curl', [
               'curl',
               '-sS',
               '-o',

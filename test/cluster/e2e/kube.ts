@@ -14,6 +14,7 @@ export const PodView = z.object({
     namespace: z.string(),
     labels: z.record(z.string(), z.string()).nullish(),
     annotations: z.record(z.string(), z.string()).nullish(),
+    deletionTimestamp: z.string().nullish(),
   }),
   spec: z.object({
     nodeName: z.string().nullish(),

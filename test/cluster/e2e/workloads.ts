@@ -191,6 +191,30 @@ export function podObject(p: PodSpec): Record<string, unknown> {
   };
 }
 
+/**
+ * The workload as users run it: a Deployment of one replica whose template is {@link podObject}'s
+ * pod, pinned to its node. Pods are found by the `app` label.
+ */
+export function deploymentObject(p: PodSpec): Record<string, unknown> {
+  const pod = podObject(p) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
+  const app = p.labels['app'] ?? p.name;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: p.name, namespace: APP_NS, labels: { app } },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app } },
+      // The pod is pinned to one node: no surge, so a rollout never runs two copies there.
+      strategy: { type: 'Recreate' },
+      template: {
+        metadata: { labels: p.labels, ...(p.annotations ? { annotations: p.annotations } : {}) },
+        spec: pod.spec,
+      },
+    },
+  };
+}
+
 /** A blue client created late in the test (its injection is what is checked). */
 export function lateClient(name: string): PodSpec {
   return client(name, 'node1', { tenant: 'blue', app: 'late' }, true);

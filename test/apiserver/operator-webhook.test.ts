@@ -1,9 +1,13 @@
 // The mutating webhook called by the real API server: the operator creates its CA and serving
 // certificate, stores them in a Secret, patches the MutatingWebhookConfiguration's caBundle, and
 // the API server then sends pod creations to https://127.0.0.1:PORT/mutate-v1-pod. The serving
-// certificate is given a short life here so a rotation happens during the test.
+// certificate is given a short life here so a rotation happens during the test. A pod that opted
+// in but is left alone is not silent: the creating client gets an admission warning (an HTTP
+// `Warning: 299` header) and the pod a `NotInjected` Event.
 import { X509Certificate } from 'node:crypto';
+import https from 'node:https';
 import tls from 'node:tls';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Operator } from '../../operator/src/controller/operator.js';
@@ -14,9 +18,11 @@ import {
   OPERATOR_NS,
   adminClient,
   check,
+  condition,
   createNamespace,
   eventually,
   freePort,
+  getPolicy,
   installCrds,
   podBody,
   restrictedOperatorKubeConfig,
@@ -56,6 +62,69 @@ const MwcView = z.object({
   webhooks: z.array(z.object({ clientConfig: z.object({ caBundle: z.string().optional() }) })),
 });
 
+/** The texts of `Warning: 299 - "..."` headers (node-fetch joins several with ", "). */
+function warningsOf(header: string | undefined): string[] {
+  return [...(header ?? '').matchAll(/299 - "((?:[^"\\]|\\.)*)"/g)].map((m) =>
+    (m[1] ?? '').replace(/\\(.)/g, '$1'),
+  );
+}
+
+const EventList = z.object({
+  items: z.array(
+    z.object({
+      reason: z.string().optional(),
+      type: z.string().optional(),
+      note: z.string().optional(),
+      reportingController: z.string().optional(),
+      regarding: z.object({
+        kind: z.string().optional(),
+        name: z.string().optional(),
+        uid: z.string().optional(),
+      }),
+    }),
+  ),
+});
+type PodEvent = z.infer<typeof EventList>['items'][number];
+
+const Table = z.object({
+  kind: z.literal('Table'),
+  columnDefinitions: z.array(z.object({ name: z.string(), type: z.string() })),
+  rows: z.array(
+    z.object({ cells: z.array(z.unknown()), object: z.object({ metadata: z.object({ name: z.string() }) }) }),
+  ),
+});
+type Table = z.infer<typeof Table>;
+
+/** A GET as kubectl's table printer makes it: the API server renders additionalPrinterColumns. */
+async function getTable(kc: KubeConfig, path: string): Promise<Table> {
+  const opts: https.RequestOptions = { headers: {} };
+  await kc.applyToHTTPSOptions(opts);
+  const url = new URL(path, kc.getCurrentCluster()?.server);
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        ...opts,
+        method: 'GET',
+        headers: { ...opts.headers, Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode === 200) resolve(body);
+          else reject(new Error(`GET ${path}: ${res.statusCode ?? 0} ${body.slice(0, 200)}`));
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  return Table.parse(JSON.parse(text));
+}
+
 function peerCertificate(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
@@ -89,6 +158,25 @@ describe('mutating webhook', () => {
   }
 
   const injected = (p: PodView): boolean => p.spec.containers.some((c) => c.name === 'smc-sidecar');
+
+  /** Creates a pod with client-node, as a user's tooling would, keeping the response headers. */
+  async function createWithWarnings(
+    ns: string,
+    labels: Record<string, string>,
+    annotations?: Record<string, string>,
+  ): Promise<{ pod: V1Pod; warnings: string[] }> {
+    const body = podBody(ns, `pod-${++n}`, labels, { sidecar: false }) as V1Pod;
+    if (annotations && body.metadata) body.metadata.annotations = annotations;
+    const r = await cp.kubeConfig
+      .makeApiClient(CoreV1Api)
+      .createNamespacedPodWithHttpInfo({ namespace: ns, body });
+    return { pod: r.data, warnings: warningsOf(r.headers['warning']) };
+  }
+
+  async function podEvents(ns: string, name: string): Promise<PodEvent[]> {
+    const list = await admin.request('GET', `/apis/events.k8s.io/v1/namespaces/${ns}/events`, EventList);
+    return list.items.filter((e) => e.regarding.kind === 'Pod' && e.regarding.name === name);
+  }
 
   beforeAll(async () => {
     cp = await startControlPlane();
@@ -139,6 +227,17 @@ describe('mutating webhook', () => {
         },
       },
     );
+    // Two policies selecting the same pods (`conflict-a` is older: created first, and the names
+    // order any tie), and one in mode Disabled.
+    for (const [name, spec] of [
+      ['conflict-a', { tenant: 'blue', podSelector: { matchLabels: { app: 'both' } } }],
+      ['conflict-b', { tenant: 'red', podSelector: { matchLabels: { app: 'both' } } }],
+      ['off', { tenant: 'blue', mode: 'Disabled', podSelector: { matchLabels: { app: 'off' } } }],
+    ] as const) {
+      await admin.request('POST', resourcePath(Resources.smcpolicies, INJECT_NS), z.unknown(), {
+        body: smcPolicy(INJECT_NS, name, spec),
+      });
+    }
     for (const ns of [INJECT_NS, PLAIN_NS]) {
       await admin.request('POST', resourcePath(Resources.smcpolicies, ns), z.unknown(), {
         body: smcPolicy(ns, 'web', {
@@ -243,6 +342,100 @@ describe('mutating webhook', () => {
         v.metricName === 'smc_operator_webhook_duration_seconds_count' && v.labels['outcome'] === 'injected',
     );
     expect(injectedCount?.value ?? 0).toBeGreaterThanOrEqual(2);
+  });
+
+  it('warns the creating client and records a NotInjected Event when an opted-in pod is left alone', async () => {
+    // The webhook is live (previous test): the warning arrives in the POST's response headers.
+    const lone = await createWithWarnings(INJECT_NS, { app: 'db' });
+    expect(lone.pod.spec?.containers.map((c) => c.name)).toEqual(['app']);
+    expect(lone.warnings).toEqual(['smc-operator: not injected: no SmcPolicy selects the pod']);
+    const name = lone.pod.metadata?.name ?? '';
+    const events = await eventually(
+      async () => {
+        const ev = (await podEvents(INJECT_NS, name)).filter((e) => e.reason === 'NotInjected');
+        check(ev.length > 0, 'no NotInjected event yet');
+        return ev;
+      },
+      15_000,
+      'NotInjected event',
+    );
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'Warning',
+      note: 'no SmcPolicy selects the pod',
+      reportingController: 'smc.dev/operator',
+      regarding: { kind: 'Pod', name, uid: lone.pod.metadata?.uid },
+    });
+
+    const off = await createWithWarnings(INJECT_NS, { app: 'off' });
+    expect(off.warnings).toEqual(['smc-operator: not injected: SmcPolicy off is Disabled']);
+    await eventually(
+      async () => {
+        const ev = await podEvents(INJECT_NS, off.pod.metadata?.name ?? '');
+        check(
+          ev.some((e) => e.reason === 'NotInjected' && e.note === 'SmcPolicy off is Disabled'),
+          'no event yet',
+        );
+      },
+      15_000,
+      'Disabled event',
+    );
+
+    // Overlapping policies: injected under the oldest, and said so.
+    const both = await createWithWarnings(INJECT_NS, { app: 'both' });
+    expect(both.pod.spec?.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
+    expect(JSON.parse(both.pod.metadata?.annotations?.['smc.dev/status'] ?? '{}')).toMatchObject({
+      policy: 'conflict-a',
+    });
+    expect(both.warnings).toEqual([
+      'smc-operator: conflict: SmcPolicies conflict-a, conflict-b select the pod; conflict-a applies (oldest)',
+    ]);
+
+    // Quiet where nothing went wrong: not opted in, opted out, injected.
+    const quiet = [
+      await createWithWarnings(PLAIN_NS, { app: 'db' }),
+      await createWithWarnings(INJECT_NS, { app: 'db' }, { 'smc.dev/inject': 'false' }),
+      await createWithWarnings(INJECT_NS, { app: 'web' }),
+    ];
+    for (const q of quiet) expect(q.warnings).toEqual([]);
+    // The Event of the first pod is there by now; give the leader a moment for the quiet ones.
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (const q of quiet) {
+      const ns = q.pod.metadata?.namespace ?? '';
+      expect(await podEvents(ns, q.pod.metadata?.name ?? '')).toEqual([]);
+    }
+    // Once per pod: still one Event for the first pod after its later updates.
+    expect((await podEvents(INJECT_NS, name)).filter((e) => e.reason === 'NotInjected')).toHaveLength(1);
+  });
+
+  it('prints the Ready condition as a column of kubectl get smcpolicies', async () => {
+    const ready = await eventually(
+      async () => {
+        const c = condition(await getPolicy(admin, INJECT_NS, 'web'), 'Ready');
+        check(c !== undefined, 'no Ready condition yet');
+        return c?.status ?? '';
+      },
+      15_000,
+      'Ready condition',
+    );
+    const table = await getTable(cp.kubeConfig, resourcePath(Resources.smcpolicies, INJECT_NS));
+    const names = table.columnDefinitions.map((c) => c.name);
+    expect(names).toEqual(['Name', 'Tenant', 'Mode', 'Matched', 'Ready', 'Status', 'Age']);
+    const row = table.rows.find((r) => r.object.metadata.name === 'web');
+    expect(row?.cells[names.indexOf('Status')]).toBe(ready);
+    expect(row?.cells[names.indexOf('Tenant')]).toBe('blue');
+    // The Disabled policy is Ready=True by definition (nothing to wait for).
+    await eventually(
+      async () => {
+        const t = await getTable(cp.kubeConfig, resourcePath(Resources.smcpolicies, INJECT_NS));
+        check(
+          t.rows.find((r) => r.object.metadata.name === 'off')?.cells[names.indexOf('Status')] === 'True',
+          'off',
+        );
+      },
+      15_000,
+      'Disabled policy Ready=True',
+    );
   });
 
   it('rotates the serving certificate before it expires and keeps injecting', async () => {

@@ -37,6 +37,7 @@ import { MaxOfRateLimiter } from './backoff.js';
 import { realClock } from './clock.js';
 import { podFingerprint, policyFingerprint } from './fingerprint.js';
 import { DIRECTORY_KEY, parseKey, policyKey, type QueueKey } from './keys.js';
+import { DEFAULT_NOT_INJECTED_OPTIONS, NOT_INJECTED_REASON, NotInjectedReporter } from './notinjected.js';
 import { WorkQueue } from './workqueue.js';
 import type { z } from 'zod';
 
@@ -103,6 +104,8 @@ export class Operator {
   readonly publisher: DirectoryPublisher;
   readonly webhook: WebhookServer;
   readonly events: EventRecorder;
+  /** Warning Events on pods that opted in but run without the sidecar (leader only). */
+  readonly notInjected: NotInjectedReporter;
   private queue: WorkQueue<QueueKey> | undefined;
   private elector: LeaderElector | undefined;
   private certs: CertManager | undefined;
@@ -138,11 +141,21 @@ export class Operator {
       onDelete: (p) => this.onPolicy(p),
     });
     this.pods = this.reflector('pods', Resources.pods, PodSchema, {
-      onAdd: (p) => this.onPod(undefined, p),
-      onUpdate: (a, b) => {
-        if (podFingerprint(a) !== podFingerprint(b)) this.onPod(a, b);
+      onAdd: (p) => {
+        this.onPod(undefined, p);
+        this.reportNotInjected(p);
       },
-      onDelete: (p) => this.onPod(p, undefined),
+      onUpdate: (a, b) => {
+        if (podFingerprint(a) !== podFingerprint(b)) {
+          this.onPod(a, b);
+          // Again on a later change: the namespace or policy cache may have lagged at the add.
+          this.reportNotInjected(b);
+        }
+      },
+      onDelete: (p) => {
+        this.onPod(p, undefined);
+        this.notInjected.forget(p);
+      },
     });
     this.namespaces = this.reflector('namespaces', Resources.namespaces, NamespaceSchema, {
       onUpdate: (a, b) => {
@@ -178,6 +191,23 @@ export class Operator {
       this.client,
       this.configMaps.store,
       log.child({ c: 'directory' }),
+    );
+    this.notInjected = new NotInjectedReporter(
+      {
+        namespaceLabels: (ns) => this.namespaces.store.get(ns)?.metadata.labels,
+        policies: (ns) => this.policies.store.inNamespace(ns),
+      },
+      (pod, reason) => {
+        const { name, namespace = '', uid } = pod.metadata;
+        void this.events.record(
+          { apiVersion: 'v1', kind: 'Pod', name, namespace, uid },
+          'Warning',
+          NOT_INJECTED_REASON,
+          'Inject',
+          reason,
+        );
+      },
+      { ...DEFAULT_NOT_INJECTED_OPTIONS, skipNamespaces: [opts.namespace] },
     );
     this.deviceLookup = {
       smcNode: (n) => this.smcNodes.store.get(n),
@@ -277,6 +307,12 @@ export class Operator {
       }
     }
     if (any) this.enqueue(DIRECTORY_KEY);
+  }
+
+  /** Only the leader writes Events; without our webhook there is no injection to explain. */
+  private reportNotInjected(pod: Pod): void {
+    if (!this.leading || !this.opts.webhook.enabled) return;
+    this.notInjected.observe(pod);
   }
 
   private onDevicesChanged(): void {
@@ -495,6 +531,10 @@ export class Operator {
     this.queue = q;
     for (const p of this.policies.store.list()) q.add(policyKey(objectKey(p.metadata)));
     q.add(DIRECTORY_KEY);
+    // Pods added while another replica led may not have been reported (once per UID here).
+    const pods = [...this.pods.store.list()];
+    this.notInjected.retainOnly(pods);
+    for (const p of pods) this.reportNotInjected(p);
     this.workersDone = Array.from({ length: this.opts.workers }, () => this.worker(q));
     signal.addEventListener('abort', () => this.stopLeading(), { once: true });
     this.log.info({ workers: this.opts.workers }, 'controller started');

@@ -3,11 +3,16 @@ import { applyPatch } from '../testing/jsonpatch.js';
 import { policy } from '../testing/fixtures.js';
 import {
   AdmissionPodSchema,
+  MAX_WARNING_LENGTH,
   STATUS_ANNOTATION,
+  admissionWarning,
+  admissionWarnings,
   alreadyInjected,
+  conflictReason,
   decideInjection,
   escapePointer,
   injectionPatch,
+  notInjectedReason,
   type AdmissionPod,
 } from './inject.js';
 import { admit } from './server.js';
@@ -37,7 +42,11 @@ describe('decideInjection', () => {
     expect(d.inject).toBe(true);
   });
   it('needs the namespace label or the pod label', () => {
-    expect(decideInjection(podOf(basePod), 'ns', {}, [p])).toEqual({ inject: false, reason: 'not opted in' });
+    expect(decideInjection(podOf(basePod), 'ns', {}, [p])).toEqual({
+      inject: false,
+      skip: 'not-opted-in',
+      reason: 'not opted in',
+    });
     const labelled = {
       ...basePod,
       metadata: { ...basePod.metadata, labels: { app: 'web', 'smc.dev/inject': 'true' } },
@@ -58,6 +67,109 @@ describe('decideInjection', () => {
     const older = policy('older', { tenant: 'red' }, { created: '2020-01-01T00:00:00Z' });
     const d = decideInjection(podOf(basePod), 'ns', enabledNs, [p, older]);
     expect(d.inject && d.policy.metadata.name).toBe('older');
+  });
+  it('names every selecting policy in a conflict, in precedence order', () => {
+    const older = policy('older', { tenant: 'red' }, { created: '2020-01-01T00:00:00Z' });
+    const same = policy('a-same-age', { tenant: 'red' }); // same creation time as p: the name decides
+    for (const order of [
+      [p, older, same],
+      [same, p, older],
+    ]) {
+      const d = decideInjection(podOf(basePod), 'ns', enabledNs, order);
+      expect(d).toMatchObject({
+        inject: true,
+        conflict: 'conflict: SmcPolicies older, a-same-age, p select the pod; older applies (oldest)',
+      });
+    }
+    expect(decideInjection(podOf(basePod), 'ns', enabledNs, [p])).not.toHaveProperty('conflict');
+    // A deleted policy no longer takes part, so it conflicts with nobody.
+    const going = policy('going', {}, { created: '2019-01-01T00:00:00Z', deleting: true });
+    expect(decideInjection(podOf(basePod), 'ns', enabledNs, [p, going])).not.toHaveProperty('conflict');
+  });
+  it('keeps a conflict reason short with many policies', () => {
+    expect(conflictReason(['a', 'b', 'c', 'd', 'e'])).toBe(
+      'conflict: SmcPolicies a, b, c and 2 more select the pod; a applies (oldest)',
+    );
+  });
+  it('honours the opt-out label (the chart never sends such pods; the controller sees them)', () => {
+    const out = {
+      ...basePod,
+      metadata: { ...basePod.metadata, labels: { app: 'web', 'smc.dev/inject': 'false' } },
+    };
+    expect(decideInjection(podOf(out), 'ns', enabledNs, [p])).toMatchObject({
+      inject: false,
+      skip: 'opted-out',
+    });
+  });
+});
+
+describe('notInjectedReason', () => {
+  const p = policy('p', { tenant: 'blue', podSelector: { matchLabels: { app: 'web' } } });
+  const withLabels = (labels: Record<string, string>, annotations?: Record<string, string>) =>
+    podOf({ ...basePod, metadata: { ...basePod.metadata, labels, ...(annotations ? { annotations } : {}) } });
+  it('explains an opted-in pod that no policy selects', () => {
+    expect(notInjectedReason(withLabels({ app: 'db' }), 'ns', enabledNs, [p])).toBe(
+      'no SmcPolicy selects the pod',
+    );
+    expect(notInjectedReason(podOf(basePod), 'ns', enabledNs, [])).toBe('no SmcPolicy selects the pod');
+    // Opted in by the pod label instead of the namespace.
+    expect(notInjectedReason(withLabels({ app: 'db', 'smc.dev/inject': 'true' }), 'ns', {}, [p])).toBe(
+      'no SmcPolicy selects the pod',
+    );
+  });
+  it('explains a Disabled policy in force', () => {
+    const off = policy('off', { mode: 'Disabled' });
+    expect(notInjectedReason(podOf(basePod), 'ns', enabledNs, [off])).toBe('SmcPolicy off is Disabled');
+  });
+  it('says nothing when the pod is injected or was not meant to be', () => {
+    expect(notInjectedReason(podOf(basePod), 'ns', enabledNs, [p])).toBeUndefined(); // injected
+    expect(notInjectedReason(withLabels({ app: 'db' }), 'ns', {}, [p])).toBeUndefined(); // not opted in
+    expect(
+      notInjectedReason(withLabels({ app: 'db' }), 'ns', { 'smc.dev/injection': 'disabled' }, []),
+    ).toBeUndefined();
+    expect(
+      notInjectedReason(withLabels({ app: 'db' }, { 'smc.dev/inject': 'false' }), 'ns', enabledNs, []),
+    ).toBeUndefined(); // opted out by annotation
+    expect(notInjectedReason(withLabels({ 'smc.dev/inject': 'false' }), 'ns', enabledNs, [])).toBeUndefined();
+    const pre = { ...basePod, spec: { containers: [{ name: 'app' }, { name: 'smc-sidecar' }] } };
+    expect(notInjectedReason(podOf(pre), 'ns', enabledNs, [])).toBeUndefined(); // already injected
+  });
+});
+
+describe('admissionWarning', () => {
+  it('prefixes, replaces control characters and keeps to 120 characters', () => {
+    expect(admissionWarning('not injected: x')).toBe('smc-operator: not injected: x');
+    expect(admissionWarning('a\nb\u0007c\u007f')).toBe('smc-operator: a b c ');
+    const long = admissionWarning(`not injected: SmcPolicy ${'x'.repeat(253)} is Disabled`);
+    expect(long).toHaveLength(MAX_WARNING_LENGTH);
+    expect(long.endsWith('...')).toBe(true);
+  });
+  it('warns for no policy, Disabled and conflicts; not for the quiet skips', () => {
+    const p = policy('p', { tenant: 'blue' });
+    const q = policy('q', { tenant: 'red' });
+    const off = policy('off', { mode: 'Disabled' }, { created: '2020-01-01T00:00:00Z' });
+    const warn = (
+      ns: Record<string, string>,
+      policies: ReturnType<typeof policy>[],
+      raw: unknown = basePod,
+    ) => admissionWarnings(decideInjection(podOf(raw), 'ns', ns, policies));
+    expect(warn(enabledNs, [])).toEqual(['smc-operator: not injected: no SmcPolicy selects the pod']);
+    expect(warn(enabledNs, [off, p])).toEqual([
+      'smc-operator: not injected: SmcPolicy off is Disabled',
+      'smc-operator: conflict: SmcPolicies off, p select the pod; off applies (oldest)',
+    ]);
+    expect(warn(enabledNs, [q, p])).toEqual([
+      'smc-operator: conflict: SmcPolicies p, q select the pod; p applies (oldest)',
+    ]);
+    expect(warn(enabledNs, [p])).toEqual([]);
+    expect(warn({}, [])).toEqual([]);
+    const optedOut = {
+      ...basePod,
+      metadata: { ...basePod.metadata, annotations: { 'smc.dev/inject': 'false' } },
+    };
+    expect(warn(enabledNs, [], optedOut)).toEqual([]);
+    const pre = { ...basePod, spec: { containers: [{ name: 'app' }, { name: 'smc-sidecar' }] } };
+    expect(warn(enabledNs, [], pre)).toEqual([]);
   });
 });
 
@@ -182,7 +294,7 @@ describe('injectionPatch', () => {
     const once = applyPatch(basePod, injectionPatch(podOf(basePod), p, settings));
     expect(alreadyInjected(podOf(once))).toBe(true);
     const d = decideInjection(podOf(once), 'ns', enabledNs, [p]);
-    expect(d).toEqual({ inject: false, reason: 'already injected' });
+    expect(d).toEqual({ inject: false, skip: 'already-injected', reason: 'already injected' });
   });
 
   it('escapes JSON pointer segments', () => {
@@ -215,10 +327,35 @@ describe('admit', () => {
   it('allows without a patch when not injecting, and never denies', () => {
     expect(admit(review(basePod, 'UPDATE'), ctx, settings).response).toEqual({ uid: 'u1', allowed: true });
     const skipped = admit(review(basePod), { ...ctx, policies: () => [] }, settings);
-    expect(skipped.response).toEqual({ uid: 'u1', allowed: true });
+    expect(skipped.outcome).toBe('skipped');
+    expect(skipped.response).toEqual({
+      uid: 'u1',
+      allowed: true,
+      warnings: ['smc-operator: not injected: no SmcPolicy selects the pod'],
+    });
+    const notOptedIn = admit(review(basePod), { ...ctx, namespaceLabels: () => ({}) }, settings);
+    expect(notOptedIn).toMatchObject({ outcome: 'skipped', response: { uid: 'u1', allowed: true } });
+    expect(notOptedIn.response.warnings).toBeUndefined();
     const broken = admit(review({ spec: 'nonsense' }), ctx, settings);
     expect(broken.response.allowed).toBe(true);
     expect(broken.outcome).toBe('invalid');
+  });
+  it('warns about a Disabled policy and about conflicts, also when injecting', () => {
+    const off = admit(
+      review(basePod),
+      { ...ctx, policies: () => [policy('off', { mode: 'Disabled' })] },
+      settings,
+    );
+    expect(off.outcome).toBe('skipped');
+    expect(off.response.warnings).toEqual(['smc-operator: not injected: SmcPolicy off is Disabled']);
+    const older = policy('older', { tenant: 'red' }, { created: '2020-01-01T00:00:00Z' });
+    const both = admit(review(basePod), { ...ctx, policies: () => [p, older] }, settings);
+    expect(both.outcome).toBe('injected');
+    expect(both.response.patchType).toBe('JSONPatch');
+    expect(both.response.warnings).toEqual([
+      'smc-operator: conflict: SmcPolicies older, p select the pod; older applies (oldest)',
+    ]);
+    expect(admit(review(basePod), ctx, settings).response.warnings).toBeUndefined();
   });
   it('rejects a body that is not an AdmissionReview', () => {
     expect(() => admit({ hello: 1 }, ctx, settings)).toThrow(/AdmissionReview/);

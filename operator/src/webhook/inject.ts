@@ -7,7 +7,7 @@ import {
 } from '../api/directory.js';
 import type { SmcPolicy } from '../api/smcpolicy.js';
 import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../policy/pod.js';
-import { effectivePolicy } from '../policy/resolve.js';
+import { candidatePolicies } from '../policy/resolve.js';
 
 export const NAMESPACE_INJECTION_LABEL = 'smc.dev/injection';
 export const POD_INJECT_LABEL = 'smc.dev/inject';
@@ -55,12 +55,66 @@ export interface InjectionSettings {
   readonly rdmaResource: string | null;
 }
 
-export type InjectionDecision =
-  { readonly inject: true; readonly policy: SmcPolicy } | { readonly inject: false; readonly reason: string };
+/**
+ * Why a pod is not injected. `no-policy` and `disabled` concern a pod that opted in: its owner
+ * must act (add or fix a policy), so they are reported (admission warning, pod Event); the others
+ * are the intended outcome and stay quiet.
+ */
+export type SkipKind = 'opted-out' | 'not-opted-in' | 'already-injected' | 'no-policy' | 'disabled';
 
-/** Whether (and under which policy) a pod gets the sidecar. Pure: all inputs are given. */
+/** The skips a user must hear about. */
+export const REPORTED_SKIPS: ReadonlySet<SkipKind> = new Set<SkipKind>(['no-policy', 'disabled']);
+
+export type InjectionDecision =
+  | {
+      readonly inject: true;
+      readonly policy: SmcPolicy;
+      /** Set when more than one policy selects the pod (the oldest still applies). */
+      readonly conflict?: string;
+    }
+  | {
+      readonly inject: false;
+      readonly skip: SkipKind;
+      readonly reason: string;
+      readonly conflict?: string;
+    };
+
+/** What the decision reads of a pod: the AdmissionReview's pod or a cached one. */
+export interface InjectionSubject {
+  readonly metadata: {
+    readonly name?: string | undefined;
+    readonly labels?: Readonly<Record<string, string>> | null | undefined;
+    readonly annotations?: Readonly<Record<string, string>> | null | undefined;
+  };
+  readonly spec: {
+    readonly containers: readonly { readonly name: string }[];
+    readonly initContainers?: readonly { readonly name: string }[] | null | undefined;
+  };
+}
+
+/** Policy names listed in a conflict reason before the rest is counted (warnings are short). */
+const CONFLICT_NAMES_SHOWN = 3;
+
+/**
+ * `conflict: SmcPolicies a, b select the pod; a applies (oldest)`: names in precedence order, the
+ * first being the one in force.
+ */
+export function conflictReason(names: readonly string[]): string {
+  const shown = names.slice(0, CONFLICT_NAMES_SHOWN).join(', ');
+  const more = names.length > CONFLICT_NAMES_SHOWN ? ` and ${names.length - CONFLICT_NAMES_SHOWN} more` : '';
+  return `conflict: SmcPolicies ${shown}${more} select the pod; ${names[0] ?? ''} applies (oldest)`;
+}
+
+/**
+ * Whether (and under which policy) a pod gets the sidecar. Pure: all inputs are given.
+ *
+ * Overlapping policies: the oldest (then by name, `comparePolicies`) applies, exactly as the
+ * controller resolves them for status and directory, so the injected sidecar and the published
+ * endpoint never disagree. The overlap is not silent: `conflict` names every selecting policy,
+ * and the younger ones report `Conflicted=True`.
+ */
 export function decideInjection(
-  pod: AdmissionPod,
+  pod: InjectionSubject,
   namespace: string,
   namespaceLabels: Readonly<Record<string, string>> | null | undefined,
   policies: Iterable<SmcPolicy>,
@@ -68,22 +122,73 @@ export function decideInjection(
   const annotations = pod.metadata.annotations ?? {};
   const labels = pod.metadata.labels ?? {};
   if (annotations[POD_INJECT_ANNOTATION] === 'false')
-    return { inject: false, reason: 'opted out by annotation' };
+    return { inject: false, skip: 'opted-out', reason: 'opted out by annotation' };
+  // The chart's objectSelector keeps such pods from the webhook; the controller sees them too.
+  if (labels[POD_INJECT_LABEL] === 'false')
+    return { inject: false, skip: 'opted-out', reason: 'opted out by label' };
   const optedIn =
     namespaceLabels?.[NAMESPACE_INJECTION_LABEL] === 'enabled' || labels[POD_INJECT_LABEL] === 'true';
-  if (!optedIn) return { inject: false, reason: 'not opted in' };
-  if (alreadyInjected(pod)) return { inject: false, reason: 'already injected' };
-  const policy = effectivePolicy(
+  if (!optedIn) return { inject: false, skip: 'not-opted-in', reason: 'not opted in' };
+  if (alreadyInjected(pod)) return { inject: false, skip: 'already-injected', reason: 'already injected' };
+  const candidates = candidatePolicies(
     { metadata: { name: pod.metadata.name ?? '', namespace, labels }, spec: { containers: [] } },
     policies,
   );
-  if (!policy) return { inject: false, reason: 'no SmcPolicy selects the pod' };
+  const policy = candidates[0];
+  if (!policy) return { inject: false, skip: 'no-policy', reason: 'no SmcPolicy selects the pod' };
+  const conflict =
+    candidates.length > 1 ? { conflict: conflictReason(candidates.map((p) => p.metadata.name)) } : {};
   if (policy.spec.mode === 'Disabled')
-    return { inject: false, reason: `SmcPolicy ${policy.metadata.name} is Disabled` };
-  return { inject: true, policy };
+    return {
+      inject: false,
+      skip: 'disabled',
+      reason: `SmcPolicy ${policy.metadata.name} is Disabled`,
+      ...conflict,
+    };
+  return { inject: true, policy, ...conflict };
 }
 
-export function alreadyInjected(pod: AdmissionPod): boolean {
+/**
+ * Why a pod that opted in is not injected, when its owner must act; undefined when it is
+ * injected or is not meant to be. The webhook's warning and the controller's pod Event both come
+ * from here, so they say the same thing.
+ */
+export function notInjectedReason(
+  pod: InjectionSubject,
+  namespace: string,
+  namespaceLabels: Readonly<Record<string, string>> | null | undefined,
+  policies: Iterable<SmcPolicy>,
+): string | undefined {
+  return reportedReason(decideInjection(pod, namespace, namespaceLabels, policies));
+}
+
+/** The reason of a decision that must be reported, if any. */
+export function reportedReason(d: InjectionDecision): string | undefined {
+  return !d.inject && REPORTED_SKIPS.has(d.skip) ? d.reason : undefined;
+}
+
+/** Kubernetes truncates longer admission warnings (and kubectl prints them on one line). */
+export const MAX_WARNING_LENGTH = 120;
+const WARNING_PREFIX = 'smc-operator: ';
+
+/** One admission warning: prefixed, control characters replaced, at most 120 characters. */
+export function admissionWarning(text: string): string {
+  // Policy names are DNS subdomains, but keep the header value safe whatever comes in.
+  // eslint-disable-next-line no-control-regex
+  const clean = `${WARNING_PREFIX}${text}`.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+  return clean.length <= MAX_WARNING_LENGTH ? clean : `${clean.slice(0, MAX_WARNING_LENGTH - 3)}...`;
+}
+
+/** The admission warnings of a decision: why an opted-in pod is not injected, and any conflict. */
+export function admissionWarnings(d: InjectionDecision): string[] {
+  const out: string[] = [];
+  const reason = reportedReason(d);
+  if (reason !== undefined) out.push(admissionWarning(`not injected: ${reason}`));
+  if (d.conflict !== undefined) out.push(admissionWarning(d.conflict));
+  return out;
+}
+
+export function alreadyInjected(pod: InjectionSubject): boolean {
   return (
     pod.spec.containers.some((c) => c.name === SIDECAR_CONTAINER) ||
     (pod.spec.initContainers ?? []).some((c) => c.name === INIT_CONTAINER)

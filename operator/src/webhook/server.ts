@@ -5,7 +5,13 @@ import { z } from 'zod';
 import { errorMessage } from '../errors.js';
 import type { OperatorMetrics } from '../metrics.js';
 import type { TlsMaterial } from './certmanager.js';
-import { AdmissionPodSchema, decideInjection, injectionPatch, type InjectionSettings } from './inject.js';
+import {
+  AdmissionPodSchema,
+  admissionWarnings,
+  decideInjection,
+  injectionPatch,
+  type InjectionSettings,
+} from './inject.js';
 import type { SmcPolicy } from '../api/smcpolicy.js';
 
 export const WEBHOOK_PATH = '/mutate-v1-pod';
@@ -66,7 +72,12 @@ export function admit(
   }
   const ns = req.namespace ?? pod.data.metadata.namespace ?? 'default';
   const decision = decideInjection(pod.data, ns, ctx.namespaceLabels(ns), ctx.policies(ns));
-  if (!decision.inject) return { response: { uid: req.uid, allowed: true }, apiVersion, outcome: 'skipped' };
+  // A pod that opted in but is left alone, or that several policies select, is not silent:
+  // kubectl prints admission warnings to whoever created it.
+  const warnings = admissionWarnings(decision);
+  const warn = warnings.length > 0 ? { warnings } : {};
+  if (!decision.inject)
+    return { response: { uid: req.uid, allowed: true, ...warn }, apiVersion, outcome: 'skipped' };
   const patch = injectionPatch(pod.data, decision.policy, settings);
   return {
     response: {
@@ -74,6 +85,7 @@ export function admit(
       allowed: true,
       patchType: 'JSONPatch',
       patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+      ...warn,
     },
     apiVersion,
     outcome: 'injected',

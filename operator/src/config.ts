@@ -86,6 +86,10 @@ export const FLAGS = {
   'leader-elect': { default: 'true', help: 'use the Lease for leader election' },
   'lease-name': { default: 'smc-operator-leader', help: 'name of the coordination.k8s.io/v1 Lease' },
   'lease-duration': { default: '15s', help: 'lease duration' },
+  'shutdown-delay': {
+    default: '5s',
+    help: 'after SIGTERM: not ready and leadership released at once, the webhook still answered for this long (endpoints drop the pod meanwhile), then stop',
+  },
   'renew-deadline': { default: '10s', help: 'leader steps down when it could not renew for this long' },
   'retry-period': { default: '2s', help: 'interval of acquire / renew attempts' },
   workers: { default: '4', help: 'concurrent reconciles' },
@@ -137,6 +141,7 @@ const ConfigSchema = z
     'leader-elect': bool,
     'lease-name': z.string().min(1),
     'lease-duration': duration,
+    'shutdown-delay': duration,
     'renew-deadline': duration,
     'retry-period': duration,
     workers: z.coerce.number().int().min(1).max(64),

@@ -32,11 +32,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     const shutdown = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal }, 'shutting down');
+      // The kubelet sends SIGTERM; Ctrl-C (SIGINT) at a terminal stops at once.
+      const delayMs = signal === 'SIGTERM' ? config['shutdown-delay'] : 0;
+      log.info({ signal, delayMs }, 'shutting down: not ready, Lease released, webhook answered meanwhile');
+      // Endpoints and the API server's webhook routing drop this pod only after it turns unready:
+      // closing the webhook at once would time out admissions still routed here.
+      op.drain();
       // A stuck API call must not keep a terminating pod alive past its grace period.
-      const force = setTimeout(() => resolve(1), 15_000);
+      const force = setTimeout(() => resolve(1), delayMs + 15_000);
       force.unref();
-      op.stop().then(
+      const stop = (): Promise<void> => op.stop();
+      new Promise((r) => setTimeout(r, delayMs)).then(stop).then(
         () => resolve(0),
         (e: unknown) => {
           log.error({ err: errorMessage(e) }, 'shutdown failed');

@@ -134,4 +134,42 @@ describe('leader election', () => {
 
     expect(bothLeading).toBe(0);
   });
+
+  it('drains on SIGTERM: unready and the Lease handed over at once, the webhook still serving', async () => {
+    const webhook = (id: string) => ({
+      webhook: { ...testOptions(id).webhook, enabled: true, configName: '' },
+    });
+    const d = await startOperator(kc, 'replica-d', webhook('replica-d'));
+    running.push(d);
+    await eventually(
+      () => check(d.isLeader || running.some((o) => o !== d && o.isLeader), 'no leader'),
+      15_000,
+      'a leader',
+    );
+    // Only d and e compete from here.
+    for (const o of running.filter((o) => o !== d)) {
+      await o.stop();
+      running.splice(running.indexOf(o), 1);
+    }
+    await eventually(() => check(d.isLeader, 'd not leader'), leaseDurationMs + 10_000, 'd leading');
+    const e = await startOperator(kc, 'replica-e', webhook('replica-e'));
+    running.push(e);
+    await eventually(() => check(e.ready().ok, e.ready().detail), 15_000, 'e ready');
+    expect(d.ready()).toEqual({ ok: true, detail: 'ok' });
+
+    const drainedAt = Date.now();
+    d.drain();
+    expect(d.ready()).toEqual({ ok: false, detail: 'shutting down' });
+    await eventually(() => check(e.isLeader, 'e not leader'), leaseDurationMs + 10_000, 'e takes over');
+    // Handed over, not expired.
+    expect(Date.now() - drainedAt).toBeLessThan(leaseDurationMs);
+    expect(d.isLeader).toBe(false);
+    expect((await lease()).spec.holderIdentity).toBe('replica-e');
+    // Requests still routed to the draining replica are answered until stop().
+    expect(d.webhook.listening).toBe(true);
+    await d.stop();
+    running.splice(running.indexOf(d), 1);
+    expect(d.webhook.listening).toBe(false);
+    expect(bothLeading).toBe(0);
+  });
 });

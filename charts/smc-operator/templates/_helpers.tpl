@@ -118,3 +118,8 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Seconds in a duration of whole seconds or minutes ("5s", "2m"), as the schema allows. */}}
+{{- define "smc.seconds" -}}
+{{- if hasSuffix "m" . -}}{{ mul (trimSuffix "m" .) 60 }}{{- else -}}{{ trimSuffix "s" . }}{{- end -}}
+{{- end }}

@@ -111,6 +111,9 @@ export class Operator {
   private certs: CertManager | undefined;
   private readonly stopAll = new AbortController();
   private electionDone: Promise<void> | undefined;
+  /** Aborted by drain(): ends the election (and releases the Lease) before the rest stops. */
+  private readonly stopElection = new AbortController();
+  private draining = false;
   private workersDone: Promise<void>[] = [];
   private servers: http.Server[] = [];
   private leading = false;
@@ -268,6 +271,7 @@ export class Operator {
   }
 
   ready(): { ok: boolean; detail: string } {
+    if (this.draining) return { ok: false, detail: 'shutting down' };
     const notSynced = this.allReflectors.filter((r) => !r.synced).map((r) => r.name);
     if (notSynced.length > 0) return { ok: false, detail: `caches not synced: ${notSynced.join(', ')}` };
     if (this.opts.webhook.enabled && !this.webhook.listening)
@@ -512,7 +516,7 @@ export class Operator {
       },
       this.log.child({ c: 'leader' }),
     );
-    this.electionDone = this.elector.run(this.stopAll.signal);
+    this.electionDone = this.elector.run(AbortSignal.any([this.stopAll.signal, this.stopElection.signal]));
   }
 
   private startLeading(signal: AbortSignal): void {
@@ -585,6 +589,17 @@ export class Operator {
    * Stops everything. By default the lease is released so another replica takes over at once;
    * `releaseLease: false` leaves it to expire, as after a crash.
    */
+  /**
+   * The first step of a graceful stop: /readyz fails, so the endpoints drop this replica, and the
+   * Lease is released, so another replica leads at once; the webhook keeps answering the requests
+   * still routed here until stop().
+   */
+  drain(): void {
+    this.draining = true;
+    if (this.elector) this.elector.releaseOnStop = true;
+    this.stopElection.abort();
+  }
+
   async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
     if (this.elector) this.elector.releaseOnStop = opts.releaseLease ?? true;
     this.stopAll.abort();

@@ -49,6 +49,7 @@ const SLOW_NODE_VALUES = [
   'operator.probes.liveness.timeoutSeconds=10',
   'operator.probes.liveness.failureThreshold=6',
   'operator.probes.readiness.timeoutSeconds=10',
+  'operator.shutdownDelay=10s',
   'nodeAgent.livenessProbe.timeoutSeconds=10',
   'nodeAgent.livenessProbe.failureThreshold=6',
   'nodeAgent.readinessProbe.timeoutSeconds=10',
@@ -483,6 +484,9 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         'rdma.devicePlugin.slots=500',
         '--set',
         'operator.replicas=1',
+        // Both node agents restart at once (the default, one node at a time, is for real fleets).
+        '--set',
+        'nodeAgent.updateStrategy.rollingUpdate.maxUnavailable=2',
         '--wait',
         '--timeout',
         '8m',

@@ -114,8 +114,30 @@ function exitCode(s: V1Status): number {
   return cause?.message === undefined ? 1 : Number(cause.message);
 }
 
-/** Runs a command in a container through the API server; resolves with its exit code and output. */
+/**
+ * Runs `command` in a container through the API server (exec WebSocket); resolves with its exit
+ * code and output. A stream that cannot be opened (a busy
+ * kubelet) is tried again, up to 3 times: the command never ran.
+ */
 export async function exec(
+  kc: KubeConfig,
+  ns: string,
+  pod: string,
+  container: string,
+  command: string[],
+  timeoutMs = 5 * 60_000,
+): Promise<ExecResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await execOnce(kc, ns, pod, container, command, timeoutMs);
+    } catch (e) {
+      if (!(e instanceof ExecConnectError) || attempt >= 3) throw e;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  }
+}
+
+async function execOnce(
   kc: KubeConfig,
   ns: string,
   pod: string,
@@ -151,10 +173,33 @@ export async function exec(
           if (settled) return;
           settled = true;
           clearTimeout(timer);
-          reject(e instanceof Error ? e : new Error(String(e)));
+          reject(new ExecConnectError(`${pod}/${container}`, describeRejection(e)));
         },
       );
   });
+}
+
+/** The exec stream could not be opened (the command never ran, so running it again is safe). */
+export class ExecConnectError extends Error {
+  constructor(target: string, detail: string) {
+    super(`exec into ${target} could not start: ${detail}`);
+    this.name = 'ExecConnectError';
+  }
+}
+
+/** A readable line for what client-node rejects with (an Error, a WebSocket ErrorEvent, a Status). */
+function describeRejection(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  if (typeof e === 'object' && e !== null) {
+    const o = e as Record<string, unknown>;
+    const parts = ['type', 'message', 'reason', 'code', 'status', 'statusCode']
+      .filter((k) => o[k] !== undefined && typeof o[k] !== 'object')
+      .map((k) => `${k}=${String(o[k])}`);
+    const inner = o['error'];
+    if (inner instanceof Error) parts.push(`error=${inner.message}`);
+    return parts.length > 0 ? parts.join(' ') : Object.prototype.toString.call(e);
+  }
+  return String(e);
 }
 
 /** GET over plain HTTP from the host (which routes to every pod IP). */

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { KubeClient } from '../../operator/src/kube/client.js';
 import { startCluster, type Cluster } from './harness/cluster.js';
@@ -108,6 +108,27 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
     helm = helmRunner(cluster.kubeconfigPath, mkdtempSync(join(tmpdir(), 'smc-helm-')));
     log(`cluster up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }, 15 * MIN);
+
+  // A failed step leaves what a person would look at first: pods, recent events, operator logs.
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state !== 'fail' || !cluster) return;
+    const run = async (args: string[]): Promise<string> => {
+      try {
+        const r = await cluster.kubectl(args);
+        return r.stdout;
+      } catch (e) {
+        return `kubectl ${args.join(' ')}: ${(e as Error).message}`;
+      }
+    };
+    log(`diagnostics:\n${await run(['get', 'pods', '-A', '-o', 'wide'])}`);
+    log(
+      `events:\n${(await run(['get', 'events', '-A', '--sort-by=.lastTimestamp'])).split('\n').slice(-25).join('\n')}`,
+    );
+    for (const p of await listPods(c, SYSTEM_NS, 'app.kubernetes.io/component=operator').catch(() => []))
+      log(
+        `${p.metadata.name} log:\n${(await run(['logs', '-n', SYSTEM_NS, p.metadata.name, '--tail=30'])).trim()}`,
+      );
+  }, 2 * MIN);
 
   afterAll(async () => {
     c?.close();

@@ -275,7 +275,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       const redis = await exec(
         kc,
         APP_NS,
-        'client',
+        pod('client'),
         'redis',
         [
           'sh',

@@ -11,6 +11,7 @@ export const USAGE = `usage: smc <command> [flags]
   node-agent [flags]            the node agent: RDMA inventory, SmcNode, device plugin
   sidecar [--config FILE]       the per-pod SMC-R sidecar (uid 1337)
   intercept install|remove      the pod's nftables redirect rules (init container, NET_ADMIN)
+  connections [-o table|json]   the sidecar's connections: SMC-R or TCP, and why (run in the pod)
   version                       print the version
 Run "smc <command> --help" for a command's flags.
 `;
@@ -47,6 +48,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'node-agent':
     case 'intercept':
+    case 'connections':
     case 'run': {
       const sidecar = await import('../sidecar/src/main.js');
       return sidecar.main(argv);

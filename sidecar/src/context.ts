@@ -3,6 +3,7 @@ import { tenantUeidBytes } from './eid/tenant.js';
 import type { EndpointDirectory } from './directory/endpoint-directory.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
 import type { Logger } from './log.js';
+import type { ConnectionRegistry } from './ops/connections.js';
 import type { SidecarMetrics } from './ops/metrics.js';
 import type { LocalIdentity } from './policy/decide.js';
 import type { ConnectionLimiter } from './relay/limiter.js';
@@ -25,6 +26,8 @@ export interface ProxyContext {
   /** Present when `policy.kernelPeers` is on and the addon can read saved SYNs. */
   syn?: SynInspector;
   metrics: SidecarMetrics;
+  /** Every connection being carried, and the last closed ones (GET /connections on the admin port). */
+  connections: ConnectionRegistry;
   limiter: ConnectionLimiter;
   log: Logger;
 }

@@ -18,16 +18,29 @@ export async function main(argv: readonly string[]): Promise<number> {
     cmd = parseArgs(argv);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n${USAGE}`);
+      const usage =
+        argv[0] === 'connections' ? (await import('./ops/connections-cli.js')).CONNECTIONS_USAGE : USAGE;
+      process.stderr.write(`${err.message}\n${usage}`);
       return 2;
     }
     throw err;
+  }
+  if (cmd.kind === 'help' && cmd.topic === 'connections') {
+    const { CONNECTIONS_USAGE } = await import('./ops/connections-cli.js');
+    process.stdout.write(CONNECTIONS_USAGE);
+    return 0;
   }
   if (cmd.kind === 'help') {
     process.stdout.write(USAGE);
     return 0;
   }
   if (cmd.kind === 'node-agent') return runNodeAgent(cmd.args);
+  if (cmd.kind === 'connections') {
+    // A client of the running sidecar's admin endpoint: no config is loaded (the port comes from
+    // --admin-port or $SMC_PORT_ADMIN, which the sidecar's container has).
+    const { runConnectionsCommand } = await import('./ops/connections-cli.js');
+    return runConnectionsCommand({ output: cmd.output, adminPort: cmd.adminPort });
+  }
 
   let cfg;
   try {

@@ -41,7 +41,7 @@ function config(
   return {
     ...cfg,
     logLevel: 'silent',
-    ports: { outbound: 0, inbound: 0, smc: 0, metrics: 0, health: 0 },
+    ports: { outbound: 0, inbound: 0, smc: 0, metrics: 0, health: 0, admin: 0 },
     policy: { ...cfg.policy, ...over },
     timeouts: { ...cfg.timeouts, clcHandshakeMs: 2000, connectMs: 2000 },
   };

@@ -7,6 +7,8 @@ import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
 import type { Logger } from './log.js';
 import { loadNative } from './native-loader.js';
+import { startAdminServer } from './ops/admin.js';
+import { ConnectionRegistry } from './ops/connections.js';
 import { HealthState } from './ops/health.js';
 import { startHealthServer, startMetricsServer } from './ops/http.js';
 import { SidecarMetrics } from './ops/metrics.js';
@@ -36,7 +38,7 @@ export interface RunningSidecar {
   ctx: ProxyContext;
   health: HealthState;
   /** Bound ports (equal to the configured ones unless those were 0). */
-  ports: { outbound: number; inbound: number; smc: number; metrics: number; health: number };
+  ports: { outbound: number; inbound: number; smc: number; metrics: number; health: number; admin: number };
   stop(): Promise<void>;
 }
 
@@ -126,6 +128,7 @@ export async function runSidecar(
     links,
     ...(syn === undefined ? {} : { syn }),
     metrics,
+    connections: new ConnectionRegistry(),
     limiter: new ConnectionLimiter(cfg.limits.maxConnections),
     log,
   };
@@ -165,6 +168,9 @@ export async function runSidecar(
     servers.push(metricsServer);
     const healthServer = await startHealthServer(health, cfg.ports.health, host);
     servers.push(healthServer);
+    // Loopback only, whatever `host` the others bind.
+    const adminServers = await startAdminServer(ctx.connections, cfg.ports.admin, log);
+    servers.push(...adminServers);
     health.set('listeners', true);
     const ports = {
       outbound: port(outbound),
@@ -172,6 +178,7 @@ export async function runSidecar(
       smc: port(smc),
       metrics: port(metricsServer),
       health: port(healthServer),
+      admin: adminServers[0] === undefined ? 0 : port(adminServers[0]),
     };
     log.info(
       {

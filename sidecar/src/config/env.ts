@@ -30,6 +30,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_PORT_SMC', path: ['ports', 'smc'], kind: 'int' },
   { env: 'SMC_PORT_METRICS', path: ['ports', 'metrics'], kind: 'int' },
   { env: 'SMC_PORT_HEALTH', path: ['ports', 'health'], kind: 'int' },
+  { env: 'SMC_PORT_ADMIN', path: ['ports', 'admin'], kind: 'int' },
   { env: 'SMC_DIRECTORY_PATH', aliases: ['SMC_DIRECTORY'], path: ['directory', 'path'], kind: 'string' },
   { env: 'SMC_DIRECTORY_POLL_MS', path: ['directory', 'pollIntervalMs'], kind: 'int' },
   { env: 'SMC_SIDECAR_UID', path: ['intercept', 'sidecarUid'], kind: 'int' },

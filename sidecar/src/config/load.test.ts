@@ -26,7 +26,14 @@ describe('loadConfig', () => {
       readFile: files({ '/c.json': '{"tenant":"team-a"}' }),
     });
     expect(cfg.tenant).toBe('team-a');
-    expect(cfg.ports).toEqual({ outbound: 15001, inbound: 15006, smc: 15100, metrics: 15090, health: 15021 });
+    expect(cfg.ports).toEqual({
+      outbound: 15001,
+      inbound: 15006,
+      smc: 15100,
+      metrics: 15090,
+      health: 15021,
+      admin: 15000,
+    });
     expect(cfg.intercept.sidecarUid).toBe(1337);
     expect(cfg.policy).toEqual({
       mode: 'Prefer',
@@ -131,6 +138,13 @@ describe('loadConfig', () => {
   it('rejects clashing ports', () => {
     const err = errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_METRICS: '15001' } }));
     expect(err.issues[0]?.message).toMatch(/distinct/);
+    expect(errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_ADMIN: '15090' } })).message).toMatch(
+      /distinct/,
+    );
+  });
+
+  it('takes the admin port from SMC_PORT_ADMIN', () => {
+    expect(loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_ADMIN: '16000' } }).ports.admin).toBe(16000);
   });
 
   it('explains unreadable and malformed files', () => {

@@ -75,6 +75,8 @@ export const SidecarConfigSchema = z
         smc: port.default(15100),
         metrics: port.default(15090),
         health: port.default(15021),
+        /** Admin endpoint (GET /connections), bound to 127.0.0.1 and ::1 only. */
+        admin: port.default(15000),
       })
       .strict()
       .prefault({})

@@ -10,7 +10,10 @@ export interface InterceptSpec {
   sidecarUid: number;
   outboundPort: number;
   inboundPort: number;
-  /** Ports the sidecar itself serves to the outside (SMC/CLC, metrics, health); never redirected inbound. */
+  /**
+   * Ports the sidecar itself serves (SMC/CLC, metrics, health, and admin, which is loopback only);
+   * never redirected inbound.
+   */
   sidecarPorts: readonly number[];
   inbound: boolean;
   excludeOutboundPorts: readonly number[];
@@ -25,7 +28,7 @@ export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
     sidecarUid: cfg.intercept.sidecarUid,
     outboundPort: p.outbound,
     inboundPort: p.inbound,
-    sidecarPorts: [p.smc, p.metrics, p.health, p.outbound, p.inbound],
+    sidecarPorts: [p.smc, p.metrics, p.health, p.admin, p.outbound, p.inbound],
     inbound: cfg.intercept.inbound,
     excludeOutboundPorts: cfg.intercept.excludeOutboundPorts,
     excludeInboundPorts: cfg.intercept.excludeInboundPorts,

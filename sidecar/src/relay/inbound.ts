@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { ProxyContext } from '../context.js';
 import { formatSocketAddress, type SocketAddress } from '../net/ip.js';
+import type { TrackedConnection } from '../ops/connections.js';
 import { FallbackReason } from '../policy/reasons.js';
 import { connectTcp } from './connect.js';
 import { newConnectionId } from './ids.js';
@@ -17,7 +18,17 @@ import { serveClc } from '../smc/server-session.js';
  * is answered here and the connection continues over SMC-R or TCP.
  */
 export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<void> {
-  const connId = newConnectionId();
+  const entry = ctx.connections.open(newConnectionId(), 'inbound', 'inbound');
+  entry.setPeer(conn.remoteAddress, conn.remotePort);
+  try {
+    await handle(ctx, conn, entry);
+  } finally {
+    ctx.connections.close(entry);
+  }
+}
+
+async function handle(ctx: ProxyContext, conn: Socket, entry: TrackedConnection): Promise<void> {
+  const connId = entry.id;
   const log = ctx.log.child({
     conn: connId,
     side: 'inbound',
@@ -28,6 +39,7 @@ export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<vo
   const release = ctx.limiter.acquire();
   if (release === null) {
     ctx.metrics.connection('declined', FallbackReason.LimitReached);
+    entry.declined(FallbackReason.LimitReached);
     conn.resetAndDestroy();
     return;
   }
@@ -39,29 +51,33 @@ export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<vo
       dst = await ctx.originalDst.resolve(conn);
     } catch (err) {
       ctx.metrics.connection('declined', FallbackReason.OriginalDstUnknown);
+      entry.declined(FallbackReason.OriginalDstUnknown);
       log.warn({ err }, 'original destination unknown; resetting');
       conn.resetAndDestroy();
       return;
     }
     // The destination is one of this pod's own addresses; as uid 1337 our connect is not redirected again.
     const target = { address: dst.address, port: dst.port };
+    entry.setLocal(dst.address, dst.port);
     let app: Socket;
     try {
       app = await connectTcp(target, ctx.config.timeouts.connectMs);
     } catch (err) {
       log.info({ err, target: formatSocketAddress(target) }, 'local application refused; resetting');
+      entry.declined(null, null, 'local application refused');
       conn.resetAndDestroy();
       return;
     }
     app.on('error', (err) => log.debug({ err }, 'application socket error'));
     let first: FirstBytes | null = null;
     if (kernelPeer) {
+      entry.handshake();
       // A kernel SMC-R client: its CLC Proposal follows on this connection, no preamble. A client
       // whose SYN carried the option but whose first bytes are not a Proposal does not speak SMC:
       // those bytes are its application's, and the connection stays plain TCP (no Decline).
       first = await readFirstMessage(conn, clientHelloVerdict, ctx.config.timeouts.clcHandshakeMs);
       if (first.verdict === 'clc') {
-        await serveClc(ctx, conn, app, first.bytes, connId, log.child({ peerKind: 'kernel' }), 'kernel');
+        await serveClc(ctx, conn, app, first.bytes, entry, log.child({ peerKind: 'kernel' }), 'kernel');
         return;
       }
       log.info(
@@ -69,14 +85,13 @@ export async function handleInbound(ctx: ProxyContext, conn: Socket): Promise<vo
         'client announced SMC in its SYN but did not open with a CLC Proposal; relaying over TCP',
       );
     }
-    ctx.metrics.connection(
-      'fallback',
-      first === null ? FallbackReason.PeerNotInDirectory : FallbackReason.PeerNotSmc,
-    );
+    const reason = first === null ? FallbackReason.PeerNotInDirectory : FallbackReason.PeerNotSmc;
+    ctx.metrics.connection('fallback', reason);
+    entry.fallback(reason);
     const result = await relay(
       { socket: app },
       { socket: conn, ...(first === null ? {} : { pending: first.bytes, ended: first.ended }) },
-      { onBytes: ctx.metrics.byteCounter('tcp') },
+      { onBytes: entry.counter('tcp', ctx.metrics.byteCounter('tcp')) },
     );
     log.debug({ result }, 'inbound relay finished');
   } finally {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { ProxyContext } from '../context.js';
 import type { SocketAddress } from '../net/ip.js';
+import type { TrackedConnection } from '../ops/connections.js';
 import type { FallbackReason } from '../policy/reasons.js';
 import { connectTcp } from './connect.js';
 import { relay, type PipeEnd } from './pipe.js';
@@ -11,6 +12,7 @@ import { relay, type PipeEnd } from './pipe.js';
  */
 export async function connectOriginal(
   ctx: ProxyContext,
+  conn: TrackedConnection,
   app: Socket,
   dst: SocketAddress,
   reason: FallbackReason,
@@ -22,6 +24,7 @@ export async function connectOriginal(
     return upstream;
   } catch (err) {
     ctx.metrics.connection('fallback', reason);
+    conn.fallback(reason);
     log.info({ err }, 'original destination refused; resetting');
     app.resetAndDestroy();
     return null;
@@ -31,6 +34,7 @@ export async function connectOriginal(
 /** Counts the connection as a fallback for `reason` and relays it over plain TCP until both ends close. */
 export async function relayPlain(
   ctx: ProxyContext,
+  conn: TrackedConnection,
   app: PipeEnd,
   upstream: PipeEnd,
   reason: FallbackReason,
@@ -39,7 +43,8 @@ export async function relayPlain(
   detail: Record<string, unknown> = {},
 ): Promise<void> {
   ctx.metrics.connection('fallback', reason);
+  conn.fallback(reason);
   log.info({ reason, ...detail }, why);
-  const result = await relay(app, upstream, { onBytes: ctx.metrics.byteCounter('tcp') });
+  const result = await relay(app, upstream, { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) });
   log.debug({ result }, 'relay finished');
 }

@@ -4,6 +4,7 @@ import { HANDSHAKE_HOLD_BYTES, type ProxyContext } from '../context.js';
 import { ClcClient } from '../handshake/client.js';
 import type { Logger } from '../log.js';
 import type { SocketAddress } from '../net/ip.js';
+import type { TrackedConnection } from '../ops/connections.js';
 import { afterFailure } from '../policy/decide.js';
 import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
@@ -19,6 +20,8 @@ import { smcrV2Options } from './smcr-v2-options.js';
 
 export interface ClientUpgrade {
   ctx: ProxyContext;
+  /** The connection's entry in the registry of GET /connections. */
+  conn: TrackedConnection;
   app: Socket;
   /** The connected TCP socket to the peer sidecar's SMC port (paused). */
   tcp: Socket;
@@ -37,6 +40,7 @@ function resetBoth(app: Socket, tcp: Socket): void {
 /** Without CLC: tell the peer sidecar to relay (plain preamble) and carry the bytes over TCP. */
 export async function relayViaPeerSidecar(
   ctx: ProxyContext,
+  conn: TrackedConnection,
   app: Socket,
   tcp: Socket,
   port: number,
@@ -45,8 +49,13 @@ export async function relayViaPeerSidecar(
 ): Promise<void> {
   tcp.write(encodePreamble({ clc: false, port }));
   ctx.metrics.connection('fallback', reason);
+  conn.fallback(reason);
   log.info({ reason, via: 'peer-sidecar' }, 'relaying over TCP');
-  const result = await relay({ socket: app }, { socket: tcp }, { onBytes: ctx.metrics.byteCounter('tcp') });
+  const result = await relay(
+    { socket: app },
+    { socket: tcp },
+    { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
+  );
   log.debug({ result }, 'relay finished');
 }
 
@@ -56,7 +65,8 @@ export async function relayViaPeerSidecar(
  * application's bytes (read meanwhile) replayed and nothing lost.
  */
 export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
-  const { ctx, app, tcp, dst, peer, log } = u;
+  const { ctx, conn, app, tcp, dst, peer, log } = u;
+  conn.handshake();
   let prepared: PreparedSmcConnection;
   try {
     prepared = await ctx.links.prepare({ address: dst.address, role: 'client', connId: u.connId });
@@ -67,17 +77,24 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     const next = afterFailure(ctx.identity, e.reason, 'peer-sidecar');
     if (next.action === 'reject') {
       ctx.metrics.connection('declined', e.reason);
+      conn.declined(e.reason);
       resetBoth(app, tcp);
       return;
     }
     if (peer === null) {
       // The kernel server waits for our Proposal: a Decline instead tells it to fall back.
-      tcp.write(encodePlainDecline(ctx.links.peerId, declineCodeFor(e.reason) ?? SMC_CLC_DECL.NOSMCRDEV));
+      const code = declineCodeFor(e.reason) ?? SMC_CLC_DECL.NOSMCRDEV;
+      tcp.write(encodePlainDecline(ctx.links.peerId, code));
       ctx.metrics.connection('fallback', e.reason);
-      await relay({ socket: app }, { socket: tcp }, { onBytes: ctx.metrics.byteCounter('tcp') });
+      conn.fallback(e.reason, { code, origin: 'local' });
+      await relay(
+        { socket: app },
+        { socket: tcp },
+        { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
+      );
       return;
     }
-    await relayViaPeerSidecar(ctx, app, tcp, dst.port, e.reason, log);
+    await relayViaPeerSidecar(ctx, conn, app, tcp, dst.port, e.reason, log);
     return;
   }
 
@@ -119,6 +136,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
 
   if (held.error !== null) {
     ctx.metrics.connection('declined', 'internal-error');
+    conn.declined(FallbackReason.InternalError);
     log.info({ err: held.error }, 'application failed during the handshake');
     resetBoth(app, tcp);
     return;
@@ -132,11 +150,12 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
   switch (outcome.kind) {
     case 'established': {
       ctx.metrics.connection('upgraded', 'none');
+      conn.upgraded(outcome.connection);
       const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
       clog.info({ peer: peer?.pod ?? 'kernel' }, 'connection upgraded to SMC-R');
       const result = await outcome.connection.run(
         { socket: app, pending: held.pending, ended: held.ended },
-        ctx.metrics.byteCounter('rdma'),
+        conn.counter('rdma', ctx.metrics.byteCounter('rdma')),
       );
       clog.debug({ result }, 'SMC-R connection finished');
       tcp.end();
@@ -153,16 +172,19 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
         },
         next.action === 'reject' ? 'SMC-R required but not established; resetting' : 'falling back to TCP',
       );
+      const decline = { code: outcome.code, origin: outcome.origin };
       if (next.action === 'reject') {
         ctx.metrics.connection('declined', outcome.reason);
+        conn.declined(outcome.reason, decline);
         resetBoth(app, tcp);
         return;
       }
       ctx.metrics.connection('fallback', outcome.reason);
+      conn.fallback(outcome.reason, decline);
       const result = await relay(
         { socket: app, pending: held.pending, ended: held.ended },
         { socket: tcp, pending: outcome.residual },
-        { onBytes: ctx.metrics.byteCounter('tcp') },
+        { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
       );
       log.debug({ result }, 'relay finished');
       return;
@@ -170,6 +192,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     case 'aborted': {
       const reason = outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError;
       ctx.metrics.connection('declined', reason);
+      conn.declined(reason);
       log.info({ why: outcome.reason, reason }, 'CLC handshake aborted; resetting');
       resetBoth(app, tcp);
       return;
@@ -188,20 +211,22 @@ async function reconnectPlain(
   held: ReturnType<SocketHold['release']>,
   why: string,
 ): Promise<void> {
-  const { ctx, app, tcp, dst, log } = u;
+  const { ctx, conn, app, tcp, dst, log } = u;
   const skipMs = ctx.config.policy.kernelPeerSkipMs;
   const skipped = skipMs > 0 && ctx.syn !== undefined && ctx.syn.skipPeer(tcp, skipMs);
   tcp.destroy();
   const reason = FallbackReason.PeerNotSmc;
   if (afterFailure(ctx.identity, reason, 'direct').action === 'reject') {
     ctx.metrics.connection('declined', reason);
+    conn.declined(reason);
     app.resetAndDestroy();
     return;
   }
-  const upstream = await connectOriginal(ctx, app, dst, reason, log);
+  const upstream = await connectOriginal(ctx, conn, app, dst, reason, log);
   if (upstream === null) return;
   await relayPlain(
     ctx,
+    conn,
     { socket: app, pending: held.pending, ended: held.ended },
     { socket: upstream },
     reason,

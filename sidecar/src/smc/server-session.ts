@@ -4,6 +4,7 @@ import { ClcServer } from '../handshake/server.js';
 import type { LocalRdmaParams, PeerPolicy } from '../handshake/types.js';
 import type { Logger } from '../log.js';
 import { canonicalIp } from '../net/ip.js';
+import type { TrackedConnection } from '../ops/connections.js';
 import { afterFailure, decideInbound } from '../policy/decide.js';
 import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
@@ -46,21 +47,26 @@ function resetBoth(a: Socket | null, b: Socket): void {
  * preamble) or runs the ClcServer machine and continues over SMC-R or TCP.
  */
 export async function serveSmcConnection(ctx: ProxyContext, tcp: Socket, connId: string): Promise<void> {
+  const conn = ctx.connections.open(connId, 'inbound', 'smc');
+  conn.setPeer(tcp.remoteAddress, tcp.remotePort);
   const log = ctx.log.child({ conn: connId, side: 'server', peer: tcp.remoteAddress });
   const release = ctx.limiter.acquire();
   if (release === null) {
+    conn.declined(FallbackReason.LimitReached);
     log.warn({ max: ctx.config.limits.maxConnections }, 'connection limit reached; resetting');
     resetBoth(null, tcp);
+    ctx.connections.close(conn);
     return;
   }
   try {
-    await serve(ctx, tcp, connId, log);
+    await serve(ctx, tcp, conn, log);
   } finally {
     release();
+    ctx.connections.close(conn);
   }
 }
 
-async function serve(ctx: ProxyContext, tcp: Socket, connId: string, log: Logger): Promise<void> {
+async function serve(ctx: ProxyContext, tcp: Socket, conn: TrackedConnection, log: Logger): Promise<void> {
   const timeoutMs = ctx.config.timeouts.clcHandshakeMs;
   let preamble;
   let rest: Buffer;
@@ -70,15 +76,18 @@ async function serve(ctx: ProxyContext, tcp: Socket, connId: string, log: Logger
     rest = read.rest;
   } catch (err) {
     log.info({ err }, 'no valid preamble from the peer sidecar; resetting');
+    conn.declined(FallbackReason.ProtocolError, null, 'no valid preamble');
     resetBoth(null, tcp);
     return;
   }
   const localAddress = canonicalIp(tcp.localAddress ?? '::1');
+  conn.setLocal(localAddress, preamble.port);
   let app: Socket;
   try {
     app = await connectTcp({ address: localAddress, port: preamble.port }, ctx.config.timeouts.connectMs);
   } catch (err) {
     log.info({ err, port: preamble.port }, 'local application not reachable; resetting');
+    conn.declined(null, null, 'local application refused');
     resetBoth(null, tcp);
     return;
   }
@@ -87,10 +96,16 @@ async function serve(ctx: ProxyContext, tcp: Socket, connId: string, log: Logger
 
   if (!preamble.clc) {
     alog.debug('plain relay requested by the peer sidecar');
-    await relay({ socket: app }, { socket: tcp, pending: rest }, { onBytes: ctx.metrics.byteCounter('tcp') });
+    // The peer sidecar decided (and counts the connection with its reason).
+    conn.fallback(null, null, 'peer sidecar asked for TCP');
+    await relay(
+      { socket: app },
+      { socket: tcp, pending: rest },
+      { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
+    );
     return;
   }
-  await serveClc(ctx, tcp, app, rest, connId, alog);
+  await serveClc(ctx, tcp, app, rest, conn, alog);
 }
 
 /**
@@ -105,10 +120,12 @@ export async function serveClc(
   tcp: Socket,
   app: Socket,
   initial: Buffer,
-  connId: string,
+  conn: TrackedConnection,
   log: Logger,
   peerKind: ClcPeerKind = 'sidecar',
 ): Promise<void> {
+  const connId = conn.id;
+  conn.handshake();
   const peerAddress = canonicalIp(tcp.remoteAddress ?? '::');
   let refusal: FallbackReason | null;
   if (peerKind === 'kernel') {
@@ -173,6 +190,7 @@ export async function serveClc(
   });
   const held = hold.release();
   if (held.error !== null) {
+    conn.declined(FallbackReason.InternalError);
     log.info({ err: held.error }, 'application failed during the handshake');
     resetBoth(app, tcp);
     return;
@@ -181,35 +199,42 @@ export async function serveClc(
     case 'established': {
       const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
       count('upgraded', 'none');
+      conn.upgraded(outcome.connection);
       clog.info({ peerKind }, 'connection upgraded to SMC-R');
       await outcome.connection.run(
         { socket: app, pending: held.pending, ended: held.ended },
-        ctx.metrics.byteCounter('rdma'),
+        conn.counter('rdma', ctx.metrics.byteCounter('rdma')),
       );
       tcp.end();
       return;
     }
     case 'fallback': {
       const reason = refusal ?? outcome.reason;
+      const decline = { code: outcome.code, origin: outcome.origin };
       if (afterFailure(ctx.identity, reason, 'peer-sidecar').action === 'reject') {
         count('declined', reason);
+        conn.declined(reason, decline);
         log.info({ reason, code: outcome.code }, 'SMC-R required but not established; resetting');
         resetBoth(app, tcp);
         return;
       }
       count('fallback', reason);
+      conn.fallback(reason, decline);
       log.info({ reason, code: outcome.code, origin: outcome.origin, peerKind }, 'falling back to TCP');
       await relay(
         { socket: app, pending: held.pending, ended: held.ended },
         { socket: tcp, pending: outcome.residual },
-        { onBytes: ctx.metrics.byteCounter('tcp') },
+        { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
       );
       return;
     }
-    case 'aborted':
-      count('declined', outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError);
+    case 'aborted': {
+      const reason = outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError;
+      count('declined', reason);
+      conn.declined(reason);
       log.info({ why: outcome.reason }, 'CLC handshake aborted; resetting');
       resetBoth(app, tcp);
       return;
+    }
   }
 }

@@ -2,7 +2,8 @@
 // control plane on the host): images built by `npm run image`, node agents with the device plugin,
 // injected pods of unmodified Debian programs, upgraded and fallback traffic checked through the
 // sidecars' metrics, leader failover, Prometheus and every dashboard panel, helm upgrade/uninstall.
-import { existsSync, mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -68,6 +69,17 @@ const LeaseView = z.object({ spec: z.object({ holderIdentity: z.string().nullish
 const DeploymentView = z.object({
   spec: z.object({ replicas: z.number().nullish() }),
   status: z.object({ readyReplicas: z.number().nullish() }).nullish(),
+});
+const ConnectionsView = z.object({
+  connections: z.array(
+    z.object({
+      direction: z.string(),
+      mode: z.string(),
+      outcome: z.string().nullable(),
+      reason: z.string().nullable(),
+      bytes: z.object({ rdma: z.object({ tx: z.number(), rx: z.number() }) }),
+    }),
+  ),
 });
 const ListView = z.object({ items: z.array(z.object({ metadata: z.object({ name: z.string() }) })) });
 
@@ -237,6 +249,24 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
 
   const server = (): string => ip.get(SERVER) ?? '';
 
+  /** bin/kubectl-smc as a user runs it: `kubectl` on PATH, the kubeconfig in KUBECONFIG. */
+  async function kubectlSmc(args: string[]): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), 'smc-kubectl-'));
+    symlinkSync(cluster.kubectlPath, join(dir, 'kubectl'));
+    const r = spawnSync(join(REPO, 'bin/kubectl-smc'), args, {
+      encoding: 'utf8',
+      timeout: 2 * MIN,
+      env: {
+        ...process.env,
+        PATH: `${dir}:${process.env['PATH'] ?? ''}`,
+        KUBECONFIG: cluster.kubeconfigPath,
+      },
+    });
+    rmSync(dir, { recursive: true, force: true });
+    if (r.status !== 0) throw new Error(`kubectl smc ${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  }
+
   /** Endpoints in the sidecar's last loaded directory, from its log (the volume is the kubelet's). */
   async function directorySize(pod: string): Promise<number> {
     const { stdout } = await cluster.kubectl(['logs', '-n', APP_NS, pod, '-c', 'smc-sidecar']);
@@ -351,6 +381,27 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       expect(legacy.spec.containers.map((x) => x.name)).toEqual(['curl', 'redis', 'iperf3']);
       expect(legacy.spec.initContainers ?? []).toEqual([]);
       await fetchBlob('legacy');
+
+      // Per connection, as an operator asks it: the kubectl plugin execs `smc connections` in the
+      // sidecar (the bundled CLI against the sidecar's loopback-only endpoint).
+      for (const [workload, outcome, reason] of [
+        ['client', 'upgraded', null],
+        ['intruder', 'fallback', 'tenant-not-allowed'],
+      ] as const) {
+        const table = await kubectlSmc(['connections', pod(workload), '-n', APP_NS]);
+        log(`kubectl smc connections ${workload}:\n${table}`);
+        const report = ConnectionsView.parse(
+          JSON.parse(await kubectlSmc(['connections', pod(workload), '-n', APP_NS, '-o', 'json'])),
+        );
+        const rows = report.connections.filter(
+          (x) =>
+            x.direction === 'outbound' && x.outcome === outcome && (reason === null || x.reason === reason),
+        );
+        expect(rows.length, `${workload}: outbound ${outcome} connections`).toBeGreaterThan(0);
+        for (const r of rows) expect(r.mode).toBe(outcome === 'upgraded' ? 'SMCR' : 'TCP');
+        if (outcome === 'upgraded') expect(rows.some((r) => r.bytes.rdma.rx > 0)).toBe(true);
+        else expect(rows.every((r) => r.bytes.rdma.tx === 0 && r.bytes.rdma.rx === 0)).toBe(true);
+      }
     },
     10 * MIN,
   );

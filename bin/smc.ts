@@ -4,12 +4,13 @@
  * the sidecar are subcommands of one program, so one image and one PATH entry serve them all.
  */
 import { readFileSync } from 'node:fs';
+import { printUsage, usageFailed } from '../sidecar/src/args.js';
 import { runIfEntryPoint } from '../sidecar/src/entry-point.js';
 
 export const USAGE = `usage: smc <command> [flags]
   operator [flags]              the operator: reconcilers, leader election, injection webhook
   node-agent [flags]            the node agent: RDMA inventory, SmcNode, device plugin
-  sidecar [--config FILE]       the per-pod SMC-R sidecar (uid 1337)
+  sidecar [--config FILE]       the per-pod SMC-R sidecar (uid 7609)
   intercept install|remove      the pod's nftables redirect rules (init container, NET_ADMIN)
   connections [-o table|json]   the sidecar's connections: SMC-R or TCP, and why (run in the pod)
   version                       print the version
@@ -31,8 +32,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
-      return 0;
+      return printUsage(USAGE);
     case 'version':
     case '--version':
       process.stdout.write(`${version()}\n`);
@@ -42,10 +42,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const operator = await import('../operator/src/main.js');
       return operator.main(rest);
     }
-    case 'sidecar': {
-      const sidecar = await import('../sidecar/src/main.js');
-      return sidecar.main(['run', ...rest]);
-    }
+    case 'sidecar':
     case 'node-agent':
     case 'intercept':
     case 'connections':
@@ -54,8 +51,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return sidecar.main(argv);
     }
     default:
-      process.stderr.write(`smc: unknown command "${command}"\n${USAGE}`);
-      return 2;
+      return usageFailed(
+        'smc',
+        command.startsWith('-') ? `unknown flag ${command}` : `unknown command "${command}"`,
+      );
   }
 }
 

@@ -1,28 +1,27 @@
-import { parseConfig, usage, type Config } from './config.js';
+import { parseFlags, printUsage, UsageError, usageFailed } from '../../sidecar/src/args.js';
+import { configFromFlags, OPERATOR_FLAG_SPECS, usage, type Config } from './config.js';
 import { Operator } from './controller/operator.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { loadKubeConfig, operatorOptions } from './options.js';
 
-export const OPERATOR_USAGE = `usage: smc operator [flags]\n`;
+export const OPERATOR_USAGE = `usage: smc operator [flags]
+  The operator: SmcPolicy and directory reconcilers, leader election, the injection webhook.
+  Each flag also comes from its environment variable; a flag wins over it.
+`;
 
 /**
  * Runs the operator until SIGTERM/SIGINT. Resolves with the process exit code: 0 after a clean
- * shutdown, 2 on bad flags, 1 when stopping fails.
+ * shutdown (and for --help), 2 on bad flags, 1 when stopping fails.
  */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${OPERATOR_USAGE}${usage()}\n`);
-    return 0;
-  }
   let config: Config;
   try {
-    config = parseConfig([...argv], env);
+    const args = parseFlags(argv, OPERATOR_FLAG_SPECS);
+    if (args.help) return printUsage(`${OPERATOR_USAGE}${usage()}`);
+    config = configFromFlags(args.flags, env);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`smc-operator: ${e.message}\n`);
-      return 2;
-    }
+    if (e instanceof UsageError || e instanceof ConfigError) return usageFailed('smc operator', e);
     throw e;
   }
   const log = createLogger(config['log-level'], { identity: config.identity });

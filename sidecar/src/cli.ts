@@ -1,12 +1,12 @@
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { parseFlags, UsageError, type FlagSpecs } from './args.js';
+
+export { UsageError };
+
+/** The subcommands with a usage of their own (`smc <topic> --help`). */
+export type HelpTopic = 'run' | 'intercept' | 'connections';
 
 export type Command =
-  | { kind: 'help'; topic?: 'connections' }
+  | { kind: 'help'; topic?: HelpTopic }
   | { kind: 'intercept'; action: 'install' | 'remove'; configFile: string | undefined }
   | { kind: 'run'; configFile: string | undefined }
   | { kind: 'node-agent'; args: readonly string[] }
@@ -21,59 +21,38 @@ export const USAGE = `usage: smc <command> [--config FILE]
 Config: --config FILE or $SMC_CONFIG_FILE (JSON), overridden by SMC_* environment variables.
 `;
 
-function configOption(args: readonly string[]): string | undefined {
-  let file: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? '';
-    if (a === '--config' || a === '-c') {
-      file = args[i + 1];
-      if (file === undefined) throw new UsageError(`${a} needs a file`);
-      i++;
-    } else if (a.startsWith('--config=')) {
-      file = a.slice('--config='.length);
-    } else {
-      throw new UsageError(`unknown argument "${a}"`);
-    }
-  }
-  return file;
-}
+const CONFIG_HELP = `  -c, --config FILE   JSON configuration (default $SMC_CONFIG_FILE), overridden by SMC_* environment variables
+`;
+
+export const RUN_USAGE = `usage: smc sidecar [--config FILE]   (also: smc run)
+  Runs the per-pod SMC-R sidecar proxy (uid 7609) until SIGTERM.
+${CONFIG_HELP}`;
+
+export const INTERCEPT_USAGE = `usage: smc intercept install|remove [--config FILE]
+  Installs (or deletes) the nftables rules that redirect the pod's TCP traffic to the sidecar, in
+  this network namespace (the init container; needs NET_ADMIN).
+${CONFIG_HELP}`;
+
+const CONFIG_FLAGS = { config: { type: 'string', short: 'c' } } as const satisfies FlagSpecs;
+
+const CONNECTIONS_FLAGS = {
+  output: { type: 'string', short: 'o' },
+  'admin-port': { type: 'string' },
+} as const satisfies FlagSpecs;
 
 function connectionsOptions(args: readonly string[]): Command {
-  let output: 'table' | 'json' = 'table';
+  const a = parseFlags(args, CONNECTIONS_FLAGS);
+  if (a.help) return { kind: 'help', topic: 'connections' };
+  const output = a.flags.output ?? 'table';
+  if (output !== 'table' && output !== 'json') {
+    throw new UsageError(`--output must be "table" or "json", not "${output}"`);
+  }
   let adminPort: number | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? '';
-    if (a === '-h' || a === '--help') return { kind: 'help', topic: 'connections' };
-    let name: string;
-    let value: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) {
-      name = a.slice(0, eq);
-      value = a.slice(eq + 1);
-    } else if (a.startsWith('-o') && a.length > 2 && !a.startsWith('--')) {
-      name = '-o';
-      value = a.slice(a[2] === '=' ? 3 : 2);
-    } else {
-      name = a;
-      if (name === '-o' || name === '--output' || name === '--admin-port') {
-        value = args[i + 1];
-        if (value === undefined) throw new UsageError(`${name} needs a value`);
-        i++;
-      }
-    }
-    if (name === '-o' || name === '--output') {
-      if (value !== 'table' && value !== 'json') {
-        throw new UsageError(`${name} must be "table" or "json", not "${value ?? ''}"`);
-      }
-      output = value;
-    } else if (name === '--admin-port') {
-      const n = /^\d{1,5}$/.test(value ?? '') ? Number(value) : NaN;
-      if (!(n >= 1 && n <= 65535)) {
-        throw new UsageError(`--admin-port needs a port number, not "${value ?? ''}"`);
-      }
-      adminPort = n;
-    } else {
-      throw new UsageError(`unknown argument "${a}"`);
+  const port = a.flags['admin-port'];
+  if (port !== undefined) {
+    adminPort = /^\d{1,5}$/.test(port) ? Number(port) : NaN;
+    if (!(adminPort >= 1 && adminPort <= 65535)) {
+      throw new UsageError(`--admin-port needs a port number, not "${port}"`);
     }
   }
   return { kind: 'connections', output, adminPort };
@@ -89,14 +68,20 @@ export function parseArgs(argv: readonly string[]): Command {
     case '-h':
       return { kind: 'help' };
     case 'intercept': {
-      const [action, ...opts] = rest;
+      const a = parseFlags(rest, CONFIG_FLAGS, { positionals: 1 });
+      if (a.help) return { kind: 'help', topic: 'intercept' };
+      const [action] = a.positionals;
       if (action !== 'install' && action !== 'remove') {
-        throw new UsageError('intercept needs "install" or "remove"');
+        throw new UsageError('missing "install" or "remove"');
       }
-      return { kind: 'intercept', action, configFile: configOption(opts) };
+      return { kind: 'intercept', action, configFile: a.flags.config };
     }
     case 'run':
-      return { kind: 'run', configFile: configOption(rest) };
+    case 'sidecar': {
+      const a = parseFlags(rest, CONFIG_FLAGS);
+      if (a.help) return { kind: 'help', topic: 'run' };
+      return { kind: 'run', configFile: a.flags.config };
+    }
     case 'node-agent':
       return { kind: 'node-agent', args: rest };
     case 'connections':

@@ -4,7 +4,8 @@ import { loadConfig } from './config/load.js';
 import { runInterceptCommand } from './intercept/command.js';
 import { createLogger } from './log.js';
 import { runSidecar } from './run.js';
-import { parseArgs, USAGE, UsageError } from './cli.js';
+import { printUsage, usageFailed } from './args.js';
+import { INTERCEPT_USAGE, parseArgs, RUN_USAGE, USAGE, UsageError } from './cli.js';
 
 async function runNodeAgent(argv: readonly string[]): Promise<number> {
   // Loaded lazily: the node agent's modules (and the native addon they may load) stay out of the sidecar's path.
@@ -12,27 +13,31 @@ async function runNodeAgent(argv: readonly string[]): Promise<number> {
   return agent.main(argv);
 }
 
+/** How the user ran a subcommand, for its messages: `smc sidecar`, `smc intercept`, or `smc`. */
+function commandName(sub: string | undefined): string {
+  const subcommands = ['sidecar', 'run', 'intercept', 'connections'];
+  return sub !== undefined && subcommands.includes(sub) ? `smc ${sub}` : 'smc';
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   let cmd;
   try {
     cmd = parseArgs(argv);
   } catch (err) {
-    if (err instanceof UsageError) {
-      const usage =
-        argv[0] === 'connections' ? (await import('./ops/connections-cli.js')).CONNECTIONS_USAGE : USAGE;
-      process.stderr.write(`${err.message}\n${usage}`);
-      return 2;
-    }
+    if (err instanceof UsageError) return usageFailed(commandName(argv[0]), err);
     throw err;
   }
-  if (cmd.kind === 'help' && cmd.topic === 'connections') {
-    const { CONNECTIONS_USAGE } = await import('./ops/connections-cli.js');
-    process.stdout.write(CONNECTIONS_USAGE);
-    return 0;
-  }
   if (cmd.kind === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
+    switch (cmd.topic) {
+      case 'connections':
+        return printUsage((await import('./ops/connections-cli.js')).CONNECTIONS_USAGE);
+      case 'run':
+        return printUsage(RUN_USAGE);
+      case 'intercept':
+        return printUsage(INTERCEPT_USAGE);
+      case undefined:
+        return printUsage(USAGE);
+    }
   }
   if (cmd.kind === 'node-agent') return runNodeAgent(cmd.args);
   if (cmd.kind === 'connections') {

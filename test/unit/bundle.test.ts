@@ -40,9 +40,33 @@ describe.skipIf(!built)('image bundle', () => {
     const operator = smc('operator', '--help');
     expect(operator.code).toBe(0);
     expect(operator.out).toContain('--queue-burst');
-    // The sidecar's and node agent's parsers reject the flag with usage (exit 2), after loading.
-    expect(smc('sidecar', '--no-such-flag').out).toMatch(/usage|Config:/i);
-    expect(smc('node-agent', '--no-such-flag')).toMatchObject({ code: 2 });
+  });
+
+  it('every role parses its command line the same way: --help exits 0, an unknown flag 2', () => {
+    expect(smc('--help')).toMatchObject({ code: 0, out: expect.stringMatching(/^usage: smc <command>/) });
+    expect(smc('--no-such-flag')).toEqual({
+      code: 2,
+      out: 'smc: unknown flag --no-such-flag\nRun "smc --help" for usage.\n',
+    });
+    // Each role's parser runs after its chunk loaded: the usage names the role.
+    for (const role of ['operator', 'node-agent', 'sidecar', 'intercept', 'connections']) {
+      const help = smc(role, '--help');
+      expect(help.code, `${role} --help: ${help.out}`).toBe(0);
+      expect(help.out, role).toMatch(new RegExp(`^usage: smc ${role}\\b`));
+      expect(smc(role, '-h'), role).toEqual(help);
+      expect(smc(role, '--no-such-flag'), role).toEqual({
+        code: 2,
+        out: `smc ${role}: unknown flag --no-such-flag\nRun "smc ${role} --help" for usage.\n`,
+      });
+    }
+    expect(smc('operator', '--workers')).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/--workers needs a value/),
+    });
+    expect(smc('node-agent', '--rescan-interval=1')).toMatchObject({
+      code: 2,
+      out: expect.stringMatching(/^smc node-agent: --rescan-interval: /),
+    });
   });
 
   it('loads the verbs addon from the image path, or says which file is missing', () => {

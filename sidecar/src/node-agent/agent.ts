@@ -20,7 +20,7 @@ export interface NodeAgentMetrics {
 }
 
 export function createNodeAgentMetrics(registry = new Registry()): NodeAgentMetrics {
-  return {
+  const metrics: NodeAgentMetrics = {
     registry,
     scans: new Counter({
       name: 'smc_node_agent_scans_total',
@@ -51,6 +51,11 @@ export function createNodeAgentMetrics(registry = new Registry()): NodeAgentMetr
       registers: [registry],
     }),
   };
+  // Series start at 0: an error rate (a failing SmcNode publish) is then 0, not absent, until the
+  // first error, and an agent whose SmcNode never changes still shows its writes.
+  for (const result of ['ok', 'error']) metrics.scans.inc({ result }, 0);
+  for (const kind of ['create', 'labels', 'status']) metrics.writes.inc({ kind }, 0);
+  return metrics;
 }
 
 export interface NodeAgentDeps {

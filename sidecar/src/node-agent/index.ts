@@ -2,10 +2,11 @@
  * `smc-sidecar node-agent`: the per-node DaemonSet process. Publishes the node's RDMA devices and
  * VLAN netdevs as the cluster-scoped SmcNode named after the node (NODE_NAME).
  *
- *   node dist/sidecar/src/main.js node-agent [--log-level=info] [--rescan-interval=60]
- *     [--inventory-source=sysfs|native] [--metrics-port=15090] [--health-port=15021]
- *     [--device-plugin] [--resource-name=smc.dev/rdma] [--resource-slots=1000]
- *     [--device-plugin-dir=/var/lib/kubelet/device-plugins/]
+ *   smc node-agent [--log-level=info] [--rescan-interval=60] [--inventory-source=sysfs|native]
+ *     [--metrics-port=15090] [--health-port=15021] [--device-plugin] [--resource-name=smc.dev/rdma]
+ *     [--resource-slots=1000] [--device-plugin-dir=/var/lib/kubelet/device-plugins/]
+ *
+ * (NODE_AGENT_USAGE, `smc node-agent --help`, lists them.)
  *
  * With --device-plugin it also serves the kubelet's device-plugin API (device-plugin/), so pods
  * requesting the resource get the node's RoCE device nodes.
@@ -17,6 +18,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
+import { flagTable, parseFlags, printUsage, type FlagSpec, type FlagValues } from '../args.js';
 import { createLogger } from '../log.js';
 import { createHealthServer, createMetricsServer, createNodeAgentMetrics, startLoop } from './agent.js';
 import {
@@ -59,7 +61,7 @@ export const NodeAgentOptionsSchema = z.object({
   inventorySource: z.enum(['sysfs', 'native']).default('sysfs'),
   metricsPort: port.default(15090),
   healthPort: port.default(15021),
-  devicePlugin: z.stringbool().default(false),
+  devicePlugin: z.boolean().default(false),
   /** An extended resource name: a domain prefix and a name (Kubernetes qualified name rules). */
   resourceName: z
     .string()
@@ -82,42 +84,111 @@ export const NodeAgentOptionsSchema = z.object({
   resourceSlots: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_RESOURCE_SLOTS),
   nodeName: z
     .string()
-    .min(1, 'NODE_NAME is required (set it from spec.nodeName)')
+    .min(1, 'required: set NODE_NAME from spec.nodeName, or --node-name')
     .max(253)
-    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'NODE_NAME must be a DNS subdomain'),
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain'),
 });
 export type NodeAgentOptions = z.infer<typeof NodeAgentOptionsSchema>;
 
-const FLAGS: Record<string, keyof NodeAgentOptions> = {
-  'log-level': 'logLevel',
-  'rescan-interval': 'rescanIntervalSeconds',
-  'inventory-source': 'inventorySource',
-  'metrics-port': 'metricsPort',
-  'health-port': 'healthPort',
-  'node-name': 'nodeName',
-  'device-plugin': 'devicePlugin',
-  'resource-name': 'resourceName',
-  'device-plugin-dir': 'devicePluginDir',
-  'resource-slots': 'resourceSlots',
-};
+/**
+ * The node agent's flags: the option each sets, the name of its value in the usage, and its help.
+ * NODE_NAME comes from the environment.
+ */
+export const NODE_AGENT_FLAGS = {
+  'log-level': {
+    type: 'string',
+    key: 'logLevel',
+    value: 'LEVEL',
+    help: 'trace, debug, info (default), warn, error, fatal or silent',
+  },
+  'rescan-interval': {
+    type: 'string',
+    key: 'rescanIntervalSeconds',
+    value: 'SECONDS',
+    help: 'between two scans, 5-86400 (default 60)',
+  },
+  'inventory-source': {
+    type: 'string',
+    key: 'inventorySource',
+    value: 'SOURCE',
+    help: 'sysfs (default) or native (the verbs addon)',
+  },
+  'metrics-port': {
+    type: 'string',
+    key: 'metricsPort',
+    value: 'PORT',
+    help: 'of /metrics (default 15090; 0: any free port)',
+  },
+  'health-port': {
+    type: 'string',
+    key: 'healthPort',
+    value: 'PORT',
+    help: 'of /healthz and /readyz (default 15021; 0: any free port)',
+  },
+  'node-name': { type: 'string', key: 'nodeName', value: 'NAME', help: 'the node (default $NODE_NAME)' },
+  'device-plugin': {
+    type: 'switch',
+    key: 'devicePlugin',
+    value: '',
+    help: "also serve the kubelet's device-plugin API for the node's RDMA devices",
+  },
+  'resource-name': {
+    type: 'string',
+    key: 'resourceName',
+    value: 'NAME',
+    help: `of the extended resource (default ${DEFAULT_RESOURCE_NAME})`,
+  },
+  'device-plugin-dir': {
+    type: 'string',
+    key: 'devicePluginDir',
+    value: 'DIR',
+    help: `of the kubelet's device-plugin sockets (default ${DEFAULT_DEVICE_PLUGIN_DIR})`,
+  },
+  'resource-slots': {
+    type: 'string',
+    key: 'resourceSlots',
+    value: 'N',
+    help: `pods that can hold the resource at once, 1-10000 (default ${DEFAULT_RESOURCE_SLOTS})`,
+  },
+} as const satisfies Record<string, FlagSpec & { key: keyof NodeAgentOptions; value: string; help: string }>;
 
-/** Flags that mean true on their own (`--device-plugin`) and also take `=true` / `=false`. */
-const SWITCHES: ReadonlySet<keyof NodeAgentOptions> = new Set(['devicePlugin']);
+export const NODE_AGENT_USAGE = `usage: smc node-agent [flags]
+  Publishes this node's RDMA devices and VLAN netdevs as the SmcNode named after the node, and
+  serves /metrics, /healthz and /readyz (with --device-plugin also the kubelet's device plugin).
+${flagTable(
+  Object.entries(NODE_AGENT_FLAGS).map(([name, f]) => [
+    f.type === 'switch' ? `--${name}[=BOOL]` : `--${name} ${f.value}`,
+    f.help,
+  ]),
+)}Environment: NODE_NAME (required unless --node-name), KUBECONFIG (default: the in-cluster config).
+`;
 
-/** Parses `--flag=value` / `--flag value` arguments and NODE_NAME; throws a ZodError or Error on bad input. */
-export function parseNodeAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv): NodeAgentOptions {
-  const raw: Record<string, string> = {};
-  raw['nodeName'] = env['NODE_NAME'] ?? '';
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
-    const key = m ? FLAGS[m[1] ?? ''] : undefined;
-    if (!m || key === undefined) throw new Error(`node-agent: unknown argument ${arg}`);
-    const value = m[2] ?? (SWITCHES.has(key) ? 'true' : argv[++i]);
-    if (value === undefined) throw new Error(`node-agent: ${arg} needs a value`);
-    raw[key] = value;
+/** The flag a NodeAgentOptions key comes from (or NODE_NAME), for messages. */
+export function nodeAgentFlagOf(key: PropertyKey): string {
+  if (key === 'nodeName') return 'NODE_NAME';
+  const flag = Object.entries(NODE_AGENT_FLAGS).find(([, f]) => f.key === key)?.[0];
+  return flag === undefined ? String(key) : `--${flag}`;
+}
+
+/** The options from the flags given and NODE_NAME; throws a ZodError on bad values. */
+export function nodeAgentOptions(
+  flags: FlagValues<typeof NODE_AGENT_FLAGS>,
+  env: NodeJS.ProcessEnv,
+): NodeAgentOptions {
+  const raw: Record<string, string | boolean> = { nodeName: env['NODE_NAME'] ?? '' };
+  for (const [name, f] of Object.entries(NODE_AGENT_FLAGS)) {
+    const value = flags[name as keyof typeof NODE_AGENT_FLAGS];
+    if (value !== undefined) raw[f.key] = value;
   }
   return NodeAgentOptionsSchema.parse(raw);
+}
+
+/**
+ * Parses `--flag=value` / `--flag value` arguments (sidecar/src/args.ts) and NODE_NAME; throws a
+ * UsageError or a ZodError on bad input. `--help` is runNodeAgent's.
+ */
+export function parseNodeAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv): NodeAgentOptions {
+  return nodeAgentOptions(parseFlags(argv, NODE_AGENT_FLAGS).flags, env);
 }
 
 async function pciAddressFromSysfs(device: string): Promise<string | null> {
@@ -174,18 +245,22 @@ function listen(server: Server, port: number): Promise<number> {
 
 /**
  * Runs the node agent until SIGTERM/SIGINT (or `hooks.signal`). Resolves with the process exit
- * code. The API server is reached with KUBECONFIG from `env` when set, else the in-cluster config.
+ * code (0 after printing the usage for --help); bad arguments throw UsageError or ZodError (main.ts
+ * turns them into exit code 2). The API server is reached with KUBECONFIG from `env` when set, else the in-cluster config.
  */
 export async function runNodeAgent(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
   hooks: RunNodeAgentHooks = {},
 ): Promise<number> {
-  const opts = parseNodeAgentArgs(argv, env);
+  const args = parseFlags(argv, NODE_AGENT_FLAGS);
+  if (args.help) return printUsage(NODE_AGENT_USAGE);
+  const opts = nodeAgentOptions(args.flags, env);
   const log = createLogger(opts.logLevel, 'smc-node-agent');
   const kc = new KubeConfig();
   if (env['KUBECONFIG']) kc.loadFromFile(env['KUBECONFIG']);
   else kc.loadFromDefault();
+  const store = new KubeSmcNodeStore(kc);
   const metrics = createNodeAgentMetrics();
   const intervalMs = opts.rescanIntervalSeconds * 1000;
   const plugin = await createDevicePlugin(opts, log, metrics.registry);
@@ -194,7 +269,7 @@ export async function runNodeAgent(
       nodeName: opts.nodeName,
       rdma: await inventorySource(opts.inventorySource),
       vlans: new ProcVlanSource(),
-      store: new KubeSmcNodeStore(kc),
+      store,
       log,
       metrics,
       onInventory: plugin ? (inventory) => plugin.update(inventory.devices) : undefined,
@@ -245,5 +320,6 @@ export async function runNodeAgent(
     health.close();
     metricsServer.close();
     await plugin?.stop();
+    store.close();
   }
 }

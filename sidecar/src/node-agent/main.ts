@@ -1,22 +1,27 @@
 /**
- * Entry used by `smc-sidecar node-agent` (sidecar/src/main.ts loads this module by path and calls
- * `main` with the arguments after the subcommand). Bad arguments print a message and return 2.
+ * Entry used by `smc node-agent` (sidecar/src/main.ts loads this module by path and calls `main`
+ * with the arguments after the subcommand). `--help` prints the usage (exit 0); bad arguments print
+ * the problem (exit 2), as every smc command does (sidecar/src/args.ts).
  */
 import { ZodError } from 'zod';
-import { runNodeAgent } from './index.js';
+import { UsageError, usageFailed } from '../args.js';
+import { nodeAgentFlagOf, runNodeAgent } from './index.js';
+
+const COMMAND = 'smc node-agent';
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   try {
     return await runNodeAgent(argv, env);
   } catch (err) {
+    if (err instanceof UsageError) return usageFailed(COMMAND, err);
     if (err instanceof ZodError) {
-      const issues = err.issues.map((i) => `${i.path.join('.') || 'arguments'}: ${i.message}`).join('; ');
-      process.stderr.write(`node-agent: ${issues}\n`);
-      return 2;
-    }
-    if (err instanceof Error && err.message.startsWith('node-agent:')) {
-      process.stderr.write(`${err.message}\n`);
-      return 2;
+      // Named as the user gives them (--rescan-interval, NODE_NAME), the first problem of each.
+      const byOption = new Map<string, string>();
+      for (const i of err.issues) {
+        const name = i.path.length > 0 ? nodeAgentFlagOf(i.path[0] ?? '') : 'arguments';
+        if (!byOption.has(name)) byOption.set(name, `${name}: ${i.message}`);
+      }
+      return usageFailed(COMMAND, [...byOption.values()].join('; '));
     }
     throw err;
   }

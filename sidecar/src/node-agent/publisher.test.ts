@@ -174,6 +174,9 @@ describe('scan loop', () => {
     expect(text).toContain('smc_node_agent_scans_total{result="ok"} 3');
     expect(text).toContain('smc_node_agent_smcnode_writes_total{kind="status"} 2');
     expect(text).toContain('smc_node_agent_rdma_devices 0');
+    // The series that did not happen exist too, at 0 (the dashboard's error and write panels).
+    expect(text).toContain('smc_node_agent_scans_total{result="error"} 0');
+    expect(text).toContain('smc_node_agent_smcnode_writes_total{kind="labels"} 0');
   });
 
   it('scanOnce hands each inventory to onInventory, also when publishing fails', async () => {
@@ -310,7 +313,7 @@ describe('parseNodeAgentArgs', () => {
 
   it('rejects bad input', () => {
     expect(() => parseNodeAgentArgs([], {})).toThrow();
-    expect(() => parseNodeAgentArgs(['--bogus=1'], { NODE_NAME: 'w' })).toThrow(/unknown argument/);
+    expect(() => parseNodeAgentArgs(['--bogus=1'], { NODE_NAME: 'w' })).toThrow(/unknown flag --bogus/);
     expect(() => parseNodeAgentArgs(['--rescan-interval=1'], { NODE_NAME: 'w' })).toThrow();
     expect(() => parseNodeAgentArgs(['--inventory-source=magic'], { NODE_NAME: 'w' })).toThrow();
     expect(() => parseNodeAgentArgs([], { NODE_NAME: 'Bad_Name' })).toThrow();
@@ -361,6 +364,27 @@ describe('parseNodeAgentArgs', () => {
 });
 
 describe('main', () => {
+  it('--help prints the usage with every flag and returns 0, without starting', async () => {
+    const { main } = await import('./main.js');
+    const { NODE_AGENT_FLAGS } = await import('./index.js');
+    const out: string[] = [];
+    const orig = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => {
+      out.push(chunk);
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      // No NODE_NAME: --help needs none, and nothing else is checked.
+      expect(await main(['--help'], {})).toBe(0);
+      expect(await main(['--rescan-interval=1', '-h'], {})).toBe(0);
+    } finally {
+      process.stdout.write = orig;
+    }
+    expect(out.join('')).toMatch(/^usage: smc node-agent \[flags\]/);
+    for (const flag of Object.keys(NODE_AGENT_FLAGS)) expect(out.join('')).toContain(`--${flag}`);
+    expect(out.join('')).toContain('--device-plugin[=BOOL]');
+  });
+
   it('bad arguments print a message and return 2', async () => {
     const { main } = await import('./main.js');
     const writes: string[] = [];
@@ -373,11 +397,16 @@ describe('main', () => {
       expect(await main(['--rescan-interval=1'], { NODE_NAME: 'n' })).toBe(2);
       expect(await main([], {})).toBe(2);
       expect(await main(['--nope'], { NODE_NAME: 'n' })).toBe(2);
+      expect(await main(['--device-plugin', 'false'], { NODE_NAME: 'n' })).toBe(2);
     } finally {
       process.stderr.write = orig;
     }
-    expect(writes.join('')).toMatch(/rescanIntervalSeconds/);
-    expect(writes.join('')).toMatch(/NODE_NAME is required/);
-    expect(writes.join('')).toMatch(/unknown argument --nope/);
+    expect(writes.join('')).toMatch(/^smc node-agent: --rescan-interval: /m);
+    expect(writes.join('')).toMatch(
+      /^smc node-agent: NODE_NAME: required: set NODE_NAME from spec.nodeName, or --node-name\n/m,
+    );
+    expect(writes.join('')).toMatch(
+      /^smc node-agent: unknown flag --nope\nRun "smc node-agent --help" for usage\.$/m,
+    );
   });
 });

@@ -3,8 +3,10 @@
  * replaces its status (a subresource) only when the content changed. Optimistic concurrency: every
  * write carries the resourceVersion it was computed from; a conflict re-reads and retries.
  */
-import { ApiException, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { ApiError } from '../../../operator/src/errors.js';
+import { KubeClient } from '../../../operator/src/kube/client.js';
 import {
   SMC_API_GROUP,
   SMC_API_VERSION,
@@ -87,39 +89,45 @@ export class StoreError extends Error {
 
 function errorCode(err: unknown): number | undefined {
   if (err instanceof StoreError) return err.code;
-  if (err instanceof ApiException) return err.code;
+  if (err instanceof ApiError) return err.status;
   return undefined;
 }
 
 function wrap(err: unknown, what: string): never {
-  if (err instanceof ApiException) {
-    const body: unknown = err.body;
-    const message =
-      typeof body === 'string'
-        ? body
-        : body !== null && typeof body === 'object' && 'message' in body
-          ? String(body.message)
-          : err.message;
-    throw new StoreError(err.code, `${what}: HTTP ${err.code}: ${message}`);
-  }
+  // The ApiError's message has the verb, path, status and the API server's message.
+  if (err instanceof ApiError) throw new StoreError(err.status, `${what}: ${err.message}`);
   throw err;
 }
 
-/** SmcNode operations over @kubernetes/client-node's CustomObjectsApi. */
+const SMCNODES_PATH = `/apis/${SMC_API_GROUP}/${SMC_API_VERSION}/${SMCNODE_PLURAL}`;
+
+/**
+ * SmcNode operations over the operator's API-server client (operator/src/kube/client.ts), so the
+ * operator and the node agent talk to the API server one way: TLS and credentials from the
+ * KubeConfig, a keep-alive agent, a request timeout, every answer checked with zod.
+ */
 export class KubeSmcNodeStore implements SmcNodeStore {
-  private readonly api: CustomObjectsApi;
-  private readonly base = { group: SMC_API_GROUP, version: SMC_API_VERSION, plural: SMCNODE_PLURAL };
+  private readonly client: KubeClient;
 
   constructor(
     kc: KubeConfig,
     private readonly fieldManager = 'smc-node-agent',
   ) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.client = new KubeClient(kc, 'smc-node-agent');
+  }
+
+  /** Releases the pooled connections. */
+  close(): void {
+    this.client.close();
+  }
+
+  private path(name: string, status = false): string {
+    return `${SMCNODES_PATH}/${encodeURIComponent(name)}${status ? '/status' : ''}`;
   }
 
   async get(name: string): Promise<SmcNodeRead | null> {
     try {
-      return SmcNodeReadSchema.parse(await this.api.getClusterCustomObject({ ...this.base, name }));
+      return await this.client.request('GET', this.path(name), SmcNodeReadSchema);
     } catch (err) {
       if (errorCode(err) === 404) return null;
       return wrap(err, `get smcnode ${name}`);
@@ -129,12 +137,10 @@ export class KubeSmcNodeStore implements SmcNodeStore {
   async create(obj: SmcNodeObject): Promise<SmcNodeRead> {
     try {
       const body = { ...obj, metadata: { name: obj.metadata.name, labels: obj.metadata.labels } };
-      const created: unknown = await this.api.createClusterCustomObject({
-        ...this.base,
+      return await this.client.request('POST', SMCNODES_PATH, SmcNodeReadSchema, {
         body,
-        fieldManager: this.fieldManager,
+        query: { fieldManager: this.fieldManager },
       });
-      return SmcNodeReadSchema.parse(created);
     } catch (err) {
       return wrap(err, `create smcnode ${obj.metadata.name}`);
     }
@@ -142,13 +148,10 @@ export class KubeSmcNodeStore implements SmcNodeStore {
 
   async replace(obj: SmcNodeObject): Promise<SmcNodeRead> {
     try {
-      const replaced: unknown = await this.api.replaceClusterCustomObject({
-        ...this.base,
-        name: obj.metadata.name,
+      return await this.client.request('PUT', this.path(obj.metadata.name), SmcNodeReadSchema, {
         body: obj,
-        fieldManager: this.fieldManager,
+        query: { fieldManager: this.fieldManager },
       });
-      return SmcNodeReadSchema.parse(replaced);
     } catch (err) {
       return wrap(err, `replace smcnode ${obj.metadata.name}`);
     }
@@ -156,13 +159,10 @@ export class KubeSmcNodeStore implements SmcNodeStore {
 
   async replaceStatus(obj: SmcNodeObject): Promise<SmcNodeRead> {
     try {
-      const replaced: unknown = await this.api.replaceClusterCustomObjectStatus({
-        ...this.base,
-        name: obj.metadata.name,
+      return await this.client.request('PUT', this.path(obj.metadata.name, true), SmcNodeReadSchema, {
         body: obj,
-        fieldManager: this.fieldManager,
+        query: { fieldManager: this.fieldManager },
       });
-      return SmcNodeReadSchema.parse(replaced);
     } catch (err) {
       return wrap(err, `replace smcnode ${obj.metadata.name} status`);
     }

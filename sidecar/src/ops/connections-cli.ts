@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { SIDECAR_DEFAULT_PORTS } from '../../../operator/src/api/sidecar.js';
 import { formatConnectionsTable } from './connections-format.js';
 import type { ConnectionsReport } from './connections.js';
 
@@ -8,7 +9,7 @@ import type { ConnectionsReport } from './connections.js';
  * `kubectl exec POD -c smc-sidecar -- smc connections`.
  */
 
-export const DEFAULT_ADMIN_PORT = 15000;
+export const DEFAULT_ADMIN_PORT = SIDECAR_DEFAULT_PORTS.admin;
 export const ADMIN_PORT_ENV = 'SMC_PORT_ADMIN';
 
 export const CONNECTIONS_USAGE = `usage: smc connections [--output table|json] [--admin-port N]
@@ -23,7 +24,7 @@ export type ConnectionsOutput = 'table' | 'json';
 
 export interface ConnectionsOptions {
   output: ConnectionsOutput;
-  /** From --admin-port; undefined: $SMC_PORT_ADMIN, else 15000. */
+  /** From --admin-port; undefined: $SMC_PORT_ADMIN, else the default (15104). */
   adminPort: number | undefined;
 }
 

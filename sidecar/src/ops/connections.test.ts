@@ -284,6 +284,7 @@ describe('smc connections arguments', () => {
     expect(() => parseArgs(['connections', '-o'])).toThrow(/needs a value/);
     expect(() => parseArgs(['connections', '--admin-port', '70000'])).toThrow(/port number/);
     expect(() => parseArgs(['connections', '--admin-port', 'x'])).toThrow(UsageError);
-    expect(() => parseArgs(['connections', 'pod-a'])).toThrow(/unknown argument/);
+    expect(() => parseArgs(['connections', 'pod-a'])).toThrow(/unexpected argument "pod-a"/);
+    expect(() => parseArgs(['connections', '--bogus'])).toThrow(/unknown flag --bogus/);
   });
 });

@@ -123,3 +123,23 @@ seccompProfile:
 {{- define "smc.seconds" -}}
 {{- if hasSuffix "m" . -}}{{ mul (trimSuffix "m" .) 60 }}{{- else -}}{{ trimSuffix "s" . }}{{- end -}}
 {{- end }}
+
+{{/* cert-manager mode (webhook.certManager.enabled): the Certificate of the webhook Service. */}}
+{{- define "smc.webhook.certificateName" -}}
+{{- printf "%s-webhook" (include "smc.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The chart's own CA (only without webhook.certManager.issuerRef.name). */}}
+{{- define "smc.webhook.caName" -}}
+{{- printf "%s-webhook-ca" (include "smc.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Where the operator reads the cert-manager-issued tls.crt and tls.key. */}}
+{{- define "smc.webhook.certDir" -}}
+/var/run/smc-operator/webhook-tls
+{{- end -}}
+
+{{/* The Secret holding the operator's directory signing key (Ed25519). */}}
+{{- define "smc.directoryKeySecretName" -}}
+{{- printf "%s-directory-key" (include "smc.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

@@ -7,9 +7,11 @@ import type { OperatorMetrics } from '../metrics.js';
 import type { TlsMaterial } from './certmanager.js';
 import {
   AdmissionPodSchema,
+  admissionWarning,
   admissionWarnings,
   decideInjection,
   injectionPatch,
+  podSidecarMode,
   type InjectionSettings,
 } from './inject.js';
 import type { SmcPolicy } from '../api/smcpolicy.js';
@@ -75,10 +77,14 @@ export function admit(
   // A pod that opted in but is left alone, or that several policies select, is not silent:
   // kubectl prints admission warnings to whoever created it.
   const warnings = admissionWarnings(decision);
-  const warn = warnings.length > 0 ? { warnings } : {};
-  if (!decision.inject)
+  if (!decision.inject) {
+    const warn = warnings.length > 0 ? { warnings } : {};
     return { response: { uid: req.uid, allowed: true, ...warn }, apiVersion, outcome: 'skipped' };
-  const patch = injectionPatch(pod.data, decision.policy, settings);
+  }
+  const sidecar = podSidecarMode(pod.data, settings);
+  if (sidecar.warning !== undefined) warnings.push(admissionWarning(sidecar.warning));
+  const warn = warnings.length > 0 ? { warnings } : {};
+  const patch = injectionPatch(pod.data, decision.policy, settings, sidecar.mode);
   return {
     response: {
       uid: req.uid,
@@ -98,10 +104,19 @@ export class WebhookServer {
 
   constructor(
     private readonly ctx: AdmissionContext,
-    private readonly settings: InjectionSettings,
+    private settings: InjectionSettings,
     private readonly metrics: OperatorMetrics,
     private readonly log: Logger,
   ) {}
+
+  /** Changes the injection settings: the sidecar mode, once the API server's version is known. */
+  updateSettings(change: Partial<InjectionSettings>): void {
+    this.settings = { ...this.settings, ...change };
+  }
+
+  get currentSettings(): InjectionSettings {
+    return this.settings;
+  }
 
   get port(): number | undefined {
     const a = this.server?.address();

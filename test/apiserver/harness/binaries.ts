@@ -31,8 +31,8 @@ export interface Binaries {
 
 type BuildTarget = 'kube-apiserver' | 'etcd' | 'helm';
 
-/** Pinned versions, read from tools/versions.env. */
-export function readVersions(): Versions {
+/** The KEY=value lines of tools/versions.env. */
+function readVersionVars(): Map<string, string> {
   const vars = new Map<string, string>();
   for (const raw of readFileSync(join(toolsDir, 'versions.env'), 'utf8').split('\n')) {
     const line = raw.trim();
@@ -40,6 +40,12 @@ export function readVersions(): Versions {
     const eq = line.indexOf('=');
     if (eq > 0) vars.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
   }
+  return vars;
+}
+
+/** Pinned versions, read from tools/versions.env. */
+export function readVersions(): Versions {
+  const vars = readVersionVars();
   const get = (key: string): string => {
     const value = vars.get(key);
     if (value === undefined || value === '') throw new Error(`versions.env: ${key} is not set`);
@@ -129,4 +135,27 @@ export function ensureBinaries(): Promise<Binaries> {
     pending = undefined;
   });
   return pending;
+}
+
+/**
+ * The CNCF distribution registry (an OCI registry) of the chart's push/pull test: $REGISTRY_BIN,
+ * else `registry-<REGISTRY_VERSION>` in the cache, which .ci/setup builds (build-binaries.sh
+ * registry). Not built on demand: a missing binary is an error that says how to build it.
+ */
+export function registryBinary(): string {
+  const fromEnv = process.env['REGISTRY_BIN'];
+  if (fromEnv) {
+    if (!isExecutable(fromEnv)) throw new Error(`REGISTRY_BIN=${fromEnv} is not an executable file`);
+    return fromEnv;
+  }
+  const version = readVersionVars().get('REGISTRY_VERSION');
+  if (!version) throw new Error('versions.env: REGISTRY_VERSION is not set');
+  const path = join(cacheDir(), 'bin', `registry-${version}`);
+  if (!isExecutable(path)) {
+    throw new Error(
+      `the OCI registry binary is missing at ${path}: build it with \`bash ${buildScript} registry\` ` +
+        '(.ci/setup does), or point REGISTRY_BIN at a distribution registry binary',
+    );
+  }
+  return path;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries for the apiserver integration tests from Go modules:
-#   kube-apiserver-<KUBERNETES_VERSION>, etcd-<ETCD_VERSION>, helm-<HELM_VERSION>
+#   kube-apiserver-<KUBERNETES_VERSION>, etcd-<ETCD_VERSION>, helm-<HELM_VERSION>,
+#   registry-<REGISTRY_VERSION> (the CNCF distribution OCI registry, for the chart push/pull test)
 # and, for the two-node cluster of test/cluster (target `cluster`), kubelet, kube-proxy,
 # kube-scheduler, kube-controller-manager and kubectl, each <name>-<KUBERNETES_VERSION>,
 # into ${SMC_CACHE:-$HOME/.cache/smc-operator}/bin/. Versions are pinned in versions.env.
@@ -9,7 +10,7 @@
 # under the cache dir too (go/build, go/mod), so a rebuild after a version bump is incremental.
 # A cold kube-apiserver build takes several minutes on 2 cores; progress goes to stderr.
 #
-# Usage: build-binaries.sh [kube-apiserver|etcd|helm|cluster ...]   (default: all four)
+# Usage: build-binaries.sh [kube-apiserver|etcd|helm|registry|cluster ...]   (default: all five)
 # ETCD_VERSION=system in versions.env skips the etcd build (the harness then uses /usr/bin/etcd).
 set -euo pipefail
 
@@ -201,6 +202,26 @@ EOF
   go_build "$mod" . "$out" "-s -w"
 }
 
+# The CNCF distribution registry, for the chart's OCI push/pull test (test/apiserver/chart-oci.test.ts).
+build_registry() {
+  local ver="$REGISTRY_VERSION" out="registry-$REGISTRY_VERSION"
+  if [[ -x "$bindir/$out" ]]; then
+    log "$out present, skipping"
+    return
+  fi
+  local t0
+  t0=$(date +%s)
+  local gobin="$srcdir/registry-$ver-bin"
+  mkdir -p "$gobin"
+  log "compiling github.com/distribution/distribution/v3/cmd/registry@$ver -> $bindir/$out"
+  # -mod=mod: resolve the module graph from the proxy (go install pkg@version ignores vendor/).
+  GOBIN="$gobin" GOFLAGS="$GOFLAGS -mod=mod" "${nice_cmd[@]}" go install \
+    -ldflags="-s -w -X github.com/distribution/distribution/v3/version.version=$ver" \
+    "github.com/distribution/distribution/v3/cmd/registry@$ver"
+  mv -f "$gobin/registry" "$bindir/$out"
+  log "built $out in $(since "$t0")s ($(du -h "$bindir/$out" | cut -f1))"
+}
+
 build_helm() {
   local ver="$HELM_VERSION" out="helm-$HELM_VERSION"
   if [[ -x "$bindir/$out" ]]; then
@@ -220,16 +241,17 @@ build_helm() {
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(kube-apiserver etcd helm cluster)
+[[ ${#targets[@]} -gt 0 ]] || targets=(kube-apiserver etcd helm registry cluster)
 t_all=$(date +%s)
 for t in "${targets[@]}"; do
   case "$t" in
     kube-apiserver) build_kube_apiserver ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
+    registry) build_registry ;;
     cluster) build_cluster ;;
     *)
-      log "unknown target: $t (expected kube-apiserver, etcd, helm or cluster)"
+      log "unknown target: $t (expected kube-apiserver, etcd, helm, registry or cluster)"
       exit 2
       ;;
   esac

@@ -364,7 +364,11 @@ async function main(): Promise<void> {
   const c = new KubeClient(cp.kubeConfig, 'smc-bench');
   try {
     log(`control plane up at ${cp.server}`);
-    for (const f of ['crds/smc.dev_smcpolicies.yaml', 'crds/smc.dev_smcnodes.yaml']) {
+    for (const f of [
+      'crds/smc.dev_smcpolicies.yaml',
+      'crds/smc.dev_smcnodes.yaml',
+      'crds/smc.dev_smctenants.yaml',
+    ]) {
       const text = readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8');
       const crd: unknown = ObjectSerializer.serialize(loadAllYaml(text)[0], 'V1CustomResourceDefinition', '');
       await c.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', Any, { body: crd });
@@ -372,6 +376,7 @@ async function main(): Promise<void> {
     for (let i = 0; ; i++) {
       try {
         await c.request('GET', resourcePath(Resources.smcpolicies), Any);
+        await c.request('GET', resourcePath(Resources.smctenants), Any);
         break;
       } catch (e) {
         if (i > 100) throw e;
@@ -384,6 +389,20 @@ async function main(): Promise<void> {
       });
       await c.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, Any, {
         body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } },
+      });
+    }
+    // Tenants: t<i> admits the namespaces whose policies name it (SmcTenant, docs/operator.md).
+    for (let t = 0; t < TENANTS; t++) {
+      const namespaces = Array.from({ length: NAMESPACES }, (_, n) => n).filter(
+        (n) => tenantOf(n) === `t${t}`,
+      );
+      await c.request('POST', resourcePath(Resources.smctenants), Any, {
+        body: {
+          apiVersion: 'smc.dev/v1alpha1',
+          kind: 'SmcTenant',
+          metadata: { name: `t${t}` },
+          spec: { namespaces: namespaces.map(nsName) },
+        },
       });
     }
     // Policies: p<k> in each namespace selects app=a<k>; tenant per namespace pair, partners allowed.

@@ -21,6 +21,7 @@ import {
   getPolicy,
   installCrds,
   podBody,
+  putTenant,
   restrictedOperatorKubeConfig,
   setPodStatus,
   smcPolicy,
@@ -55,6 +56,9 @@ describe('smc-operator against a real API server', () => {
     await createNamespace(admin, OPERATOR_NS);
     await createNamespace(admin, NS);
     await createNamespace(admin, 'team-b');
+    // The tenants of team-a's policies admit team-a (policy/tenancy.ts; test/apiserver/tenancy.test.ts).
+    await putTenant(admin, 'blue', { namespaces: [NS] });
+    await putTenant(admin, 'green', { namespaces: [NS] });
   });
 
   afterAll(async () => {

@@ -47,7 +47,11 @@ function binaries(): ReturnType<typeof expectedBinaries> {
 }
 
 async function installCrds(c: KubeClient): Promise<void> {
-  for (const f of ['crds/smc.dev_smcpolicies.yaml', 'crds/smc.dev_smcnodes.yaml']) {
+  for (const f of [
+    'crds/smc.dev_smcpolicies.yaml',
+    'crds/smc.dev_smcnodes.yaml',
+    'crds/smc.dev_smctenants.yaml',
+  ]) {
     const crd: unknown = ObjectSerializer.serialize(
       loadAllYaml(repoText(f))[0],
       'V1CustomResourceDefinition',
@@ -59,6 +63,7 @@ async function installCrds(c: KubeClient): Promise<void> {
     async () => {
       await c.request('GET', resourcePath(Resources.smcpolicies), Any);
       await c.request('GET', resourcePath(Resources.smcnodes), Any);
+      await c.request('GET', resourcePath(Resources.smctenants), Any);
     },
     30_000,
     'CRDs established',
@@ -217,6 +222,17 @@ export async function runOperatorPart(progress: (msg: string) => void): Promise<
     await createNamespace(admin, NAMESPACE, { 'smc.dev/injection': 'enabled' });
     const port = await freePort();
     await createWebhookConfig(admin, port);
+    // Each tenant of the scenario admits the lab namespace (an SmcPolicy's tenant must).
+    for (const tenant of new Set(POLICIES.map((p) => p.tenant))) {
+      await admin.request('POST', resourcePath(Resources.smctenants), Any, {
+        body: {
+          apiVersion: 'smc.dev/v1alpha1',
+          kind: 'SmcTenant',
+          metadata: { name: tenant },
+          spec: { namespaces: [NAMESPACE] },
+        },
+      });
+    }
     for (const p of POLICIES) {
       await admin.request('POST', resourcePath(Resources.smcpolicies, NAMESPACE), Any, {
         body: smcPolicy(NAMESPACE, p.name, {
@@ -233,7 +249,12 @@ export async function runOperatorPart(progress: (msg: string) => void): Promise<
     );
     const kc = await restrictedOperatorKubeConfig(cp, admin);
     const base = testOptions('smc-lab');
-    op = await startOperator(kc, 'smc-lab', { webhook: { ...base.webhook, enabled: true, port } });
+    // No kubelet: the pods are marked Running through their containerStatuses (setRunning), so the
+    // sidecar stays a plain container (a native sidecar reports among the initContainerStatuses).
+    op = await startOperator(kc, 'smc-lab', {
+      webhook: { ...base.webhook, enabled: true, port },
+      sidecar: { ...base.sidecar, mode: 'container' },
+    });
     progress('operator started (RBAC of operator/deploy/rbac.yaml); waiting for its webhook CA bundle');
     const a = admin;
     await eventually(

@@ -10,11 +10,18 @@
  * talk to (same tenant, or both sides allow each other's tenant), so it stays small and a change
  * to a pod only rewrites the shards of namespaces that can see that pod.
  *
+ * Those ConfigMaps are writable by anyone with `edit` in the namespace, so the operator signs
+ * every shard (Ed25519, operator/src/api/directory-signature.ts) and names the namespace it was
+ * built for; the webhook gives each sidecar the public key, and a sidecar that has one accepts
+ * only shards signed with it for its own namespace, never older than the last one it accepted.
+ *
  * This module is shared with the sidecar: keep it dependency-free apart from zod.
  */
 import { z } from 'zod';
 
 export const DIRECTORY_VERSION = 1 as const;
+/** Most shards a directory may have (--directory-shards; the chart's RBAC names this many ConfigMaps). */
+export const MAX_DIRECTORY_SHARDS = 64;
 export const DIRECTORY_CONFIGMAP_PREFIX = 'smc-directory';
 export const DIRECTORY_MOUNT_PATH = '/var/run/smc/directory';
 export const DIRECTORY_VOLUME_NAME = 'smc-directory';
@@ -40,7 +47,15 @@ export const DirectorySchema = z.object({
   version: z.literal(DIRECTORY_VERSION),
   shard: z.number().int().min(0),
   shards: z.number().int().min(1),
+  /** The namespace whose view this is (a signed shard is valid only there). */
+  namespace: z.string().optional(),
+  /** When the operator signed it (ms since the epoch); a sidecar never goes back to an older shard. */
+  issuedAt: z.number().int().min(0).optional(),
   endpoints: z.array(DirectoryEndpointSchema),
+  /** Which key signed it: the first 16 hex digits of sha256 of the raw Ed25519 public key. */
+  keyId: z.string().optional(),
+  /** Ed25519 signature (base64) of the document without this field (directory-signature.ts). */
+  signature: z.string().optional(),
 });
 export type Directory = z.infer<typeof DirectorySchema>;
 

@@ -55,6 +55,8 @@ export const ConditionType = {
   Ready: 'Ready',
   Conflicted: 'Conflicted',
   Degraded: 'Degraded',
+  /** Whether the SmcTenant named by spec.tenant admits the policy's namespace (policy/tenancy.ts). */
+  TenantAdmitted: 'TenantAdmitted',
 } as const;
 
 /** Finalizer that keeps a policy until its endpoints have been removed from the directory. */

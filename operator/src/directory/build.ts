@@ -56,7 +56,9 @@ export function namespaceProfiles(policies: Iterable<SmcPolicy>): TenantProfile[
 
 export interface ShardContent {
   readonly shard: number;
-  /** The JSON document stored in the ConfigMap (deterministic for equal content). */
+  /** The document, unsigned (the publisher adds issuedAt, keyId and signature when it writes it). */
+  readonly doc: Directory;
+  /** The unsigned document as JSON (deterministic for equal content). */
   readonly json: string;
   /** sha256 of `json`, hex. */
   readonly hash: string;
@@ -71,12 +73,23 @@ function compareEndpoints(a: DirectoryEndpoint, b: DirectoryEndpoint): number {
   return a.podIP < b.podIP ? -1 : a.podIP > b.podIP ? 1 : 0;
 }
 
-/** Serialises one shard deterministically (sorted endpoints, fixed key order). */
-export function renderShard(shard: number, shards: number, endpoints: DirectoryEndpoint[]): ShardContent {
+/**
+ * Serialises one shard deterministically (sorted endpoints, fixed key order). `namespace` is the
+ * namespace whose view it is (the sidecars of another namespace reject it).
+ */
+export function renderShard(
+  shard: number,
+  shards: number,
+  endpoints: DirectoryEndpoint[],
+  namespace?: string,
+): ShardContent {
   const sorted = [...endpoints].sort(compareEndpoints);
-  const doc: Directory = { version: DIRECTORY_VERSION, shard, shards, endpoints: sorted };
+  const doc: Directory =
+    namespace === undefined
+      ? { version: DIRECTORY_VERSION, shard, shards, endpoints: sorted }
+      : { version: DIRECTORY_VERSION, shard, shards, namespace, endpoints: sorted };
   const json = JSON.stringify(doc);
-  return { shard, json, hash: hashContent(json), endpoints: sorted.length };
+  return { shard, doc, json, hash: hashContent(json), endpoints: sorted.length };
 }
 
 /**
@@ -107,7 +120,7 @@ export function buildViews(
     }
     out.set(
       ns,
-      buckets.map((b, i) => renderShard(i, shards, b)),
+      buckets.map((b, i) => renderShard(i, shards, b, ns)),
     );
   }
   return out;

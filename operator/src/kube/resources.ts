@@ -30,6 +30,13 @@ export const Resources = {
     namespaced: true,
   },
   smcnodes: { group: 'smc.dev', version: 'v1alpha1', plural: 'smcnodes', kind: 'SmcNode', namespaced: false },
+  smctenants: {
+    group: 'smc.dev',
+    version: 'v1alpha1',
+    plural: 'smctenants',
+    kind: 'SmcTenant',
+    namespaced: false,
+  },
 } as const satisfies Record<string, ResourceType>;
 
 /** API path of a collection (namespace undefined = all namespaces) or of one object (+ subresource). */

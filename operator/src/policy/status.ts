@@ -4,6 +4,7 @@ import { splitKey } from '../api/meta.js';
 import { ConditionType, type SmcPolicy, type SmcPolicyStatus } from '../api/smcpolicy.js';
 import { podInjected, sidecarReady } from './pod.js';
 import type { PolicyResolution } from './resolve.js';
+import type { TenantAdmission } from './tenancy.js';
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
 
@@ -12,13 +13,16 @@ export type DeviceCheck = (pod: Pod, policy: SmcPolicy) => boolean;
 
 /**
  * The status a policy should have. `lastTransitionTime` is carried over from the current status
- * for conditions whose status did not change, so recomputing is idempotent.
+ * for conditions whose status did not change, so recomputing is idempotent. `admission` (whether
+ * the policy's SmcTenant admits its namespace, policy/tenancy.ts) adds the `TenantAdmitted`
+ * condition; a policy that is not admitted is not Ready and is Degraded with the same reason.
  */
 export function computeStatus(
   policy: SmcPolicy,
   res: PolicyResolution,
   deviceOk: DeviceCheck,
   now: Date,
+  admission?: TenantAdmission,
 ): SmcPolicyStatus {
   const generation = policy.metadata.generation;
   const matched = res.matched.length;
@@ -60,6 +64,19 @@ export function computeStatus(
       reason: 'Disabled',
       message: 'mode is Disabled',
     });
+  } else if (admission && !admission.admitted) {
+    conds.push({
+      type: ConditionType.Ready,
+      status: 'False',
+      reason: admission.reason,
+      message: admission.message,
+    });
+    conds.push({
+      type: ConditionType.Degraded,
+      status: 'True',
+      reason: admission.reason,
+      message: `no pod of this policy is published in the directory: ${admission.message}`,
+    });
   } else {
     conds.push(
       ready === matched
@@ -95,6 +112,14 @@ export function computeStatus(
         message: 'every matched pod can use SMC-R',
       });
     }
+  }
+  if (admission) {
+    conds.push({
+      type: ConditionType.TenantAdmitted,
+      status: admission.admitted ? 'True' : 'False',
+      reason: admission.reason,
+      message: admission.message,
+    });
   }
   return {
     observedGeneration: generation,
@@ -151,7 +176,7 @@ export interface ConditionChange {
   readonly status: Condition['status'];
   readonly reason: string;
   readonly message: string;
-  /** Warning for bad news (Ready=False, Conflicted=True, Degraded=True), Normal otherwise. */
+  /** Warning for bad news (Ready=False, TenantAdmitted=False, Conflicted=True, Degraded=True), Normal otherwise. */
   readonly eventType: 'Normal' | 'Warning';
 }
 
@@ -163,9 +188,8 @@ export function conditionChanges(
   const out: ConditionChange[] = [];
   for (const c of next) {
     const prev = (old ?? []).find((o) => o.type === c.type);
-    const bad =
-      (c.type === ConditionType.Ready && c.status === 'False') ||
-      (c.type !== ConditionType.Ready && c.status === 'True');
+    const goodWhenTrue = c.type === ConditionType.Ready || c.type === ConditionType.TenantAdmitted;
+    const bad = goodWhenTrue ? c.status === 'False' : c.status === 'True';
     if (prev ? prev.status !== c.status : bad) {
       out.push({
         type: c.type,

@@ -8,6 +8,7 @@ import { loadAllYaml, type KubeConfig } from '@kubernetes/client-node';
 import { ObjectSerializer } from '@kubernetes/client-node/dist/gen/models/ObjectSerializer.js';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { SIDECAR_DEFAULT_PORTS, SIDECAR_DEFAULT_UID } from '../../../operator/src/api/sidecar.js';
 import { Operator, type OperatorOptions } from '../../../operator/src/controller/operator.js';
 import { isApiError } from '../../../operator/src/errors.js';
 import { KubeClient } from '../../../operator/src/kube/client.js';
@@ -72,7 +73,11 @@ export async function ensure(c: KubeClient, path: string, body: unknown): Promis
 }
 
 export async function installCrds(c: KubeClient): Promise<void> {
-  for (const f of ['crds/smc.dev_smcpolicies.yaml', 'crds/smc.dev_smcnodes.yaml']) {
+  for (const f of [
+    'crds/smc.dev_smcpolicies.yaml',
+    'crds/smc.dev_smcnodes.yaml',
+    'crds/smc.dev_smctenants.yaml',
+  ]) {
     const crd: unknown = ObjectSerializer.serialize(
       loadAllYaml(readFileSync(repoFile(f), 'utf8'))[0],
       'V1CustomResourceDefinition',
@@ -85,7 +90,7 @@ export async function installCrds(c: KubeClient): Promise<void> {
       .object({ conditions: z.array(z.object({ type: z.string(), status: z.string() })).optional() })
       .optional(),
   });
-  for (const name of ['smcpolicies.smc.dev', 'smcnodes.smc.dev']) {
+  for (const name of ['smcpolicies.smc.dev', 'smcnodes.smc.dev', 'smctenants.smc.dev']) {
     await eventually(
       async () => {
         const crd = await c.request(
@@ -171,6 +176,13 @@ export function testOptions(identity: string, over: Partial<OperatorOptions> = {
     imagePullPolicy: 'IfNotPresent',
     cluster: 'cluster.local',
     rdmaResource: 'smc.dev/rdma',
+    sidecar: {
+      mode: 'auto',
+      uid: SIDECAR_DEFAULT_UID,
+      ports: SIDECAR_DEFAULT_PORTS,
+      excludeOutboundUids: [],
+      interceptInbound: true,
+    },
     bindAddress: '127.0.0.1',
     metricsPort: 0,
     healthPort: 0,
@@ -215,6 +227,27 @@ export async function startOperator(
 
 export function smcPolicy(ns: string, name: string, spec: Record<string, unknown>): unknown {
   return { apiVersion: 'smc.dev/v1alpha1', kind: 'SmcPolicy', metadata: { name, namespace: ns }, spec };
+}
+
+export function smcTenant(name: string, spec: Record<string, unknown>): unknown {
+  return { apiVersion: 'smc.dev/v1alpha1', kind: 'SmcTenant', metadata: { name }, spec };
+}
+
+/**
+ * Creates (or replaces the spec of) SmcTenant `name`. Policies are admitted only in namespaces
+ * their tenant's SmcTenant admits, so a test that expects pods in the directory declares its
+ * tenants first.
+ */
+export async function putTenant(c: KubeClient, name: string, spec: Record<string, unknown>): Promise<void> {
+  try {
+    await c.request('POST', resourcePath(Resources.smctenants), Any, { body: smcTenant(name, spec) });
+  } catch (e) {
+    if (!isApiError(e, 409)) throw e;
+    await c.request('PATCH', resourcePath(Resources.smctenants, undefined, name), Any, {
+      patch: 'merge',
+      body: { spec: { namespaces: null, namespaceSelector: null, ...spec } },
+    });
+  }
 }
 
 export function podBody(

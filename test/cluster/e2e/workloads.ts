@@ -31,6 +31,18 @@ export const POLICIES: readonly PolicySpec[] = [
   },
 ];
 
+/** The tenants of POLICIES, each admitting the app namespace (an SmcPolicy's tenant must). */
+export const TENANTS: readonly string[] = [...new Set(POLICIES.map((p) => p.tenant))];
+
+export function tenant(name: string): Record<string, unknown> {
+  return {
+    apiVersion: 'smc.dev/v1alpha1',
+    kind: 'SmcTenant',
+    metadata: { name },
+    spec: { namespaces: [APP_NS] },
+  };
+}
+
 export function namespace(): Record<string, unknown> {
   return {
     apiVersion: 'v1',

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** The reconcilers (label `controller` of the reconcile metrics). */
+/** The reconcilers: label `controller` of the reconcile and queue-depth metrics. */
 export const CONTROLLERS = ['smcpolicy', 'directory'] as const;
 
 /** Every metric the operator exports (on :8080/metrics), in one registry per operator instance. */
@@ -25,9 +25,10 @@ export class OperatorMetrics {
     labelNames: ['controller'] as const,
     registers: [this.registry],
   });
+  /** One work queue serves both controllers; each key counts for the controller that reconciles it. */
   readonly queueDepth = new Gauge({
     name: 'smc_operator_queue_depth',
-    help: 'Keys waiting in the work queue',
+    help: 'Keys waiting in the work queue, by the controller that reconciles them',
     labelNames: ['controller'] as const,
     registers: [this.registry],
   });
@@ -77,7 +78,11 @@ export class OperatorMetrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
-    // Errors start at 0, so that an error rate is 0 rather than absent until the first failure.
-    for (const c of CONTROLLERS) this.reconcileErrors.inc({ controller: c }, 0);
+    // Errors start at 0, so that an error rate is 0 rather than absent until the first failure;
+    // the queue depth too, on every replica (a standby's queue is empty).
+    for (const c of CONTROLLERS) {
+      this.reconcileErrors.inc({ controller: c }, 0);
+      this.queueDepth.set({ controller: c }, 0);
+    }
   }
 }

@@ -52,8 +52,23 @@ const SEVERITY: Record<AlertName, 'warning' | 'critical'> = {
   SmcNodeAgentDown: 'warning',
 };
 
-/** Labels Prometheus (with the Prometheus Operator's relabelling) puts on every scraped series. */
-const TARGET_LABELS = new Set(['job', 'namespace', 'pod', 'container', 'endpoint', 'service', 'instance']);
+/**
+ * Labels Prometheus (with the Prometheus Operator's relabelling of the chart's monitors) puts on
+ * scraped series: on every one, plus a node agent's `node` and a sidecar's tenant and policy
+ * (podTargetLabels smc.dev/tenant, smc.dev/policy).
+ */
+const TARGET_LABELS = new Set([
+  'job',
+  'namespace',
+  'pod',
+  'container',
+  'endpoint',
+  'service',
+  'instance',
+  'node',
+  'smc_dev_tenant',
+  'smc_dev_policy',
+]);
 
 const ruleSchema = z.object({
   alert: z.string(),
@@ -225,12 +240,15 @@ function pendingThenFiring(
 
 function fallbackScenario(r: Rendered): TestGroup[] {
   const rule = ruleOf(r, 'SmcFallbackRatioHigh');
+  // With the tenant and policy labels the PodMonitor copies from the pods: summed away by namespace.
   const conn = (namespace: string, pod: string, outcome: string, reason: string): string =>
     selector('smc_connections_total', {
       job: r.sidecarJob,
       namespace,
       pod,
       container: 'smc-sidecar',
+      smc_dev_tenant: pod.startsWith('web-') ? 'blue' : 'red',
+      smc_dev_policy: namespace,
       outcome,
       reason,
     });

@@ -44,6 +44,23 @@ describe('WorkQueue', () => {
     expect(q.length).toBe(0);
   });
 
+  it('says whether a key waits in the queue (for the per-controller depth gauge)', async () => {
+    const { q } = queue();
+    const depths: number[] = [];
+    q.onDepth = (d) => depths.push(d);
+    expect(q.isQueued('a')).toBe(false);
+    q.add('a');
+    q.add('b');
+    expect([q.isQueued('a'), q.isQueued('b')]).toEqual([true, true]);
+    expect(await q.get()).toBe('a');
+    expect(q.isQueued('a')).toBe(false); // being processed
+    q.add('a'); // changed meanwhile: queued again only after done()
+    expect(q.isQueued('a')).toBe(false);
+    q.done('a');
+    expect(q.isQueued('a')).toBe(true);
+    expect(depths).toEqual([1, 2, 1, 2]);
+  });
+
   it('does not requeue on done() when nothing changed', async () => {
     const { q } = queue();
     q.add('a');

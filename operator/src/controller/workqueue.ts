@@ -47,6 +47,11 @@ export class WorkQueue<K = string> {
     return this.shuttingDown;
   }
 
+  /** Whether the key waits in the queue (not being processed, not delayed). */
+  isQueued(key: K): boolean {
+    return this.dirty.has(key) && !this.processing.has(key);
+  }
+
   add(key: K): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);

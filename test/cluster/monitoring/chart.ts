@@ -38,12 +38,25 @@ const namespaceSelectorSchema = z.object({
   matchNames: z.array(z.string()).optional(),
 });
 
+/** monitoring.coreos.com/v1 RelabelConfig (an endpoint's `relabelings`). */
+const relabelingSchema = z.object({
+  sourceLabels: z.array(z.string()).optional(),
+  separator: z.string().optional(),
+  targetLabel: z.string().optional(),
+  regex: z.string().optional(),
+  replacement: z.string().optional(),
+  action: z
+    .enum(['replace', 'keep', 'drop', 'labelmap', 'labeldrop', 'labelkeep', 'Replace', 'Keep', 'Drop'])
+    .optional(),
+});
+
 const endpointSchema = z.object({
   port: z.string().optional(),
   path: z.string().optional(),
   scheme: z.string().optional(),
   interval: z.string().optional(),
   scrapeTimeout: z.string().optional(),
+  relabelings: z.array(relabelingSchema).optional(),
 });
 
 const metadataSchema = z.object({ name: z.string(), namespace: z.string() });
@@ -54,6 +67,10 @@ export const serviceMonitorSchema = z.object({
   metadata: metadataSchema,
   spec: z.object({
     jobLabel: z.string().optional(),
+    /** Service labels copied onto the series. */
+    targetLabels: z.array(z.string()).optional(),
+    /** Pod labels copied onto the series. */
+    podTargetLabels: z.array(z.string()).optional(),
     namespaceSelector: namespaceSelectorSchema.optional(),
     selector: labelSelectorSchema,
     endpoints: z.array(endpointSchema),
@@ -66,6 +83,8 @@ export const podMonitorSchema = z.object({
   metadata: metadataSchema,
   spec: z.object({
     jobLabel: z.string().optional(),
+    /** Pod labels copied onto the series. */
+    podTargetLabels: z.array(z.string()).optional(),
     namespaceSelector: namespaceSelectorSchema.optional(),
     selector: labelSelectorSchema,
     podMetricsEndpoints: z.array(endpointSchema),
@@ -75,6 +94,7 @@ export const podMonitorSchema = z.object({
 export type LabelSelector = z.infer<typeof labelSelectorSchema>;
 export type NamespaceSelector = z.infer<typeof namespaceSelectorSchema>;
 export type MonitorEndpoint = z.infer<typeof endpointSchema>;
+export type Relabeling = z.infer<typeof relabelingSchema>;
 export type ServiceMonitor = z.infer<typeof serviceMonitorSchema>;
 export type PodMonitor = z.infer<typeof podMonitorSchema>;
 

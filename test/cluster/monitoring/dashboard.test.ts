@@ -20,6 +20,11 @@ import {
   type VariableValue,
 } from './dashboard.js';
 import type { InstantResult, PromQueryApi, RangeSeries } from './prometheus.js';
+import { Histogram, type Registry } from 'prom-client';
+import { OperatorMetrics } from '../../../operator/src/metrics.js';
+import { createNodeAgentMetrics } from '../../../sidecar/src/node-agent/agent.js';
+import { createDevicePluginMetrics } from '../../../sidecar/src/node-agent/device-plugin/metrics.js';
+import { SidecarMetrics } from '../../../sidecar/src/ops/metrics.js';
 
 interface RawPanel {
   type?: string;
@@ -69,8 +74,16 @@ describe('the shipped dashboard', () => {
     expect(counts.targets).toBeGreaterThan(0);
     for (const p of panels)
       expect(p.targets.length, `panel ${p.title} has no PromQL target`).toBeGreaterThan(0);
-    // Panels know their row (the dashboard groups sidecar and operator panels in rows).
-    expect(new Set(panels.map((p) => p.row))).toContain('Operator');
+    // Panels know their row (the dashboard groups sidecar, operator and node agent panels in rows).
+    expect([...new Set(panels.map((p) => p.row))]).toEqual([
+      'Sidecars: connections',
+      'Sidecars: tenants and policies',
+      'Sidecars: data path',
+      'Operator',
+      'Node agents',
+    ]);
+    const ids = panels.map((p) => p.id);
+    expect(new Set(ids).size, 'panel ids are unique').toBe(ids.length);
   });
 
   it('leaves no template variable in any query once "All" is substituted', () => {
@@ -93,10 +106,124 @@ describe('the shipped dashboard', () => {
     const byTitle = new Map(panels.map((p) => [p.title, p]));
     const outcome = byTitle.get('Connections by outcome')?.targets[0]?.expr ?? '';
     expect(interpolate(outcome, scope)).toBe(
-      'sum by (outcome) (rate(smc_connections_total{namespace=~".*"}[20s]))',
+      'sum by (outcome) (rate(smc_connections_total{namespace=~".*",smc_dev_tenant=~".*",smc_dev_policy=~".*"}[20s]))',
     );
     const ratio = byTitle.get('Upgrade ratio')?.targets[0]?.expr ?? '';
     expect(interpolate(ratio, scope)).toContain('[600s]');
+  });
+});
+
+/** Labels Prometheus puts on every series of the chart's monitors (prometheus-config.ts), `node` included. */
+const TARGET_LABELS = new Set(['job', 'namespace', 'pod', 'container', 'endpoint', 'service', 'instance']);
+/** Copied from the pods by the PodMonitor's podTargetLabels (sidecars only). */
+const POD_TARGET_LABELS = new Set(['smc_dev_tenant', 'smc_dev_policy']);
+
+/** Every metric the code exports, with its label names (histograms: with their suffixes). */
+async function exportedMetrics(): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  const registries: { registry: Registry; extra: Set<string> }[] = [
+    { registry: new OperatorMetrics({ defaultMetrics: false }).registry, extra: new Set() },
+    { registry: new SidecarMetrics(() => ({ linkGroups: 0, links: 0 })).registry, extra: POD_TARGET_LABELS },
+    (() => {
+      const registry = createNodeAgentMetrics().registry;
+      createDevicePluginMetrics(registry);
+      // The ServiceMonitor's relabelling names a node agent's node.
+      return { registry, extra: new Set(['node']) };
+    })(),
+  ];
+  for (const { registry, extra } of registries) {
+    for (const m of await registry.getMetricsAsJSON()) {
+      const metric = registry.getSingleMetric(m.name);
+      // Label names come from the metric's configuration, not only from series that exist.
+      const configured = (metric as unknown as { labelNames?: string[] } | undefined)?.labelNames ?? [];
+      const labels = new Set([...configured, ...extra, ...TARGET_LABELS]);
+      if (metric instanceof Histogram) {
+        out.set(`${m.name}_bucket`, new Set([...labels, 'le']));
+        out.set(`${m.name}_count`, labels);
+        out.set(`${m.name}_sum`, labels);
+      } else out.set(m.name, labels);
+    }
+  }
+  out.set('up', new Set([...TARGET_LABELS, 'node', ...POD_TARGET_LABELS]));
+  return out;
+}
+
+describe('the queries of the shipped dashboard', () => {
+  const panels = dashboardPanels(dashboard);
+  const targets = panels.flatMap((p) => p.targets.map((t) => ({ panel: p, expr: t.expr })));
+
+  it('use only metrics the operator, sidecar and node agent export, and only their labels', async () => {
+    const exported = await exportedMetrics();
+    const problems: string[] = [];
+    for (const { panel, expr } of targets) {
+      const metrics = [...expr.matchAll(/\b(smc_[a-z0-9_]+|up)\b(?=\s*[{[])/g)].map((m) => m[1] ?? '');
+      const known = new Set<string>();
+      for (const metric of metrics) {
+        const labels = exported.get(metric);
+        if (labels === undefined) problems.push(`${panel.title}: ${metric} is not exported`);
+        else for (const l of labels) known.add(l);
+      }
+      for (const m of expr.matchAll(/\b(?:by|on)\s*\(([^)]*)\)/g)) {
+        for (const label of (m[1] ?? '').split(',').map((l) => l.trim()))
+          if (!known.has(label)) problems.push(`${panel.title}: groups by ${label}, which its metrics lack`);
+      }
+      for (const m of expr.matchAll(/\{([^}]*)\}/g)) {
+        for (const [, label = ''] of (m[1] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g))
+          if (!known.has(label)) problems.push(`${panel.title}: matches on ${label}, which its metrics lack`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('filter every sidecar query by the tenant and policy variables (pod labels of the webhook)', async () => {
+    const variables = templateVariables(dashboard);
+    for (const name of ['tenant', 'policy']) {
+      const v = variables.find((x) => x.name === name);
+      expect(v, name).toMatchObject({ type: 'query', includeAll: true, multi: true, allValue: '.*' });
+    }
+    // Every metric of the sidecar's registry, wherever a panel queries it.
+    const sidecarMetrics = new Set(
+      (await new SidecarMetrics(() => ({ linkGroups: 0, links: 0 })).registry.getMetricsAsJSON()).map(
+        (m) => m.name,
+      ),
+    );
+    const isSidecar = (metric: string): boolean =>
+      sidecarMetrics.has(metric) || sidecarMetrics.has(metric.replace(/_(bucket|count|sum)$/, ''));
+    const sidecar = targets.filter((t) =>
+      [...t.expr.matchAll(/\b(smc_[a-z0-9_]+)\{/g)].some((m) => isSidecar(m[1] ?? '')),
+    );
+    expect(sidecar.length).toBeGreaterThan(10);
+    for (const { panel, expr } of sidecar) {
+      const selectors = [...expr.matchAll(/\b(smc_[a-z0-9_]+)\{([^}]*)\}/g)]
+        .filter((m) => isSidecar(m[1] ?? ''))
+        .map((m) => m[2] ?? '');
+      for (const sel of selectors) {
+        expect(sel, panel.title).toContain('namespace=~"$namespace"');
+        expect(sel, panel.title).toContain('smc_dev_tenant=~"$tenant"');
+        expect(sel, panel.title).toContain('smc_dev_policy=~"$policy"');
+      }
+    }
+    // The per-tenant and per-policy views.
+    const byTitle = new Map(panels.map((p) => [p.title, p.targets.map((t) => t.expr).join(' ')]));
+    expect(byTitle.get('Upgrade ratio by tenant')).toMatch(/sum by \(smc_dev_tenant\)/);
+    expect(byTitle.get('Fallbacks by tenant and reason')).toMatch(/sum by \(smc_dev_tenant, reason\)/);
+    expect(byTitle.get('Connections by policy and outcome')).toMatch(/sum by \(smc_dev_policy, outcome\)/);
+  });
+
+  it('show the node agents per node and the operator queue per controller', () => {
+    const byTitle = new Map(panels.map((p) => [p.title, p]));
+    for (const title of [
+      'Node agents up',
+      'RDMA devices per node',
+      'RDMA ports by node and state',
+      'Scans and SmcNode publish errors',
+      'Time since the last SmcNode publish',
+    ]) {
+      const p = byTitle.get(title);
+      expect(p?.row, title).toBe('Node agents');
+      expect(p?.targets.map((t) => t.expr).join(' '), title).toMatch(/by \(node\b/);
+    }
+    expect(byTitle.get('Work queue depth')?.targets[0]?.expr).toMatch(/by \(controller\)/);
   });
 });
 
@@ -184,6 +311,7 @@ describe('checkDashboard', () => {
       ['smc_handshake_duration_seconds_bucket', series('NaN')],
       ['smc_rdma_errors_total', new Error('bad_data: parse error')],
       ['smc_', series('1')],
+      ['up{', series('1')],
     ]);
     const check = await checkDashboard(prom, { end: new Date('2025-01-01T00:10:00Z') });
     const byTitle = new Map(check.panels.map((p) => [p.title, p]));
@@ -196,7 +324,9 @@ describe('checkDashboard', () => {
       failedPanels(check)
         .map((p) => p.title)
         .sort(),
-    ).toEqual(['Fallbacks by reason', 'Handshake latency', 'RDMA errors'].sort());
+    ).toEqual(
+      ['Fallbacks by reason', 'Fallbacks by tenant and reason', 'Handshake latency', 'RDMA errors'].sort(),
+    );
     expect(prom.seen.every((e) => !e.includes('$'))).toBe(true);
     expect(check.stepSeconds).toBe(5);
     expect(formatCheck(check)).toMatch(/^EMPTY Fallbacks by reason \[A\] 0 series \(no series\)/m);

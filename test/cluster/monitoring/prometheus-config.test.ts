@@ -2,7 +2,9 @@
 // Prometheus Operator generates for them. The same generation from the rendered chart (helm) is
 // checked in prometheus.host.test.ts.
 import { describe, expect, it } from 'vitest';
+import type { V1Pod } from '@kubernetes/client-node';
 import { monitorsOf, parseManifests } from './chart.js';
+import { endpointsTargetGroups, podTargetGroups } from './kube-sd-targets.js';
 import {
   durationMs,
   podMonitorScrapeConfigs,
@@ -10,6 +12,7 @@ import {
   prometheusConfigText,
   serviceMonitorScrapeConfigs,
   type ConfigOptions,
+  type RelabelConfig,
 } from './prometheus-config.js';
 
 // The shape templates/servicemonitor.yaml renders (release smc-operator in smc-system).
@@ -34,7 +37,16 @@ spec:
       - {key: smc.dev/metrics, operator: Exists}
       - {key: smc.dev/legacy, operator: DoesNotExist}
   endpoints:
-    - {port: metrics, path: /metrics, interval: 30s, scrapeTimeout: 10s}
+    - port: metrics
+      path: /metrics
+      interval: 30s
+      scrapeTimeout: 10s
+      relabelings:
+        - sourceLabels: [__meta_kubernetes_service_label_smc_dev_metrics, __meta_kubernetes_pod_node_name]
+          regex: node-agent;(.+)
+          targetLabel: node
+          replacement: "\${1}"
+          action: replace
 ---
 apiVersion: v1
 kind: Service
@@ -48,9 +60,80 @@ metadata:
 spec:
   namespaceSelector: {any: true}
   selector: {}
+  podTargetLabels: [smc.dev/tenant, smc.dev/policy]
   podMetricsEndpoints:
     - {port: smc-metrics, path: /metrics, interval: 30s, scrapeTimeout: 10s}
 `;
+
+/**
+ * Prometheus' relabelling (model/relabel) for the actions the generated jobs use: the target's
+ * labels after `configs`, without the `__meta_*` / `__tmp_*` ones, or null when it is dropped.
+ */
+function relabelTarget(
+  configs: readonly RelabelConfig[],
+  input: Record<string, string>,
+): Record<string, string> | null {
+  const labels = new Map(Object.entries(input));
+  for (const c of configs) {
+    const value = (c.source_labels ?? []).map((l) => labels.get(l) ?? '').join(c.separator ?? ';');
+    const m = new RegExp(`^(?:${c.regex ?? '(.*)'})$`).exec(value);
+    const action = c.action ?? 'replace';
+    if (action === 'keep' && m === null) return null;
+    if (action === 'drop' && m !== null) return null;
+    if (action !== 'replace' || m === null || c.target_label === undefined) continue;
+    const out = (c.replacement ?? '$1').replace(
+      /\$\{(\d+)\}|\$(\d+)/g,
+      (_x, a?: string, b?: string) => m[Number(a ?? b)] ?? '',
+    );
+    // An empty result removes the label.
+    if (out === '') labels.delete(c.target_label);
+    else labels.set(c.target_label, out);
+  }
+  return Object.fromEntries([...labels].filter(([k]) => !k.startsWith('__meta_') && !k.startsWith('__tmp_')));
+}
+
+/** Discovery labels of the chart's metrics Service endpoint backed by a pod on `node`. */
+function endpointTarget(component: string, pod: string, node: string): Record<string, string> {
+  const service = component === 'node-agent' ? 'smc-operator-node-agent-metrics' : 'smc-operator-metrics';
+  const pods = new Map<string, V1Pod>([
+    [
+      `smc-system/${pod}`,
+      {
+        metadata: { name: pod, namespace: 'smc-system' },
+        spec: {
+          nodeName: node,
+          containers: [{ name: component, ports: [{ name: 'metrics', containerPort: 8080 }] }],
+        },
+        status: { phase: 'Running', podIP: '10.0.0.1' },
+      },
+    ],
+  ]);
+  const [group] = endpointsTargetGroups(
+    {
+      metadata: { name: service, namespace: 'smc-system' },
+      subsets: [
+        {
+          addresses: [{ ip: '10.0.0.1', targetRef: { kind: 'Pod', name: pod, namespace: 'smc-system' } }],
+          ports: [{ name: 'metrics', port: 8080 }],
+        },
+      ],
+    },
+    {
+      metadata: {
+        name: service,
+        namespace: 'smc-system',
+        labels: {
+          'app.kubernetes.io/part-of': 'smc-operator',
+          'app.kubernetes.io/instance': 'smc-operator',
+          'app.kubernetes.io/component': component,
+          'smc.dev/metrics': component,
+        },
+      },
+    },
+    pods,
+  );
+  return { ...group?.labels, __address__: group?.targets[0] ?? '' };
+}
 
 const monitors = monitorsOf(parseManifests(manifests));
 const [serviceMonitor] = monitors.serviceMonitors;
@@ -160,7 +243,58 @@ describe('serviceMonitorScrapeConfigs', () => {
         replacement: '${1}',
       },
       { target_label: 'endpoint', replacement: 'metrics' },
+      // The endpoint's own relabelings come last.
+      {
+        source_labels: ['__meta_kubernetes_service_label_smc_dev_metrics', '__meta_kubernetes_pod_node_name'],
+        regex: 'node-agent;(.+)',
+        target_label: 'node',
+        replacement: '${1}',
+        action: 'replace',
+      },
     ]);
+  });
+
+  it('copies targetLabels and podTargetLabels onto the series, after the running filter', () => {
+    const [withLabels] = serviceMonitorScrapeConfigs(
+      {
+        ...serviceMonitor,
+        spec: { ...serviceMonitor.spec, targetLabels: ['team'], podTargetLabels: ['app'] },
+      },
+      http,
+    );
+    const relabel = withLabels?.relabel_configs ?? [];
+    const at = relabel.findIndex((r) => r.target_label === 'team');
+    expect(relabel.slice(at - 1, at + 3)).toEqual([
+      { action: 'drop', source_labels: ['__meta_kubernetes_pod_phase'], regex: '(Failed|Succeeded)' },
+      {
+        source_labels: ['__meta_kubernetes_service_label_team'],
+        target_label: 'team',
+        regex: '(.+)',
+        replacement: '${1}',
+      },
+      {
+        source_labels: ['__meta_kubernetes_pod_label_app'],
+        target_label: 'app',
+        regex: '(.+)',
+        replacement: '${1}',
+      },
+      { source_labels: ['__meta_kubernetes_service_name'], target_label: 'job', replacement: '${1}' },
+    ]);
+  });
+
+  it('names the node of a node agent target, not of the operator', () => {
+    const agent = endpointTarget('node-agent', 'smc-operator-node-agent-x', 'node1');
+    expect(relabelTarget(job?.relabel_configs ?? [], agent)).toMatchObject({
+      job: 'node-agent',
+      node: 'node1',
+      pod: 'smc-operator-node-agent-x',
+    });
+    const operator = relabelTarget(
+      job?.relabel_configs ?? [],
+      endpointTarget('operator', 'smc-operator-0', 'node0'),
+    );
+    expect(operator).toMatchObject({ job: 'operator', pod: 'smc-operator-0' });
+    expect(operator).not.toHaveProperty('node');
   });
 });
 
@@ -177,9 +311,64 @@ describe('podMonitorScrapeConfigs', () => {
       { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
       { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
       { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
+      // podTargetLabels, sanitized as the Prometheus Operator does.
+      {
+        source_labels: ['__meta_kubernetes_pod_label_smc_dev_tenant'],
+        target_label: 'smc_dev_tenant',
+        regex: '(.+)',
+        replacement: '${1}',
+      },
+      {
+        source_labels: ['__meta_kubernetes_pod_label_smc_dev_policy'],
+        target_label: 'smc_dev_policy',
+        regex: '(.+)',
+        replacement: '${1}',
+      },
       { target_label: 'job', replacement: 'smc-system/smc-operator-sidecars' },
       { target_label: 'endpoint', replacement: 'smc-metrics' },
     ]);
+  });
+
+  it("turns the injected pod's tenant and policy labels, as discovery reports them, into series labels", () => {
+    const pod: V1Pod = {
+      metadata: {
+        name: 'web-1',
+        namespace: 'shop',
+        labels: { app: 'web', 'smc.dev/tenant': 'blue', 'smc.dev/policy': 'blue-web' },
+      },
+      spec: {
+        containers: [
+          { name: 'app', image: 'nginx', ports: [{ name: 'http', containerPort: 8080 }] },
+          { name: 'smc-sidecar', image: 'smc', ports: [{ name: 'smc-metrics', containerPort: 15090 }] },
+        ],
+      },
+      status: { phase: 'Running', podIP: '10.244.1.7' },
+    };
+    // kube-sd-targets.ts (served by kube-sd.ts) gives every target the pod's labels.
+    const targets = podTargetGroups(pod).map((g) =>
+      relabelTarget(job?.relabel_configs ?? [], {
+        ...g.labels,
+        __address__: g.targets[0] ?? '',
+      }),
+    );
+    expect(targets.filter((t) => t !== null)).toEqual([
+      {
+        __address__: '10.244.1.7:15090',
+        namespace: 'shop',
+        container: 'smc-sidecar',
+        pod: 'web-1',
+        smc_dev_tenant: 'blue',
+        smc_dev_policy: 'blue-web',
+        job: 'smc-system/smc-operator-sidecars',
+        endpoint: 'smc-metrics',
+      },
+    ]);
+    // A pod injected before the webhook set the labels: no tenant label, not an empty one.
+    const old = podTargetGroups({ ...pod, metadata: { ...pod.metadata, labels: { app: 'web' } } })
+      .map((g) => relabelTarget(job?.relabel_configs ?? [], { ...g.labels, __address__: g.targets[0] ?? '' }))
+      .find((t) => t !== null);
+    expect(old).not.toHaveProperty('smc_dev_tenant');
+    expect(old).toMatchObject({ pod: 'web-1', job: 'smc-system/smc-operator-sidecars' });
   });
 });
 

@@ -3,7 +3,8 @@
  * the way the Prometheus Operator generates it (pkg/prometheus/promcfg.go:
  * generateServiceMonitorConfig / generatePodMonitorConfig, relabel selector mechanism, one
  * shard), so the series carry the labels the dashboard filters on (namespace, pod, container,
- * job, endpoint, service).
+ * job, endpoint, service, the pod labels of podTargetLabels, and what the endpoints' own
+ * relabelings add).
  *
  * Discovery is either `kubernetes_sd_configs` with a kubeconfig (upstream Prometheus), or
  * `http_sd_configs` against kube-sd.ts, which serves the same meta labels for Debian's
@@ -15,6 +16,7 @@ import type {
   Monitors,
   NamespaceSelector,
   PodMonitor,
+  Relabeling,
   ServiceMonitor,
 } from './chart.js';
 import { sanitizeLabelName, sdPath, type KubeSdRole } from './kube-sd-targets.js';
@@ -41,7 +43,7 @@ export interface RelabelConfig {
   regex?: string;
   target_label?: string;
   replacement?: string;
-  action?: 'replace' | 'keep' | 'drop';
+  action?: 'replace' | 'keep' | 'drop' | 'labelmap' | 'labeldrop' | 'labelkeep';
 }
 
 type SdConfigs =
@@ -158,6 +160,33 @@ function selectorRelabelings(sel: LabelSelector, prefix: string): RelabelConfig[
   return out;
 }
 
+/**
+ * targetLabels / podTargetLabels: each `<prefix>_label_<name>` that is set becomes the series
+ * label <name>, sanitized (`smc.dev/tenant` -> `smc_dev_tenant`).
+ */
+function targetLabelRelabelings(labels: readonly string[] | undefined, prefix: string): RelabelConfig[] {
+  return (labels ?? []).map((l) => ({
+    source_labels: [`${prefix}_label_${sanitizeLabelName(l)}`],
+    target_label: sanitizeLabelName(l),
+    regex: '(.+)',
+    replacement: '${1}',
+  }));
+}
+
+/** An endpoint's own `relabelings`, in the Prometheus configuration's spelling, after the generated ones. */
+function endpointRelabelings(ep: MonitorEndpoint): RelabelConfig[] {
+  return (ep.relabelings ?? []).map((r: Relabeling) => {
+    const out: RelabelConfig = {};
+    if (r.sourceLabels !== undefined) out.source_labels = r.sourceLabels;
+    if (r.separator !== undefined) out.separator = r.separator;
+    if (r.targetLabel !== undefined) out.target_label = r.targetLabel;
+    if (r.regex !== undefined) out.regex = r.regex;
+    if (r.replacement !== undefined) out.replacement = r.replacement;
+    if (r.action !== undefined) out.action = r.action.toLowerCase() as NonNullable<RelabelConfig['action']>;
+    return out;
+  });
+}
+
 const runningFilter: RelabelConfig = {
   action: 'drop',
   source_labels: ['__meta_kubernetes_pod_phase'],
@@ -211,6 +240,8 @@ export function serviceMonitorScrapeConfigs(sm: ServiceMonitor, opts: ConfigOpti
       { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
       { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
       runningFilter,
+      ...targetLabelRelabelings(sm.spec.targetLabels, '__meta_kubernetes_service'),
+      ...targetLabelRelabelings(sm.spec.podTargetLabels, '__meta_kubernetes_pod'),
       { source_labels: ['__meta_kubernetes_service_name'], target_label: 'job', replacement: '${1}' },
       ...(sm.spec.jobLabel !== undefined && sm.spec.jobLabel !== ''
         ? [
@@ -223,6 +254,7 @@ export function serviceMonitorScrapeConfigs(sm: ServiceMonitor, opts: ConfigOpti
           ]
         : []),
       ...(ep.port !== undefined ? [{ target_label: 'endpoint', replacement: ep.port }] : []),
+      ...endpointRelabelings(ep),
     ];
     return {
       job_name: `serviceMonitor/${sm.metadata.namespace}/${sm.metadata.name}/${i}`,
@@ -257,6 +289,7 @@ export function podMonitorScrapeConfigs(pm: PodMonitor, opts: ConfigOptions): Sc
       { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
       { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
       { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
+      ...targetLabelRelabelings(pm.spec.podTargetLabels, '__meta_kubernetes_pod'),
       { target_label: 'job', replacement: `${pm.metadata.namespace}/${pm.metadata.name}` },
       ...(pm.spec.jobLabel !== undefined && pm.spec.jobLabel !== ''
         ? [
@@ -269,6 +302,7 @@ export function podMonitorScrapeConfigs(pm: PodMonitor, opts: ConfigOptions): Sc
           ]
         : []),
       ...(ep.port !== undefined ? [{ target_label: 'endpoint', replacement: ep.port }] : []),
+      ...endpointRelabelings(ep),
     ];
     return {
       job_name: `podMonitor/${pm.metadata.namespace}/${pm.metadata.name}/${i}`,

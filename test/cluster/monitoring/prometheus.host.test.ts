@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
 import { Gauge, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OperatorMetrics } from '../../../operator/src/metrics.js';
+import { CONTROLLERS, OperatorMetrics } from '../../../operator/src/metrics.js';
 import { createNodeAgentMetrics } from '../../../sidecar/src/node-agent/agent.js';
 import { SidecarMetrics } from '../../../sidecar/src/ops/metrics.js';
 import { FallbackReason } from '../../../sidecar/src/policy/reasons.js';
@@ -171,7 +171,7 @@ describe.skipIf(!haveProm)(
       sidecar.byteCounter('rdma')('rx', 32_768);
       sidecar.byteCounter('tcp')('tx', 1_024);
       sidecar.rdmaError('link-setup');
-      for (const c of ['smcnode', 'directory']) {
+      for (const c of CONTROLLERS) {
         operator.reconcileDuration.labels(c).observe(0.001 + Math.random() * 0.02);
         operator.reconciles.labels(c).inc();
         operator.reconcileErrors.labels(c).inc();
@@ -181,6 +181,9 @@ describe.skipIf(!haveProm)(
       operator.webhookDuration.labels('allowed').observe(0.003);
       nodeAgent.scans.inc({ result: 'ok' });
       nodeAgent.devices.set(1);
+      nodeAgent.ports.set({ state: 'Active' }, 1);
+      nodeAgent.lastSuccess.set(Date.now() / 1000);
+      sidecar.dataPath('native', 'auto');
     }
 
     beforeAll(async () => {
@@ -207,7 +210,12 @@ describe.skipIf(!haveProm)(
       };
       const pods: V1Pod[] = [
         {
-          metadata: { name: 'web-1', namespace: 'demo', labels: { app: 'web' } },
+          // As the webhook labels an injected pod (the PodMonitor copies tenant and policy).
+          metadata: {
+            name: 'web-1',
+            namespace: 'demo',
+            labels: { app: 'web', 'smc.dev/tenant': 'blue', 'smc.dev/policy': 'blue-web' },
+          },
           spec: {
             containers: [
               { name: 'app', image: 'app', ports: [{ name: 'http', containerPort: unrelated.port }] },
@@ -245,6 +253,7 @@ describe.skipIf(!haveProm)(
         {
           metadata: { name: 'smc-operator-node-agent-x', namespace: NS },
           spec: {
+            nodeName: 'node-1',
             containers: [
               { name: 'node-agent', image: 'smc', ports: [{ name: 'metrics', containerPort: na.port }] },
             ],
@@ -317,6 +326,8 @@ describe.skipIf(!haveProm)(
         container: 'smc-sidecar',
         job: `${NS}/smc-operator-sidecars`,
         endpoint: 'smc-metrics',
+        smc_dev_tenant: 'blue',
+        smc_dev_policy: 'blue-web',
       });
       const opSeries = await prom.waitForSeries('smc_operator_watched_objects', 60_000);
       expect(opSeries[0]?.metric).toMatchObject({
@@ -332,7 +343,9 @@ describe.skipIf(!haveProm)(
         namespace: NS,
         job: 'node-agent',
         service: 'smc-operator-node-agent-metrics',
+        node: 'node-1',
       });
+      expect(opSeries[0]?.metric).not.toHaveProperty('node');
 
       const targets = await prom.targets();
       const active = targets.active
@@ -350,6 +363,8 @@ describe.skipIf(!haveProm)(
       // Histogram quantiles need observations inside their rate window: wait for a few scrapes.
       await prom.waitForSeries('rate(smc_handshake_duration_seconds_count[4s]) > 0', 60_000);
       await prom.waitForSeries('rate(smc_operator_webhook_duration_seconds_count[4s]) > 0', 60_000);
+      // Rates of every job: the node agent's target may be discovered last.
+      await prom.waitForSeries('rate(smc_node_agent_scans_total[4s]) > 0', 60_000);
       const check = await checkDashboard(prom, { scrapeIntervalMs: 1_000, rangeMs: 60_000 });
       const html = await writeCheckHtml(join(workDir, 'dashboard.html'), check, { subtitle: 'host test' });
       expect(failedPanels(check), formatCheck(check)).toEqual([]);

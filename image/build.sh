@@ -94,7 +94,7 @@ chmod 1777 "$R/tmp" "$R/var/tmp"
 cat >"$R/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin
-smc-sidecar:x:1337:1337:smc-sidecar:/nonexistent:/usr/sbin/nologin
+smc-sidecar:x:7609:7609:smc-sidecar:/nonexistent:/usr/sbin/nologin
 nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
 EOF
@@ -102,7 +102,7 @@ cat >"$R/etc/group" <<'EOF'
 root:x:0:
 adm:x:4:
 www-data:x:33:
-smc-sidecar:x:1337:
+smc-sidecar:x:7609:
 nonroot:x:65532:
 nogroup:x:65534:
 EOF

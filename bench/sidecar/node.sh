@@ -61,16 +61,16 @@ start_sidecar() {
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" intercept install >"$OUT/logs/intercept-$p.log" 2>&1
   if [[ $p == web ]]; then
     # web also serves kernel SMC-R clients: the sock_ops program echoes the SMC option on the
-    # SYN-ACKs of its sidecar's inbound listener (a cgroup of its own, local port 15006).
+    # SYN-ACKs of its sidecar's inbound listener (a cgroup of its own, local port 15106).
     mkdir -p /sys/fs/cgroup/bench-web
-    "$O/smc-option-loader" attach /sys/fs/cgroup/bench-web --lport 15006 >"$OUT/logs/bpf-attach.json"
+    "$O/smc-option-loader" attach /sys/fs/cgroup/bench-web --lport 15106 >"$OUT/logs/bpf-attach.json"
     smco_in_cgroup /sys/fs/cgroup/bench-web ip netns exec "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run \
       >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
     return
   fi
   in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
 }
-scrape() { in_pod "$1" curl -sf --max-time 10 http://127.0.0.1:15090/metrics | grep -E '^smc_(connections|bytes)' || true; }
+scrape() { in_pod "$1" curl -sf --max-time 10 http://127.0.0.1:15190/metrics | grep -E '^smc_(connections|bytes)' || true; }
 
 sysctl -qw net.ipv4.ip_forward=1
 if [[ $LAB_NODE == 0 ]]; then
@@ -89,7 +89,7 @@ if [[ $LAB_NODE == 0 ]]; then
       >"$OUT/logs/rdma-bw.log" 2>&1 </dev/null &
   fi
   start_sidecar web
-  lab_retry 120 in_pod web curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
+  lab_retry 120 in_pod web curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
   progress "servers and sidecar ready"
   timeout 280 socat -t 60 TCP-LISTEN:15998,bind="$LAB_IP",reuseaddr,fork SYSTEM:"bash $BENCH_HERE/ctl.sh" \
     >"$OUT/logs/ctl.log" 2>&1 </dev/null &
@@ -106,7 +106,7 @@ ip route add 10.244.0.10/32 via "$LAB_PEER_IP"
 ip route add 10.244.0.11/32 via "$LAB_PEER_IP"
 start_sidecar client
 start_sidecar batch
-for p in client batch; do lab_retry 120 in_pod "$p" curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null; done
+for p in client batch; do lab_retry 120 in_pod "$p" curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null; done
 progress "sidecars ready; waiting for node0"
 lab_wait_tcp "$LAB_PEER_IP" 15998 150 || { echo "node0 control port not reachable"; exit 1; }
 lab_wait_tcp 10.244.0.10 15100 60 || { echo "web's sidecar not reachable"; exit 1; }

@@ -229,6 +229,15 @@ metadata:
     smc.dev/injection: enabled
     pod-security.kubernetes.io/enforce: privileged
 ---
+# The tenant admits the demo namespace (written by a cluster admin; policies may name only a
+# tenant whose SmcTenant admits their namespace).
+apiVersion: smc.dev/v1alpha1
+kind: SmcTenant
+metadata:
+  name: demo
+spec:
+  namespaces: [$DEMO_NS]
+---
 apiVersion: smc.dev/v1alpha1
 kind: SmcPolicy
 metadata:
@@ -305,7 +314,9 @@ spec:
 EOF
 k -n "$DEMO_NS" wait --for=condition=Ready pod/web pod/client --timeout=180s
 for pod in web client; do
-  k -n "$DEMO_NS" get pod "$pod" -o jsonpath='{.spec.containers[*].name}' | grep -w smc-sidecar >/dev/null ||
+  # A native sidecar (Kubernetes 1.29+) is among the init containers, a plain one among the containers.
+  k -n "$DEMO_NS" get pod "$pod" -o jsonpath='{.spec.initContainers[*].name} {.spec.containers[*].name}' |
+    grep -w smc-sidecar >/dev/null ||
     die "pod $pod has no smc-sidecar: it was not injected (kubectl -n $DEMO_NS get pod $pod -o yaml)"
 done
 # shellcheck disable=SC2317 # called through wait_for
@@ -319,7 +330,7 @@ if [[ -n $sidecar_id ]]; then
   log "client's smc-sidecar: $(in_node "$CLIENT_NODE" grep '^Max locked memory' "/proc/$pid/limits" | tr -s ' ')"
 fi
 
-metrics() { k get --raw "/api/v1/namespaces/$DEMO_NS/pods/$1:15090/proxy/metrics"; }
+metrics() { k get --raw "/api/v1/namespaces/$DEMO_NS/pods/$1:15190/proxy/metrics"; }
 upgraded() { metrics client | awk '/^smc_connections_total\{.*outcome="upgraded"/ { n += $2 } END { exit !(n > 0) }'; }
 
 WEB_IP="$(k -n "$DEMO_NS" get pod web -o jsonpath='{.status.podIP}')"

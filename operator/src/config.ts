@@ -1,5 +1,7 @@
 import os from 'node:os';
 import { z } from 'zod';
+import { flagTable, parseFlags, type FlagSpec, type FlagValues } from '../../sidecar/src/args.js';
+import { SIDECAR_DEFAULT_PORTS, SIDECAR_DEFAULT_UID } from './api/sidecar.js';
 import { ConfigError } from './errors.js';
 
 /** "150ms", "15s", "2m", "720h" (or a bare number of milliseconds) -> milliseconds. */
@@ -21,6 +23,9 @@ const duration = z.string().transform((s, ctx) => {
 });
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const port = z.coerce.number().int().min(0).max(65535);
+const sidecarPort = z.coerce.number().int().min(1).max(65535);
+/** Not 0: the sidecar runs with runAsNonRoot. */
+const uid = z.coerce.number().int().min(1).max(0xfffffffe);
 const list = z.string().transform((s) =>
   s
     .split(',')
@@ -61,6 +66,54 @@ export const FLAGS = {
     default: 'smc.dev/rdma',
     help: "extended resource the injected sidecar requests for the node's RDMA devices (the node agent's device plugin or another RDMA device plugin's); \"\" = none",
   },
+  'sidecar-mode': {
+    default: 'auto',
+    help: 'native: the sidecar is an init container with restartPolicy Always (Kubernetes 1.29+); container: a plain container; auto: native when the API server is 1.29 or later. A pod may choose with the smc.dev/sidecar-mode annotation',
+  },
+  'sidecar-uid': {
+    default: String(SIDECAR_DEFAULT_UID),
+    help: "uid and gid of the injected sidecar, exempt from the interception rules (not Istio's 1337)",
+  },
+  'sidecar-port-outbound': {
+    default: String(SIDECAR_DEFAULT_PORTS.outbound),
+    help: "the sidecar's listener for the pod's redirected outgoing TCP",
+  },
+  'sidecar-port-inbound': {
+    default: String(SIDECAR_DEFAULT_PORTS.inbound),
+    help: "the sidecar's listener for redirected incoming TCP",
+  },
+  'sidecar-port-smc': {
+    default: String(SIDECAR_DEFAULT_PORTS.smc),
+    help: "the sidecar's SMC port, which peers' sidecars connect to (published in the directory)",
+  },
+  'sidecar-port-metrics': {
+    default: String(SIDECAR_DEFAULT_PORTS.metrics),
+    help: "the sidecar's /metrics port",
+  },
+  'sidecar-port-health': {
+    default: String(SIDECAR_DEFAULT_PORTS.health),
+    help: "the sidecar's /healthz/live and /healthz/ready port (its probes)",
+  },
+  'sidecar-port-admin': {
+    default: String(SIDECAR_DEFAULT_PORTS.admin),
+    help: "the sidecar's loopback-only admin port (GET /connections, kubectl smc connections)",
+  },
+  'sidecar-exclude-outbound-uids': {
+    default: '',
+    help: "uids whose outbound TCP the injected rules leave alone, comma-separated: another proxy's, e.g. 1337 for Istio's Envoy (docs/istio.md)",
+  },
+  'sidecar-clc-timeout': {
+    default: '6s',
+    help: "the sidecar's whole CLC exchange, preamble to Confirm, before it falls back to TCP (the kernel's CLC wait is 6 s); more on slow or emulated nodes",
+  },
+  'sidecar-link-setup-timeout': {
+    default: '5s',
+    help: "the sidecar's link setup and LLC exchanges (CONFIRM LINK, CONFIRM RKEY) before it falls back (the kernel's first LLC wait is 5 s)",
+  },
+  'sidecar-intercept-inbound': {
+    default: 'true',
+    help: "redirect the pod's inbound TCP to the sidecar (false next to Istio's sidecar, docs/istio.md)",
+  },
   'bind-address': { default: '0.0.0.0', help: 'address the metrics, health and webhook servers listen on' },
   'metrics-port': { default: '8080', help: 'Prometheus /metrics port (0 = off)' },
   'health-port': { default: '8081', help: '/healthz and /readyz port (0 = off)' },
@@ -79,6 +132,10 @@ export const FLAGS = {
     help: 'Service in front of the webhook (names put in the certificate)',
   },
   'webhook-extra-hosts': { default: '', help: 'more DNS names / IPs for the certificate, comma-separated' },
+  'webhook-cert-dir': {
+    default: '',
+    help: 'serve tls.crt and tls.key from this directory (e.g. a Secret issued by cert-manager), reloaded when they change; the operator then neither writes the webhook Secret nor patches the caBundle ("" = issue and rotate its own certificate)',
+  },
   'ca-validity': { default: '87600h', help: 'validity of the self-signed webhook CA' },
   'cert-validity': { default: '8760h', help: 'validity of the webhook serving certificate' },
   'cert-rotate-before': { default: '720h', help: 're-issue a certificate when less than this remains' },
@@ -94,6 +151,10 @@ export const FLAGS = {
   'retry-period': { default: '2s', help: 'interval of acquire / renew attempts' },
   workers: { default: '4', help: 'concurrent reconciles' },
   'directory-shards': { default: '4', help: 'directory ConfigMaps per namespace (smc-directory-0..N-1)' },
+  'directory-key-secret-name': {
+    default: 'smc-operator-directory-key',
+    help: 'Secret in --namespace holding the Ed25519 key that signs the directory (created when missing)',
+  },
   'directory-debounce': {
     default: '50ms',
     help: 'delay before publishing the directory after a change (batches bursts)',
@@ -106,6 +167,16 @@ export const FLAGS = {
 } as const satisfies Record<string, { env?: string; default: string; help: string }>;
 
 export type FlagName = keyof typeof FLAGS;
+
+/** The flags of the sidecar's ports, by role (operator/src/api/sidecar.ts). */
+export const SIDECAR_PORT_FLAGS = [
+  'sidecar-port-outbound',
+  'sidecar-port-inbound',
+  'sidecar-port-smc',
+  'sidecar-port-metrics',
+  'sidecar-port-health',
+  'sidecar-port-admin',
+] as const satisfies readonly FlagName[];
 
 export function envName(flag: FlagName): string {
   const f: { readonly env?: string; readonly default: string } = FLAGS[flag];
@@ -125,6 +196,20 @@ const ConfigSchema = z
       .regex(/^$|^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, {
         message: 'must be an extended resource name such as smc.dev/rdma, or empty',
       }),
+    'sidecar-mode': z.enum(['auto', 'native', 'container']),
+    'sidecar-uid': uid,
+    'sidecar-port-outbound': sidecarPort,
+    'sidecar-port-inbound': sidecarPort,
+    'sidecar-port-smc': sidecarPort,
+    'sidecar-port-metrics': sidecarPort,
+    'sidecar-port-health': sidecarPort,
+    'sidecar-port-admin': sidecarPort,
+    'sidecar-exclude-outbound-uids': list
+      .transform((xs) => xs.map(Number))
+      .pipe(z.array(z.number().int().min(0).max(0xfffffffe))),
+    'sidecar-intercept-inbound': bool,
+    'sidecar-clc-timeout': duration,
+    'sidecar-link-setup-timeout': duration,
     'bind-address': z.string().min(1),
     'metrics-port': port,
     'health-port': port,
@@ -134,6 +219,7 @@ const ConfigSchema = z
     'webhook-config-name': z.string(),
     'webhook-service-name': z.string().min(1),
     'webhook-extra-hosts': list,
+    'webhook-cert-dir': z.string(),
     'ca-validity': duration,
     'cert-validity': duration,
     'cert-rotate-before': duration,
@@ -146,6 +232,7 @@ const ConfigSchema = z
     'retry-period': duration,
     workers: z.coerce.number().int().min(1).max(64),
     'directory-shards': z.coerce.number().int().min(1).max(64),
+    'directory-key-secret-name': z.string().min(1),
     'directory-debounce': duration,
     'queue-base-delay': duration,
     'queue-max-delay': duration,
@@ -155,6 +242,9 @@ const ConfigSchema = z
   })
   .refine((c) => !c.webhook || c['sidecar-image'] !== '', {
     message: '--sidecar-image (SIDECAR_IMAGE) is required when the webhook is enabled',
+  })
+  .refine((c) => new Set(SIDECAR_PORT_FLAGS.map((f) => c[f])).size === SIDECAR_PORT_FLAGS.length, {
+    message: 'the --sidecar-port-* ports must be distinct',
   })
   .refine((c) => c['renew-deadline'] < c['lease-duration'], {
     message: '--renew-deadline must be shorter than --lease-duration',
@@ -167,29 +257,26 @@ const ConfigSchema = z
   });
 export type Config = z.infer<typeof ConfigSchema>;
 
-/** Parses `--flag=value` / `--flag value` arguments over the environment over the defaults. */
-export function parseConfig(
-  argv: readonly string[],
+/**
+ * The flags as the shared parser (sidecar/src/args.ts) reads them: a flag whose default is "true"
+ * or "false" is a switch (`--webhook`, `--webhook=false`), every other one takes a value.
+ */
+export const OPERATOR_FLAG_SPECS = Object.fromEntries(
+  Object.entries(FLAGS).map(([name, f]) => [
+    name,
+    { type: f.default === 'true' || f.default === 'false' ? 'switch' : 'string' },
+  ]),
+) as Record<FlagName, FlagSpec>;
+
+/** The flags given (see {@link OPERATOR_FLAG_SPECS}) over the environment over the defaults. */
+export function configFromFlags(
+  flags: FlagValues<typeof OPERATOR_FLAG_SPECS>,
   env: Readonly<Record<string, string | undefined>>,
 ): Config {
   const raw: Record<string, string> = {};
   for (const name of Object.keys(FLAGS) as FlagName[]) {
-    raw[name] = env[envName(name)] ?? FLAGS[name].default;
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    if (!a.startsWith('--')) throw new ConfigError(`unexpected argument "${a}"`);
-    const [name, given] = a.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    let value = given;
-    if (!(name in FLAGS)) throw new ConfigError(`unknown flag --${name}`);
-    if (value === undefined) {
-      const next = argv[i + 1];
-      if (next !== undefined && !next.startsWith('--')) {
-        value = next;
-        i++;
-      } else value = 'true';
-    }
-    raw[name] = value;
+    const given = flags[name];
+    raw[name] = given === undefined ? (env[envName(name)] ?? FLAGS[name].default) : String(given);
   }
   const r = ConfigSchema.safeParse(raw);
   if (!r.success) {
@@ -198,6 +285,17 @@ export function parseConfig(
     );
   }
   return r.data;
+}
+
+/**
+ * Parses `--flag=value` / `--flag value` arguments over the environment over the defaults. Throws
+ * UsageError (unknown flag, missing value) or ConfigError (invalid value); `--help` is main's.
+ */
+export function parseConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Config {
+  return configFromFlags(parseFlags(argv, OPERATOR_FLAG_SPECS).flags, env);
 }
 
 /** The names the webhook certificate must cover. */
@@ -214,10 +312,11 @@ export function webhookHosts(c: Config): string[] {
 }
 
 export function usage(): string {
-  return Object.entries(FLAGS)
-    .map(
-      ([name, f]) =>
-        `  --${name.padEnd(28)} ${f.help} (env ${envName(name as FlagName)}, default "${f.default}")`,
-    )
-    .join('\n');
+  return flagTable(
+    (Object.keys(FLAGS) as FlagName[]).map((name) => {
+      const f = FLAGS[name];
+      const value = OPERATOR_FLAG_SPECS[name].type === 'switch' ? '[=BOOL]' : ' VALUE';
+      return [`--${name}${value}`, `${f.help} (env ${envName(name)}, default "${f.default}")`];
+    }),
+  );
 }

@@ -18,6 +18,7 @@ import {
   RbacAuthorizationV1Api,
   PatchStrategy,
   loadAllYaml,
+  loadYaml,
   setHeaderOptions,
   type RequestContext,
   type V1PolicyRule,
@@ -107,6 +108,11 @@ interface RoleObject extends K8sObject {
   rules: V1PolicyRule[];
 }
 
+interface CrdObject extends K8sObject {
+  metadata: K8sObject['metadata'] & { annotations?: Record<string, string> };
+  spec: { names: { kind: string }; versions: { name: string }[] };
+}
+
 function execHelm(helm: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(helm, args, { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
@@ -163,19 +169,37 @@ beforeAll(async () => {
 });
 
 describe('chart files', () => {
-  it('the chart CRDs are byte-identical copies of crds/', () => {
+  it('the chart CRDs (files/crds, rendered by templates/crds.yaml) are byte-identical copies of crds/', () => {
     const source = readdirSync(repo('crds'))
       .filter((f) => f.endsWith('.yaml'))
       .sort();
-    const copies = readdirSync(repo('charts/smc-operator/crds')).sort();
+    const copies = readdirSync(repo('charts/smc-operator/files/crds')).sort();
     expect(source.length).toBeGreaterThan(0);
     expect(copies).toEqual(source);
     for (const f of source) {
       expect(
-        readFileSync(repo(`charts/smc-operator/crds/${f}`)).equals(readFileSync(repo(`crds/${f}`))),
-        `charts/smc-operator/crds/${f} differs from crds/${f}: cp crds/*.yaml charts/smc-operator/crds/`,
+        readFileSync(repo(`charts/smc-operator/files/crds/${f}`)).equals(readFileSync(repo(`crds/${f}`))),
+        `charts/smc-operator/files/crds/${f} differs from crds/${f}: cp crds/*.yaml charts/smc-operator/files/crds/`,
       ).toBe(true);
     }
+    // helm installs a chart's crds/ directory before the templates and never upgrades it: the
+    // CRDs are templates instead (crds.enabled), so there must be no crds/ directory as well.
+    expect(readdirSync(CHART)).not.toContain('crds');
+  });
+
+  it("Chart.yaml's artifacthub.io/crds lists every CRD of crds/", () => {
+    const chart = loadYaml<{ annotations: Record<string, string> }>(
+      readFileSync(repo('charts/smc-operator/Chart.yaml'), 'utf8'),
+    );
+    const listed = loadYaml<{ name: string; kind: string; version: string }[]>(
+      chart.annotations['artifacthub.io/crds'] ?? '[]',
+    );
+    const crds = readdirSync(repo('crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => loadYaml<CrdObject>(readFileSync(repo(`crds/${f}`), 'utf8')));
+    expect(listed.map((c) => [c.name, c.kind, c.version]).sort()).toEqual(
+      crds.map((c) => [c.metadata.name, c.spec.names.kind, c.spec.versions[0]?.name]).sort(),
+    );
   });
 
   it('the dashboard is valid JSON with a panel for every documented metric', () => {
@@ -259,6 +283,17 @@ describe('helm lint and template', () => {
         '--lease-name=smc-operator-leader',
         '--cluster=cluster.local',
         '--rdma-resource=smc.dev/rdma',
+        // The injected sidecar: native where the API server allows, ports and uid clear of Istio's.
+        '--sidecar-mode=auto',
+        '--sidecar-uid=7609',
+        '--sidecar-port-outbound=15101',
+        '--sidecar-port-inbound=15106',
+        '--sidecar-port-smc=15100',
+        '--sidecar-port-metrics=15190',
+        '--sidecar-port-health=15121',
+        '--sidecar-port-admin=15104',
+        '--sidecar-exclude-outbound-uids=',
+        '--sidecar-intercept-inbound=true',
       ]),
     );
 
@@ -350,6 +385,18 @@ describe('helm lint and template', () => {
     for (const objs of [await template(), await template(['-f', CUSTOM_VALUES])]) {
       const roles = [...all<RoleObject>(objs, 'ClusterRole'), ...all<RoleObject>(objs, 'Role')];
       expect(roles.length).toBeGreaterThanOrEqual(3);
+      // Roles aggregated into view/edit/admin give namespace users SmcPolicies, never SmcTenants.
+      const aggregated = roles.filter((r) =>
+        Object.keys(r.metadata.labels ?? {}).some((l) =>
+          l.startsWith('rbac.authorization.k8s.io/aggregate-to-'),
+        ),
+      );
+      expect(aggregated.map((r) => r.metadata.name).sort()).toEqual([
+        'smc-operator-policy-edit',
+        'smc-operator-policy-view',
+      ]);
+      for (const r of aggregated)
+        expect(r.rules.flatMap((x) => x.resources ?? [])).not.toContain('smctenants');
       for (const role of roles) {
         for (const rule of role.rules) {
           for (const field of [
@@ -394,6 +441,14 @@ describe('helm lint and template', () => {
     expect(op.args).toContain('--log-level=debug');
     expect(op.args).toContain('--sidecar-image=ghcr.io/smc-operator/smc-operator:1.2.3');
     expect(op.args).toContain('--cluster=east.example');
+    expect(op.args).toEqual(
+      expect.arrayContaining([
+        '--sidecar-mode=container',
+        '--sidecar-uid=4242',
+        '--sidecar-exclude-outbound-uids=1337',
+        '--sidecar-intercept-inbound=false',
+      ]),
+    );
     expect(op.resources).toEqual({
       requests: { cpu: '100m', memory: '128Mi' },
       limits: { cpu: '1', memory: '512Mi' },
@@ -456,6 +511,9 @@ describe('helm lint and template', () => {
     [['--set', 'unknownKey=1'], /additional properties 'unknownKey' not allowed/],
     [['--set', 'operator.replica=3'], /additional properties 'replica' not allowed/],
     [['--set', 'image.digest=sha256:nothex'], /image\/digest/],
+    [['--set', 'injection.sidecarMode=sometimes'], /injection\/sidecarMode/],
+    [['--set', 'injection.ports.smc=0'], /injection\/ports\/smc.*minimum/],
+    [['--set', 'injection.interception.excludeOutboundUids[0]=envoy'], /excludeOutboundUids\/0/],
   ])('values.schema.json rejects %j', async (args, message) => {
     const r = await execHelm(helmBin, ['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, ...args]);
     expect(r.code).not.toBe(0);
@@ -475,6 +533,240 @@ describe('helm lint and template', () => {
     ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/either minAvailable or maxUnavailable/);
+  });
+});
+
+describe('helm template: cert-manager for the webhook certificate, CRDs from templates', () => {
+  interface Certificate extends K8sObject {
+    spec: {
+      secretName: string;
+      isCA?: boolean;
+      commonName?: string;
+      dnsNames?: string[];
+      duration?: string;
+      renewBefore?: string;
+      usages?: string[];
+      privateKey?: { algorithm: string; rotationPolicy?: string };
+      issuerRef: { name: string; kind: string; group: string };
+    };
+  }
+  type Issuer = K8sObject & { spec: { selfSigned?: object; ca?: { secretName: string } } };
+  type Mwc = K8sObject & { metadata: { annotations?: Record<string, string> }; webhooks: Webhook[] };
+  interface OperatorPod extends PodSpec {
+    volumes?: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[] } }[];
+  }
+  const CM = ['--set', 'webhook.certManager.enabled=true'];
+  const certManagerObjects = (objs: K8sObject[]): K8sObject[] =>
+    objs.filter((o) => o.apiVersion.startsWith('cert-manager.io/'));
+  const operatorRules = (objs: K8sObject[]): V1PolicyRule[] => [
+    ...find<RoleObject>(objs, 'ClusterRole', 'smc-operator').rules,
+    ...find<RoleObject>(objs, 'Role', 'smc-operator').rules,
+  ];
+  /** Every single permission the rules grant, as "group/resource/name:verb" ("*" name: any). */
+  const permissions = (rules: V1PolicyRule[]): Set<string> =>
+    new Set(
+      rules.flatMap((r) =>
+        (r.apiGroups ?? []).flatMap((g) =>
+          (r.resources ?? []).flatMap((res) =>
+            (r.resourceNames?.length ? r.resourceNames : ['*']).flatMap((n) =>
+              r.verbs.map((v) => `${g}/${res}/${n}:${v}`),
+            ),
+          ),
+        ),
+      ),
+    );
+  const WEBHOOK_CERT_RIGHTS = [
+    '/secrets/smc-operator-webhook-tls:get',
+    '/secrets/smc-operator-webhook-tls:update',
+    '/secrets/smc-operator-webhook-tls:patch',
+    'admissionregistration.k8s.io/mutatingwebhookconfigurations/smc-operator:get',
+    'admissionregistration.k8s.io/mutatingwebhookconfigurations/smc-operator:patch',
+  ];
+
+  it('off by default: no cert-manager objects; the operator owns the Secret and patches the caBundle', async () => {
+    const objs = await template();
+    expect(certManagerObjects(objs)).toEqual([]);
+    const mwc = find<Mwc>(objs, 'MutatingWebhookConfiguration');
+    expect(mwc.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBeUndefined();
+    const dep = find<Workload>(objs, 'Deployment', 'smc-operator');
+    const op = containerOf(dep, 'operator');
+    expect(op.args?.some((a) => a.startsWith('--webhook-cert-dir'))).toBe(false);
+    expect(op.args).toContain('--webhook-secret-name=smc-operator-webhook-tls');
+    expect((op.volumeMounts ?? []).map((m) => m.name)).toEqual(['tmp']);
+    const granted = permissions(operatorRules(objs));
+    for (const p of [...WEBHOOK_CERT_RIGHTS, '/secrets/*:create']) expect(granted, p).toContain(p);
+  });
+
+  it('webhook.certManager.enabled: a self-signed CA, a Certificate for the Service, inject-ca-from, the Secret mounted', async () => {
+    const objs = await template(CM);
+    const issuers = all<Issuer>(objs, 'Issuer');
+    const certs = all<Certificate>(objs, 'Certificate');
+    expect(issuers.map((i) => i.metadata.name).sort()).toEqual([
+      'smc-operator-webhook-ca',
+      'smc-operator-webhook-ca-selfsigned',
+    ]);
+    for (const o of [...issuers, ...certs]) {
+      expect(o.apiVersion).toBe('cert-manager.io/v1');
+      expect(o.metadata.namespace).toBe('smc-system');
+    }
+    // cert-manager's recommended CA bootstrap: selfSigned Issuer -> CA Certificate -> CA Issuer.
+    expect(find<Issuer>(objs, 'Issuer', 'smc-operator-webhook-ca-selfsigned').spec).toEqual({
+      selfSigned: {},
+    });
+    const ca = find<Certificate>(objs, 'Certificate', 'smc-operator-webhook-ca');
+    expect(ca.spec).toMatchObject({
+      isCA: true,
+      secretName: 'smc-operator-webhook-ca',
+      duration: '87600h',
+      issuerRef: { name: 'smc-operator-webhook-ca-selfsigned', kind: 'Issuer', group: 'cert-manager.io' },
+    });
+    expect(find<Issuer>(objs, 'Issuer', 'smc-operator-webhook-ca').spec).toEqual({
+      ca: { secretName: 'smc-operator-webhook-ca' },
+    });
+    const serving = find<Certificate>(objs, 'Certificate', 'smc-operator-webhook');
+    expect(serving.spec.isCA).toBeUndefined();
+    expect(serving.spec.secretName).toBe('smc-operator-webhook-tls');
+    // Exactly the names the operator would put in its own certificate (config.ts webhookHosts).
+    expect(serving.spec.dnsNames).toEqual([
+      'smc-operator-webhook.smc-system.svc',
+      'smc-operator-webhook',
+      'smc-operator-webhook.smc-system',
+      'smc-operator-webhook.smc-system.svc.cluster.local',
+    ]);
+    expect(serving.spec.usages).toEqual(['server auth', 'digital signature']);
+    expect(serving.spec.privateKey).toEqual({ algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' });
+    expect([serving.spec.duration, serving.spec.renewBefore]).toEqual(['2160h', '360h']);
+    expect(serving.spec.issuerRef).toEqual({
+      name: 'smc-operator-webhook-ca',
+      kind: 'Issuer',
+      group: 'cert-manager.io',
+    });
+
+    const mwc = find<Mwc>(objs, 'MutatingWebhookConfiguration');
+    expect(mwc.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe(
+      'smc-system/smc-operator-webhook',
+    );
+    for (const w of mwc.webhooks) expect(w.clientConfig.caBundle).toBeUndefined();
+
+    const dep = find<Workload>(objs, 'Deployment', 'smc-operator');
+    const op = containerOf(dep, 'operator');
+    expect(op.args).toContain('--webhook-cert-dir=/var/run/smc-operator/webhook-tls');
+    expect(op.volumeMounts).toContainEqual({
+      name: 'webhook-tls',
+      mountPath: '/var/run/smc-operator/webhook-tls',
+      readOnly: true,
+    });
+    const pod = dep.spec.template.spec as OperatorPod;
+    const vol = pod.volumes?.find((v) => v.name === 'webhook-tls');
+    expect(vol?.secret?.secretName).toBe('smc-operator-webhook-tls');
+    // Only the serving pair: the CA's key never reaches the operator.
+    expect(vol?.secret?.items?.map((i) => i.key)).toEqual(['tls.crt', 'tls.key']);
+  });
+
+  it('webhook.certManager.enabled: the operator gets no rights on the webhook Secret nor on the MutatingWebhookConfiguration', async () => {
+    const objs = await template(CM);
+    const granted = permissions(operatorRules(objs));
+    expect([...granted].filter((p) => p.includes('mutatingwebhookconfigurations'))).toEqual([]);
+    expect([...granted].filter((p) => p.includes('smc-operator-webhook'))).toEqual([]);
+    // Exactly those rights are gone: everything else is granted as without cert-manager (a
+    // Secret "create" may stay for another Secret of the operator's; it cannot name this one).
+    const selfManaged = permissions(operatorRules(await template()));
+    expect([...granted].sort()).toEqual(
+      [...selfManaged].filter((p) => !WEBHOOK_CERT_RIGHTS.includes(p)).sort(),
+    );
+  });
+
+  it('webhook.certManager.issuerRef: the given issuer signs, and the chart makes no CA', async () => {
+    const objs = await template([
+      ...CM,
+      '--set',
+      'webhook.certManager.issuerRef.name=corp-ca',
+      '--set',
+      'webhook.certManager.issuerRef.kind=ClusterIssuer',
+      '--set',
+      'webhook.certManager.duration=720h',
+      '--set',
+      'webhook.certManager.renewBefore=240h',
+      '--set',
+      'webhook.certSecretName=my-webhook-tls',
+    ]);
+    expect(all(objs, 'Issuer')).toHaveLength(0);
+    const certs = all<Certificate>(objs, 'Certificate');
+    expect(certs.map((c) => c.metadata.name)).toEqual(['smc-operator-webhook']);
+    expect(certs[0]?.spec).toMatchObject({
+      secretName: 'my-webhook-tls',
+      duration: '720h',
+      renewBefore: '240h',
+      issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+    });
+    const pod = find<Workload>(objs, 'Deployment', 'smc-operator').spec.template.spec as OperatorPod;
+    expect(pod.volumes?.find((v) => v.name === 'webhook-tls')?.secret?.secretName).toBe('my-webhook-tls');
+    // An Issuer kind defaults to the namespaced Issuer of cert-manager.io.
+    const plain = await template([...CM, '--set', 'webhook.certManager.issuerRef.name=ns-issuer']);
+    expect(find<Certificate>(plain, 'Certificate').spec.issuerRef).toEqual({
+      name: 'ns-issuer',
+      kind: 'Issuer',
+      group: 'cert-manager.io',
+    });
+  });
+
+  it('helm lint passes with cert-manager on and the CRDs off', async () => {
+    const r = await execHelm(helmBin, [
+      'lint',
+      CHART,
+      '--strict',
+      '--kube-version',
+      KUBE_VERSION,
+      ...CM,
+      '--set',
+      'crds.enabled=false',
+    ]);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+  });
+
+  it('renders the CRDs by default, kept on uninstall, equal to crds/ but for labels and annotations', async () => {
+    const objs = await template();
+    const crds = all<CrdObject>(objs, 'CustomResourceDefinition');
+    const source = readdirSync(repo('crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => loadYaml<CrdObject>(readFileSync(repo(`crds/${f}`), 'utf8')));
+    expect(crds.map((c) => c.metadata.name).sort()).toEqual(source.map((c) => c.metadata.name).sort());
+    for (const crd of crds) {
+      const src = source.find((c) => c.metadata.name === crd.metadata.name);
+      expect(crd.spec, crd.metadata.name).toEqual(src?.spec);
+      expect(crd.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+      expect(crd.metadata.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
+      expect(crd.metadata.labels?.['app.kubernetes.io/part-of']).toBe('smc-operator');
+      expect(crd.metadata.namespace).toBeUndefined();
+    }
+  });
+
+  it('crds.keep=false renders them without the keep policy; crds.enabled=false renders none', async () => {
+    const notKept = all<CrdObject>(await template(['--set', 'crds.keep=false']), 'CustomResourceDefinition');
+    expect(notKept.length).toBeGreaterThan(0);
+    for (const crd of notKept) expect(crd.metadata.annotations).toBeUndefined();
+    const off = await template(['--set', 'crds.enabled=false']);
+    expect(all(off, 'CustomResourceDefinition')).toHaveLength(0);
+    // Everything else is unchanged.
+    const on = await template();
+    expect(off.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(
+      on.filter((o) => o.kind !== 'CustomResourceDefinition').map((o) => `${o.kind}/${o.metadata.name}`),
+    );
+  });
+
+  it.each([
+    [['--set', 'webhook.certManager.enabled=yes'], /certManager\/enabled.*boolean/],
+    [['--set', 'webhook.certManager.issuerRef.nmae=x'], /additional properties 'nmae' not allowed/],
+    [['--set', 'webhook.certManager.issuerRef.name=Not_A_Name'], /issuerRef\/name/],
+    [['--set', 'webhook.certManager.duration=soon'], /certManager\/duration/],
+    [['--set', 'crds.enabled=no'], /crds\/enabled.*boolean/],
+    [['--set', 'crds.keep=maybe'], /crds\/keep.*boolean/],
+    [['--set', 'crds.install=true'], /additional properties 'install' not allowed/],
+  ])('values.schema.json rejects %j', async (args, message) => {
+    const r = await execHelm(helmBin, ['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, ...args]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/values don't meet the specifications of the schema/);
+    expect(r.stderr).toMatch(message);
   });
 });
 
@@ -500,12 +792,23 @@ class ImpersonatingKubeConfig extends KubeConfig {
     this.loadFromString(base.exportConfig());
   }
 
+  private get impersonation(): Record<string, string> {
+    const headers: Record<string, string> = { 'Impersonate-User': this.user };
+    for (const [k, v] of Object.entries(this.extra))
+      headers[`Impersonate-Extra-${encodeURIComponent(k)}`] = v;
+    return headers;
+  }
+
+  /** client-node's generated API clients. */
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
-    context.setHeaderParam('Impersonate-User', this.user);
-    for (const [k, v] of Object.entries(this.extra)) {
-      context.setHeaderParam(`Impersonate-Extra-${encodeURIComponent(k)}`, v);
-    }
+    for (const [k, v] of Object.entries(this.impersonation)) context.setHeaderParam(k, v);
+  }
+
+  /** The operator's KubeClient (operator/src/kube/client.ts), which the node agent's store uses too. */
+  override async applyToHTTPSOptions(opts: Parameters<KubeConfig['applyToHTTPSOptions']>[0]): Promise<void> {
+    await super.applyToHTTPSOptions(opts);
+    opts.headers = { ...opts.headers, ...this.impersonation };
   }
 }
 
@@ -587,7 +890,7 @@ describe('helm install into a real API server', () => {
   it('creates the CRDs, RBAC, workloads, webhook, admission policy and dashboard', async () => {
     const kc = cp.kubeConfig;
     const crds = kc.makeApiClient(ApiextensionsV1Api);
-    for (const name of ['smcpolicies.smc.dev', 'smcnodes.smc.dev']) {
+    for (const name of ['smcpolicies.smc.dev', 'smcnodes.smc.dev', 'smctenants.smc.dev']) {
       const crd = await crds.readCustomResourceDefinition({ name });
       expect(crd.spec.versions.map((v) => v.name)).toContain('v1alpha1');
     }
@@ -626,6 +929,8 @@ describe('helm install into a real API server', () => {
     ]);
     await adm.readValidatingAdmissionPolicy({ name: 'smc-operator-node-agent-own-smcnode' });
     await adm.readValidatingAdmissionPolicyBinding({ name: 'smc-operator-node-agent-own-smcnode' });
+    await adm.readValidatingAdmissionPolicy({ name: 'smc-operator-tenant-binding' });
+    await adm.readValidatingAdmissionPolicyBinding({ name: 'smc-operator-tenant-binding' });
   });
 
   it('the operator ServiceAccount may do what it needs', async () => {
@@ -647,7 +952,12 @@ describe('helm install into a real API server', () => {
       { verb: 'create', group: '', resource: 'configmaps', namespace: 'apps' },
       { verb: 'update', group: '', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-0' },
       { verb: 'delete', group: '', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-3' },
-      { verb: 'watch', group: '', resource: 'configmaps' },
+      // Its own directory ConfigMaps only: listed and watched by name across namespaces.
+      { verb: 'watch', group: '', resource: 'configmaps', name: 'smc-directory-0' },
+      { verb: 'list', group: '', resource: 'configmaps', name: 'smc-directory-63' },
+      { verb: 'get', group: '', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-1' },
+      { verb: 'watch', group: 'smc.dev', resource: 'smctenants' },
+      { verb: 'get', resource: 'secrets', namespace: NS, name: 'smc-operator-directory-key' },
       { verb: 'list', resource: 'nodes' },
       { verb: 'create', resource: 'events', namespace: 'apps' },
       { verb: 'patch', group: 'events.k8s.io', resource: 'events', namespace: 'apps' },
@@ -722,6 +1032,14 @@ describe('helm install into a real API server', () => {
       { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
       { verb: 'update', resource: 'nodes', name: 'node-a' },
       { verb: 'patch', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-0' },
+      // No ConfigMap but its own directory ones (issue 12 item 9).
+      { verb: 'list', resource: 'configmaps' },
+      { verb: 'watch', resource: 'configmaps' },
+      { verb: 'list', resource: 'configmaps', namespace: 'apps' },
+      { verb: 'get', resource: 'configmaps', namespace: 'apps', name: 'app-config' },
+      { verb: 'get', resource: 'configmaps', namespace: 'apps', name: 'smc-directory-64' },
+      { verb: 'create', group: 'smc.dev', resource: 'smctenants' },
+      { verb: 'update', resource: 'secrets', namespace: NS, name: 'smc-operator-directory-key' },
     ];
     for (const attrs of denied) expect(await can(OPERATOR_SA, attrs), JSON.stringify(attrs)).toBe(false);
   });

@@ -42,6 +42,9 @@ const PodView = z.object({
       .array(
         z.object({
           name: z.string(),
+          image: z.string().optional(),
+          restartPolicy: z.string().optional(),
+          startupProbe: z.object({ httpGet: z.object({ port: z.number() }) }).optional(),
           command: z.array(z.string()).optional(),
           securityContext: z
             .object({
@@ -157,7 +160,9 @@ describe('mutating webhook', () => {
     return admin.request('POST', resourcePath(Resources.pods, ns), PodView, { body });
   }
 
-  const injected = (p: PodView): boolean => p.spec.containers.some((c) => c.name === 'smc-sidecar');
+  /** The sidecar, a native one (an init container) or a plain container. */
+  const injected = (p: PodView): boolean =>
+    [...p.spec.containers, ...(p.spec.initContainers ?? [])].some((c) => c.name === 'smc-sidecar');
 
   /** Creates a pod with client-node, as a user's tooling would, keeping the response headers. */
   async function createWithWarnings(
@@ -312,9 +317,16 @@ describe('mutating webhook', () => {
       30_000,
       'first injected pod',
     );
-    expect(pod.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
-    expect(pod.spec.containers[1]?.image).toBe('registry.invalid/smc-sidecar:test');
+    // The API server is 1.34: `auto` gives a native sidecar, after smc-init, which the API server
+    // accepts as an init container with restartPolicy Always.
+    expect(pod.spec.containers.map((c) => c.name)).toEqual(['app']);
+    expect(pod.spec.initContainers?.map((c) => c.name)).toEqual(['smc-init', 'smc-sidecar']);
+    const sidecar = pod.spec.initContainers?.[1];
+    expect(sidecar?.image).toBe('registry.invalid/smc-sidecar:test');
+    expect(sidecar?.restartPolicy).toBe('Always');
+    expect(sidecar?.startupProbe?.httpGet.port).toBe(15121);
     const init = pod.spec.initContainers?.find((c) => c.name === 'smc-init');
+    expect(init?.restartPolicy).toBeUndefined();
     expect(init?.command).toEqual(['smc', 'intercept', 'install']);
     expect(init?.securityContext?.privileged).toBe(false);
     expect(init?.securityContext?.capabilities?.add).toEqual(['NET_ADMIN']);
@@ -324,6 +336,16 @@ describe('mutating webhook', () => {
       tenant: 'blue',
       mode: 'Prefer',
     });
+  });
+
+  it('injects a plain container for a pod that asks with smc.dev/sidecar-mode', async () => {
+    const pod = await create(
+      INJECT_NS,
+      { app: 'web' },
+      { annotations: { 'smc.dev/sidecar-mode': 'container' } },
+    );
+    expect(pod.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
+    expect(pod.spec.initContainers?.map((c) => c.name)).toEqual(['smc-init']);
   });
 
   it('respects opt-in, opt-out, selection and existing sidecars', async () => {
@@ -383,7 +405,7 @@ describe('mutating webhook', () => {
 
     // Overlapping policies: injected under the oldest, and said so.
     const both = await createWithWarnings(INJECT_NS, { app: 'both' });
-    expect(both.pod.spec?.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
+    expect(both.pod.spec?.initContainers?.map((c) => c.name)).toEqual(['smc-init', 'smc-sidecar']);
     expect(JSON.parse(both.pod.metadata?.annotations?.['smc.dev/status'] ?? '{}')).toMatchObject({
       policy: 'conflict-a',
     });

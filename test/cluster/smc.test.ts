@@ -18,7 +18,18 @@ import { prometheusConfigText } from './monitoring/prometheus-config.js';
 import { startPrometheus } from './monitoring/prometheus.js';
 import { writeCheckHtml } from './monitoring/render.js';
 import { helmRunner } from './e2e/helm.js';
-import { create, exec, getPod, isReady, listPods, podPath, waitFor, type PodView } from './e2e/kube.js';
+import {
+  create,
+  exec,
+  execReport,
+  getPod,
+  isReady,
+  listPods,
+  podPath,
+  sidecarOf,
+  waitFor,
+  type PodView,
+} from './e2e/kube.js';
 import { outcomes, sidecarMetrics, sum } from './e2e/metrics.js';
 import {
   APP_NS,
@@ -26,6 +37,7 @@ import {
   PODS,
   POLICIES,
   SERVER,
+  TENANTS,
   deploymentObject,
   directoryPods,
   lateClient,
@@ -33,6 +45,7 @@ import {
   nginxConfig,
   podObject,
   policy,
+  tenant,
 } from './e2e/workloads.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -51,6 +64,11 @@ const SLOW_NODE_VALUES = [
   'operator.probes.liveness.failureThreshold=6',
   'operator.probes.readiness.timeoutSeconds=10',
   'operator.shutdownDelay=10s',
+  // A Node.js replica starved by a pod starting beside it can take seconds to admit a pod.
+  'webhook.timeoutSeconds=15',
+  // Handshakes between emulated nodes take the time the VM lab gives them (test/vm/sidecar).
+  'injection.timeouts.clcHandshake=30s',
+  'injection.timeouts.linkSetup=20s',
   'nodeAgent.livenessProbe.timeoutSeconds=10',
   'nodeAgent.livenessProbe.failureThreshold=6',
   'nodeAgent.readinessProbe.timeoutSeconds=10',
@@ -140,6 +158,11 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       log(
         `${p.metadata.name} log:\n${(await run(['logs', '-n', SYSTEM_NS, p.metadata.name, '--tail=30'])).trim()}`,
       );
+    // The data path's side: both ends of the upgraded traffic.
+    for (const w of [SERVER, 'client'])
+      log(
+        `${w} sidecar log:\n${(await run(['logs', '-n', APP_NS, pod(w), '-c', 'smc-sidecar', '--tail=40'])).trim()}`,
+      );
   }, 2 * MIN);
 
   afterAll(async () => {
@@ -192,6 +215,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
     'injects the selected pods; sidecars get the RDMA resource and become Ready',
     async () => {
       await create(c, '/api/v1/namespaces', namespace());
+      for (const t of TENANTS) await create(c, '/apis/smc.dev/v1alpha1/smctenants', tenant(t));
       for (const p of POLICIES)
         await create(c, `/apis/smc.dev/v1alpha1/namespaces/${APP_NS}/smcpolicies`, policy(p));
       await create(c, `/api/v1/namespaces/${APP_NS}/configmaps`, nginxConfig());
@@ -215,7 +239,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         const pod = ofDeployment(ready, spec) as PodView;
         ip.set(spec.name, pod.status?.podIP ?? '');
         podName.set(spec.name, pod.metadata.name);
-        const sidecar = pod.spec.containers.find((x) => x.name === 'smc-sidecar');
+        const sidecar = sidecarOf(pod);
         const init = (pod.spec.initContainers ?? []).some((x) => x.name === 'smc-init');
         log(
           `${spec.name} on ${pod.spec.nodeName ?? '?'} ip ${pod.status?.podIP ?? '?'} sidecar ${sidecar ? 'yes' : 'no'}`,
@@ -223,6 +247,14 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         expect(pod.spec.nodeName).toBe(spec.node);
         expect(Boolean(sidecar) && init).toBe(spec.injected);
         if (sidecar) {
+          // Kubernetes 1.34: the operator's `auto` mode injects a native sidecar, an init container
+          // with restartPolicy Always right after smc-init, and no sidecar among the containers.
+          expect((pod.spec.initContainers ?? []).map((x) => x.name).slice(-2)).toEqual([
+            'smc-init',
+            'smc-sidecar',
+          ]);
+          expect(sidecar.restartPolicy).toBe('Always');
+          expect(pod.spec.containers.some((x) => x.name === 'smc-sidecar')).toBe(false);
           expect(sidecar.command).toEqual(['smc', 'sidecar']);
           expect(sidecar.resources?.limits?.[RESOURCE]).toBe('1');
         }
@@ -272,7 +304,8 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
     const { stdout } = await cluster.kubectl(['logs', '-n', APP_NS, pod, '-c', 'smc-sidecar']);
     let n = -1;
     for (const line of stdout.split('\n')) {
-      const m = /"endpoints":(\d+),"msg":"endpoint directory loaded"/.exec(line);
+      if (!line.includes('"msg":"endpoint directory loaded"')) continue;
+      const m = /"endpoints":(\d+)/.exec(line);
       if (m?.[1]) n = Number(m[1]);
     }
     return n;
@@ -280,14 +313,14 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
 
   async function fetchBlob(from: string): Promise<void> {
     const want = await exec(kc, APP_NS, pod(SERVER), 'nginx', ['cat', '/srv/blob.sha256']);
-    expect(want.code).toBe(0);
+    expect(want.code, execReport(want)).toBe(0);
     const got = await exec(kc, APP_NS, pod(from), 'curl', [
       'sh',
       '-c',
       `curl -sS --max-time 120 -o /tmp/blob http://${server()}:8080/blob && wc -c </tmp/blob && sha256sum /tmp/blob`,
     ]);
     expect(got.stderr).toBe('');
-    expect(got.code).toBe(0);
+    expect(got.code, execReport(got)).toBe(0);
     const [size, sha] = got.stdout.trim().split(/\s+/);
     expect(Number(size)).toBe(BLOB_BYTES);
     expect(sha).toBe(want.stdout.trim());
@@ -315,7 +348,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         ],
         6 * MIN,
       );
-      expect(redis.code).toBe(0);
+      expect(redis.code, execReport(redis)).toBe(0);
       const expected = await exec(kc, APP_NS, pod('client'), 'redis', [
         'sh',
         '-c',
@@ -334,7 +367,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         '3',
         '-J',
       ]);
-      expect(iperf.code).toBe(0);
+      expect(iperf.code, execReport(iperf)).toBe(0);
       const report = JSON.parse(iperf.stdout) as { end: { sum_received: { bytes: number } } };
       expect(report.end.sum_received.bytes).toBeGreaterThan(0);
       log(`iperf3 received ${report.end.sum_received.bytes} bytes`);
@@ -421,7 +454,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       // replica serves the webhook all along, so creation goes on during the leader change.
       await create(c, podPath(APP_NS), podObject(lateClient('during-failover')));
       const late = await getPod(c, APP_NS, 'during-failover');
-      expect(late.spec.containers.some((x) => x.name === 'smc-sidecar')).toBe(true);
+      expect(sidecarOf(late)).toBeDefined();
       const next = await waitFor(
         'another Lease holder',
         async () => {
@@ -501,7 +534,7 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
               '/dev/null',
               `http://${server()}:8080/blob`,
             ]);
-            expect(r.code).toBe(0);
+            expect(r.code, execReport(r)).toBe(0);
           }
           // A dry-run create passes the injection webhook (sideEffects: None) without starting a pod.
           await c.request('POST', podPath(APP_NS), Any, {

@@ -206,7 +206,7 @@ function vmReport(r: VmResult, checks: Check[]): string {
       ),
   );
   parts.push(
-    'Sidecar totals at the end (/metrics on :15090 in each pod)\n' +
+    'Sidecar totals at the end (/metrics on :15190 in each pod)\n' +
       table(
         ['pod', 'connections', 'RDMA tx/rx MiB', 'TCP tx/rx MiB'],
         [...r.metrics].map(([pod, s]) => [
@@ -217,6 +217,15 @@ function vmReport(r: VmResult, checks: Check[]): string {
         ]),
       ),
   );
+  parts.push(
+    'Per connection in each pod: `smc connections` (what `kubectl smc connections POD` prints; live ones and the last closed)\n' +
+      [...r.connectionTables].map(([pod, t]) => `${pod}:\n${t === '' ? '(no answer)' : t}`).join('\n\n'),
+  );
+  checks.push({
+    what: 'every sidecar lists its connections (smc connections)',
+    ok: [...r.connectionTables.values()].every((t) => /^ID\b/m.test(t)),
+    detail: [...r.connectionTables].map(([pod, t]) => `${pod}: ${t.split('\n').length - 1} rows`).join('; '),
+  });
   const names = ['sent_pkts', 'rcvd_pkts', 'rdma_sends', 'rdma_recvs', 'send_err', 'retry_exceeded_err'];
   parts.push(
     'soft-RoCE (rxe0) hw_counters, change over the run\n' +

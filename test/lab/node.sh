@@ -85,7 +85,7 @@ EOF
     --protected-mode no >"$OUT/logs/redis-$p.log" 2>&1 &
 }
 
-scrape() { in_pod "$1" curl -sf --max-time 10 http://127.0.0.1:15090/metrics | grep -E '^smc_' || true; }
+scrape() { in_pod "$1" curl -sf --max-time 10 http://127.0.0.1:15190/metrics | grep -E '^smc_' || true; }
 
 # flow NAME POD CMD...: runs CMD as the application in POD; the pod's sidecar metrics before and
 # after attribute the connections and bytes to this flow.
@@ -135,7 +135,7 @@ done
 for m in "${mine[@]}"; do
   IFS=: read -r p sc role <<<"$m"
   [[ "$sc" == 1 ]] || continue
-  lab_retry 90 in_pod "$p" curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
+  lab_retry 90 in_pod "$p" curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
 done
 progress "servers and sidecars ready"
 
@@ -160,6 +160,8 @@ fi
 for m in "${mine[@]}"; do
   IFS=: read -r p sc role <<<"$m"
   [[ "$sc" == 1 ]] && scrape "$p" >"$OUT/metrics-$p.txt"
+  # Per connection, as `kubectl smc connections POD` shows it: the same CLI, run in the pod.
+  [[ "$sc" == 1 ]] && { in_pod "$p" "${SIDECAR[@]}" connections >"$OUT/connections-$p.txt" 2>&1 || true; }
 done
 rxe_counters >"$OUT/rxe-after.txt"
 rdma statistic show link "$LAB_RXE/1" >"$OUT/rdma-statistic.txt" 2>&1 || true

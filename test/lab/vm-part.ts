@@ -107,6 +107,8 @@ export interface VmResult {
   flows: FlowResult[];
   /** Final metrics of every sidecar pod. */
   metrics: Map<string, Series>;
+  /** Every sidecar pod's `smc connections` table at the end (what `kubectl smc connections` prints). */
+  connectionTables: Map<string, string>;
   /** Per node: rxe hw counter deltas over the run. */
   rxe: [Series, Series];
   /** Per server pod: sha256 of the /blob it served. */
@@ -202,13 +204,16 @@ export async function runVmPart(
     };
   });
   const metrics = new Map<string, Series>();
+  const connectionTables = new Map<string, string>();
   const blobs = new Map<string, string>();
   for (const p of PODS) {
     if (p.sidecar) metrics.set(p.name, parseMetrics(read(join(out(p.node), `metrics-${p.name}.txt`))));
+    if (p.sidecar)
+      connectionTables.set(p.name, read(join(out(p.node), `connections-${p.name}.txt`)).trimEnd());
     if (p.role === 'server') blobs.set(p.name, read(join(out(p.node), `blob-${p.name}.sha256`)).trim());
   }
   const rxe = ([0, 1] as const).map((n) =>
     delta(counters(read(join(out(n), 'rxe-before.txt'))), counters(read(join(out(n), 'rxe-after.txt')))),
   ) as [Series, Series];
-  return { lab, flows, metrics, rxe, blobs };
+  return { lab, flows, metrics, connectionTables, rxe, blobs };
 }

@@ -1,30 +1,36 @@
 import { z } from 'zod';
 import { ObjectMetaSchema } from './meta.js';
 
+/** A container's name and its named ports (the sidecar's SMC port goes into the directory). */
+const ContainerSchema = z.object({
+  name: z.string(),
+  ports: z.array(z.object({ name: z.string().optional(), containerPort: z.number() })).nullish(),
+});
+
+const ContainerStatusSchema = z.object({
+  name: z.string(),
+  ready: z.boolean().default(false),
+  state: z
+    .object({ running: z.object({}).passthrough().nullish() })
+    .passthrough()
+    .nullish(),
+});
+
 /** The parts of a core/v1 Pod the operator needs (selection, readiness, directory entry). */
 export const PodSchema = z.object({
   metadata: ObjectMetaSchema,
   spec: z.object({
     nodeName: z.string().optional(),
-    containers: z.array(z.object({ name: z.string() })).default([]),
-    initContainers: z.array(z.object({ name: z.string() })).nullish(),
+    containers: z.array(ContainerSchema).default([]),
+    // The sidecar is here when injected as a native sidecar (restartPolicy: Always).
+    initContainers: z.array(ContainerSchema).nullish(),
   }),
   status: z
     .object({
       phase: z.string().optional(),
       podIP: z.string().optional(),
-      containerStatuses: z
-        .array(
-          z.object({
-            name: z.string(),
-            ready: z.boolean().default(false),
-            state: z
-              .object({ running: z.object({}).passthrough().nullish() })
-              .passthrough()
-              .nullish(),
-          }),
-        )
-        .nullish(),
+      containerStatuses: z.array(ContainerStatusSchema).nullish(),
+      initContainerStatuses: z.array(ContainerStatusSchema).nullish(),
     })
     .nullish(),
 });

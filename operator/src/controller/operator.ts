@@ -11,12 +11,20 @@ import {
   type Node,
   type Pod,
 } from '../api/core.js';
-import { DIRECTORY_LABEL, type DirectoryEndpoint } from '../api/directory.js';
+import {
+  DIRECTORY_LABEL,
+  MAX_DIRECTORY_SHARDS,
+  directoryConfigMapName,
+  type DirectoryEndpoint,
+} from '../api/directory.js';
+import type { SidecarPorts, SidecarTimeouts } from '../api/sidecar.js';
 import { objectKey, splitKey } from '../api/meta.js';
 import { SmcNodeSchema, type SmcNode } from '../api/smcnode.js';
 import { DIRECTORY_FINALIZER, SMC_API_VERSION, SmcPolicySchema, type SmcPolicy } from '../api/smcpolicy.js';
+import { SmcTenantSchema, type SmcTenant } from '../api/smctenant.js';
 import { buildViews, endpointFor, namespaceProfiles, type TenantProfile } from '../directory/build.js';
-import { DirectoryPublisher } from '../directory/publisher.js';
+import { DirectoryPublisher, directoryCache } from '../directory/publisher.js';
+import { DEFAULT_SIGNING_KEY_SECRET, loadSigningKey } from '../directory/signing-key.js';
 import { ApiError, errorMessage } from '../errors.js';
 import { EventRecorder } from '../events.js';
 import { closeServer, startHealthServer, startMetricsServer } from '../health.js';
@@ -24,17 +32,28 @@ import { KubeClient } from '../kube/client.js';
 import { Reflector, apiListerWatcher } from '../kube/reflector.js';
 import { Resources, resourcePath, type ResourceType } from '../kube/resources.js';
 import type { HasMeta } from '../kube/store.js';
+import {
+  NATIVE_SIDECARS_SINCE,
+  formatVersion,
+  parseKubeVersion,
+  serverVersion,
+  versionAtLeast,
+  type VersionInfo,
+} from '../kube/version.js';
 import { LeaderElector } from '../leader/lease.js';
 import { CONTROLLERS, OperatorMetrics } from '../metrics.js';
 import { podHasAllowedDevice, type DeviceLookup } from '../policy/devices.js';
+import { sidecarSmcPort } from '../policy/pod.js';
 import { resolveNamespace, type PolicyResolution } from '../policy/resolve.js';
 import { selectorMatches } from '../policy/selector.js';
 import { computeStatus, conditionChanges, statusEqual } from '../policy/status.js';
-import { CertManager } from '../webhook/certmanager.js';
-import { SIDECAR_PORTS } from '../webhook/inject.js';
+import { admitPolicy, type TenantAdmission } from '../policy/tenancy.js';
+import { CertFileSource } from '../webhook/certfiles.js';
+import { CertManager, type TlsMaterial } from '../webhook/certmanager.js';
+import type { SidecarMode } from '../webhook/inject.js';
 import { WebhookServer } from '../webhook/server.js';
 import { MaxOfRateLimiter } from './backoff.js';
-import { realClock } from './clock.js';
+import { realClock, sleep } from './clock.js';
 import { podFingerprint, policyFingerprint } from './fingerprint.js';
 import { DIRECTORY_KEY, parseKey, policyKey, type QueueKey } from './keys.js';
 import { DEFAULT_NOT_INJECTED_OPTIONS, NOT_INJECTED_REASON, NotInjectedReporter } from './notinjected.js';
@@ -54,6 +73,23 @@ export interface OperatorOptions {
   readonly cluster: string;
   /** Extended resource giving the sidecar the node's RDMA devices; null: none requested. */
   readonly rdmaResource: string | null;
+  /**
+   * Secret (in `namespace`) holding the Ed25519 key that signs the directory; created with a new
+   * key when missing. Default smc-operator-directory-key.
+   */
+  readonly directoryKeySecretName?: string;
+  /** The injected sidecar (docs/operator.md, docs/istio.md). */
+  readonly sidecar: {
+    /** `auto`: native when the API server is 1.29 or later (asked at start), else container. */
+    readonly mode: 'auto' | SidecarMode;
+    readonly uid: number;
+    readonly ports: SidecarPorts;
+    /** Uids the interception rules leave alone outbound besides the sidecar's (Istio's 1337). */
+    readonly excludeOutboundUids: readonly number[];
+    readonly interceptInbound: boolean;
+    /** The sidecar's handshake timeouts (SMC_CLC_TIMEOUT_MS, SMC_LINK_SETUP_TIMEOUT_MS); its defaults when absent. */
+    readonly timeouts?: SidecarTimeouts | undefined;
+  };
   readonly bindAddress: string;
   readonly metricsPort: number; // 0 = disabled
   readonly healthPort: number; // 0 = disabled
@@ -74,6 +110,12 @@ export interface OperatorOptions {
     readonly certValidityMs: number;
     readonly rotateBeforeMs: number;
     readonly checkIntervalMs: number;
+    /**
+     * Serve tls.crt / tls.key from this directory (a mounted Secret that cert-manager keeps
+     * current), reloaded on change, instead of managing the Secret and the caBundle; '' or
+     * absent: the operator issues and rotates the certificate itself.
+     */
+    readonly certDir?: string;
   };
   readonly queue: {
     readonly baseDelayMs: number;
@@ -82,9 +124,6 @@ export interface OperatorOptions {
     readonly burst: number;
   };
 }
-
-/** The `controller` label of the queue depth gauge (one queue serves both reconcilers). */
-const QUEUE_NAME = 'smc-operator';
 
 type Handlers<T> = { onAdd?(o: T): void; onUpdate?(a: T, b: T): void; onDelete?(o: T): void };
 
@@ -100,7 +139,14 @@ export class Operator {
   readonly namespaces: Reflector<Namespace>;
   readonly nodes: Reflector<Node>;
   readonly smcNodes: Reflector<SmcNode>;
-  readonly configMaps: Reflector<ConfigMap>;
+  /** SmcTenants: which namespaces may use which tenant (policy/tenancy.ts). */
+  readonly tenants: Reflector<SmcTenant>;
+  /**
+   * The directory ConfigMaps, one reflector per shard index: each lists and watches
+   * `fieldSelector=metadata.name=smc-directory-<i>` and `labelSelector=smc.dev/directory=true`
+   * across namespaces, which RBAC can grant by resourceNames (no right to read other ConfigMaps).
+   */
+  readonly configMaps: Reflector<ConfigMap>[];
   readonly publisher: DirectoryPublisher;
   readonly webhook: WebhookServer;
   readonly events: EventRecorder;
@@ -108,7 +154,7 @@ export class Operator {
   readonly notInjected: NotInjectedReporter;
   private queue: WorkQueue<QueueKey> | undefined;
   private elector: LeaderElector | undefined;
-  private certs: CertManager | undefined;
+  private certs: CertManager | CertFileSource | undefined;
   private readonly stopAll = new AbortController();
   private electionDone: Promise<void> | undefined;
   /** Aborted by drain(): ends the election (and releases the Lease) before the rest stops. */
@@ -120,6 +166,8 @@ export class Operator {
   private readonly deviceLookup: DeviceLookup;
   /** Reconciles run since start (for tests and the benchmark). */
   reconcileCount = 0;
+  /** The directory signing public key (base64), once start() loaded it. */
+  directoryPublicKey: string | undefined;
   /** Size of the last directory computed. */
   lastDirectory: { endpoints: number; namespaces: number } = { endpoints: 0, namespaces: 0 };
 
@@ -163,7 +211,18 @@ export class Operator {
     this.namespaces = this.reflector('namespaces', Resources.namespaces, NamespaceSchema, {
       onUpdate: (a, b) => {
         if (!a.metadata.deletionTimestamp && b.metadata.deletionTimestamp) this.enqueue(DIRECTORY_KEY);
+        // Labels decide which SmcTenant namespaceSelectors admit the namespace.
+        if (JSON.stringify(a.metadata.labels) !== JSON.stringify(b.metadata.labels))
+          this.onNamespaceLabels(b.metadata.name);
       },
+    });
+    const tenantChanged = (t: SmcTenant): void => this.onTenant(t.metadata.name);
+    this.tenants = this.reflector('smctenants', Resources.smctenants, SmcTenantSchema, {
+      onAdd: tenantChanged,
+      onUpdate: (a, b) => {
+        if (JSON.stringify(a.spec) !== JSON.stringify(b.spec)) tenantChanged(b);
+      },
+      onDelete: tenantChanged,
     });
     const nodeChanged = (): void => this.onDevicesChanged();
     this.nodes = this.reflector('nodes', Resources.nodes, NodeSchema, {
@@ -180,19 +239,25 @@ export class Operator {
       },
       onDelete: nodeChanged,
     });
-    this.configMaps = this.reflector(
-      'configmaps',
-      Resources.configmaps,
-      ConfigMapSchema,
-      {
-        onUpdate: (_a, b) => this.onDirectoryConfigMap(b, false),
-        onDelete: (c) => this.onDirectoryConfigMap(c, true),
-      },
-      `${DIRECTORY_LABEL}=true`,
-    );
+    this.configMaps = Array.from({ length: opts.directoryShards }, (_, i) => {
+      const name = directoryConfigMapName(i);
+      return this.reflector(
+        `configmaps/${name}`,
+        Resources.configmaps,
+        ConfigMapSchema,
+        {
+          onUpdate: (_a, b) => this.onDirectoryConfigMap(b, false),
+          onDelete: (c) => this.onDirectoryConfigMap(c, true),
+        },
+        { labelSelector: `${DIRECTORY_LABEL}=true`, fieldSelector: `metadata.name=${name}` },
+      );
+    });
+    const cmGauge = this.metrics.watchedObjects.labels(Resources.configmaps.kind);
+    for (const r of this.configMaps)
+      r.onSize = () => cmGauge.set(this.configMaps.reduce((n, x) => n + x.store.size, 0));
     this.publisher = new DirectoryPublisher(
       this.client,
-      this.configMaps.store,
+      directoryCache(this.configMaps),
       log.child({ c: 'directory' }),
     );
     this.notInjected = new NotInjectedReporter(
@@ -227,6 +292,13 @@ export class Operator {
         directoryShards: opts.directoryShards,
         cluster: opts.cluster,
         rdmaResource: opts.rdmaResource,
+        // `auto` is settled by start() before the webhook serves.
+        sidecarMode: opts.sidecar.mode === 'auto' ? 'container' : opts.sidecar.mode,
+        ports: opts.sidecar.ports,
+        sidecarUid: opts.sidecar.uid,
+        excludeOutboundUids: opts.sidecar.excludeOutboundUids,
+        interceptInbound: opts.sidecar.interceptInbound,
+        timeouts: opts.sidecar.timeouts,
       },
       this.metrics,
       log.child({ c: 'webhook' }),
@@ -238,11 +310,11 @@ export class Operator {
     rt: ResourceType,
     schema: z.ZodType<T>,
     handlers: Handlers<T>,
-    labelSelector?: string,
+    filters: { labelSelector?: string; fieldSelector?: string } = {},
   ): Reflector<T> {
     const r = new Reflector<T>(
       name,
-      apiListerWatcher(this.client, rt, labelSelector ? { labelSelector } : {}),
+      apiListerWatcher(this.client, rt, filters),
       schema,
       handlers,
       this.log.child({ c: 'reflector' }),
@@ -258,7 +330,8 @@ export class Operator {
       this.namespaces,
       this.nodes,
       this.smcNodes,
-      this.configMaps,
+      this.tenants,
+      ...this.configMaps,
     ] as Reflector<HasMeta>[];
   }
 
@@ -326,6 +399,32 @@ export class Operator {
     this.enqueue(DIRECTORY_KEY);
   }
 
+  /** An SmcTenant changed: the policies naming it, and the directory. */
+  private onTenant(name: string): void {
+    for (const p of this.policies.store.list())
+      if (p.spec.tenant === name) this.enqueue(policyKey(objectKey(p.metadata)));
+    this.enqueue(DIRECTORY_KEY);
+  }
+
+  /** A namespace's labels changed: its policies may be admitted (or not) by a namespaceSelector now. */
+  private onNamespaceLabels(ns: string): void {
+    let any = false;
+    for (const p of this.policies.store.inNamespace(ns)) {
+      this.enqueue(policyKey(objectKey(p.metadata)));
+      any = true;
+    }
+    if (any) this.enqueue(DIRECTORY_KEY);
+  }
+
+  /** Whether a policy's SmcTenant admits its namespace, from the caches. */
+  admission(p: SmcPolicy): TenantAdmission {
+    return admitPolicy(
+      p,
+      (name) => this.tenants.store.get(name),
+      this.namespaces.store.get(p.metadata.namespace ?? '')?.metadata.labels,
+    );
+  }
+
   private onDirectoryConfigMap(cm: ConfigMap, deleted: boolean): void {
     if (!deleted && this.publisher.isOwnWrite(cm)) return;
     // Changed or deleted by someone else: forget what we wrote and publish again.
@@ -387,6 +486,7 @@ export class Operator {
       res,
       (pod, p) => podHasAllowedDevice(pod, p, this.deviceLookup),
       new Date(),
+      this.admission(current),
     );
     if (statusEqual(current.status, status)) return;
     const updated = await this.client.request('PATCH', `${path}/status`, SmcPolicySchema, {
@@ -405,14 +505,26 @@ export class Operator {
     }
   }
 
-  /** Computes every namespace's view of the directory and writes the shards that changed. */
+  /**
+   * Computes every namespace's view of the directory and writes the shards that changed. A policy
+   * whose SmcTenant does not admit its namespace (policy/tenancy.ts) counts for nothing here: its
+   * pods are not published and it gives its namespace no view of its tenant's endpoints. It still
+   * takes part in resolving which policy governs a pod, as for the webhook, so its pods do not
+   * fall to another policy.
+   */
   async reconcileDirectory(): Promise<void> {
     const endpoints: DirectoryEndpoint[] = [];
     const profiles = new Map<string, TenantProfile[]>();
+    const admitted = new Map<SmcPolicy, boolean>();
+    const isAdmitted = (p: SmcPolicy): boolean => {
+      let a = admitted.get(p);
+      if (a === undefined) admitted.set(p, (a = this.admission(p).admitted));
+      return a;
+    };
     for (const ns of this.policies.store.namespaces()) {
       // A terminating namespace refuses new objects: drop its copy rather than block finalizers.
       if (this.namespaces.store.get(ns)?.metadata.deletionTimestamp) continue;
-      const pr = namespaceProfiles(this.policies.store.inNamespace(ns));
+      const pr = namespaceProfiles([...this.policies.store.inNamespace(ns)].filter(isAdmitted));
       if (pr.length > 0) profiles.set(ns, pr);
     }
     for (const ns of this.pods.store.namespaces()) {
@@ -420,12 +532,12 @@ export class Operator {
       const res = resolveNamespace(this.pods.store.inNamespace(ns), this.policies.store.inNamespace(ns));
       for (const [pk, r] of res.policies) {
         const policy = this.policies.store.get(pk);
-        if (!policy) continue;
+        if (!policy || !isAdmitted(policy)) continue;
         for (const pod of r.matched) {
           const e = endpointFor(
             pod,
             policy,
-            SIDECAR_PORTS.clc,
+            sidecarSmcPort(pod, this.opts.sidecar.ports.smc),
             podHasAllowedDevice(pod, policy, this.deviceLookup),
           );
           if (e) endpoints.push(e);
@@ -466,27 +578,48 @@ export class Operator {
         ),
       );
     }
+    // Every replica loads the directory signing key: the leader signs with it, and the webhook
+    // gives each injected sidecar its public half.
+    const key = await loadSigningKey(
+      this.client,
+      this.opts.namespace,
+      this.opts.directoryKeySecretName ?? DEFAULT_SIGNING_KEY_SECRET,
+      this.log.child({ c: 'directory' }),
+      this.stopAll.signal,
+    );
+    this.publisher.useSigningKey(key);
+    this.webhook.updateSettings({ directoryPublicKeys: [key.publicKey] });
+    this.directoryPublicKey = key.publicKey;
     if (this.opts.webhook.enabled) {
+      await this.settleSidecarMode();
       const w = this.opts.webhook;
-      this.certs = new CertManager(
-        this.client,
-        {
-          namespace: this.opts.namespace,
-          secretName: w.secretName,
-          webhookConfigName: w.configName,
-          hosts: w.hosts,
-          caValidityMs: w.caValidityMs,
-          certValidityMs: w.certValidityMs,
-          rotateBeforeMs: w.rotateBeforeMs,
-          checkIntervalMs: w.checkIntervalMs,
-        },
-        (tls) => {
-          this.webhook.setTls(tls, this.opts.bindAddress, w.port).catch((e: unknown) => {
-            this.log.error({ err: errorMessage(e) }, 'webhook server failed to start');
-          });
-        },
-        this.log.child({ c: 'certs' }),
-      );
+      const onTls = (tls: TlsMaterial): void => {
+        this.webhook.setTls(tls, this.opts.bindAddress, w.port).catch((e: unknown) => {
+          this.log.error({ err: errorMessage(e) }, 'webhook server failed to start');
+        });
+      };
+      this.certs = w.certDir
+        ? new CertFileSource(
+            // Files are cheap to read: poll often enough that a lost watch event costs little.
+            { dir: w.certDir, hosts: w.hosts, pollIntervalMs: Math.min(w.checkIntervalMs, 30_000) },
+            onTls,
+            this.log.child({ c: 'certs' }),
+          )
+        : new CertManager(
+            this.client,
+            {
+              namespace: this.opts.namespace,
+              secretName: w.secretName,
+              webhookConfigName: w.configName,
+              hosts: w.hosts,
+              caValidityMs: w.caValidityMs,
+              certValidityMs: w.certValidityMs,
+              rotateBeforeMs: w.rotateBeforeMs,
+              checkIntervalMs: w.checkIntervalMs,
+            },
+            onTls,
+            this.log.child({ c: 'certs' }),
+          );
       this.certs.start();
     }
     await Promise.all(this.allReflectors.map((r) => r.waitForSync()));
@@ -519,6 +652,43 @@ export class Operator {
     this.electionDone = this.elector.run(AbortSignal.any([this.stopAll.signal, this.stopElection.signal]));
   }
 
+  /**
+   * Settles the sidecar mode from the API server's version (GET /version): `auto` becomes native
+   * on 1.29 or later, container before. The answer also lets the webhook warn about a pod that
+   * asks for native on an older server. `auto` waits for an answer, retrying while the API server
+   * cannot be reached; a refusal or an unreadable version gives container, which runs everywhere.
+   */
+  private async settleSidecarMode(): Promise<void> {
+    const configured = this.opts.sidecar.mode;
+    const signal = this.stopAll.signal;
+    let info: VersionInfo | undefined;
+    for (let delayMs = 500; !signal.aborted; delayMs = Math.min(delayMs * 2, 30_000)) {
+      try {
+        info = await serverVersion(this.client, signal);
+        break;
+      } catch (e) {
+        // An answer (a 403 where system:public-info-viewer was taken away) stays the same.
+        if (e instanceof ApiError || configured !== 'auto') {
+          this.log.warn({ err: errorMessage(e) }, 'API server version unknown');
+          break;
+        }
+        this.log.warn({ err: errorMessage(e), retryInMs: delayMs }, 'API server version not read; retrying');
+        await sleep(delayMs, signal);
+      }
+    }
+    const version = info ? parseKubeVersion(info) : null;
+    const supported = version ? versionAtLeast(version, NATIVE_SIDECARS_SINCE) : undefined;
+    const mode: SidecarMode = configured !== 'auto' ? configured : supported ? 'native' : 'container';
+    this.webhook.updateSettings({ sidecarMode: mode, nativeSidecarsSupported: supported });
+    const fields = { serverVersion: info?.gitVersion, configured, sidecarMode: mode };
+    if (mode === 'native' && supported === false)
+      this.log.warn(
+        fields,
+        `native sidecars need Kubernetes ${formatVersion(NATIVE_SIDECARS_SINCE)} or later: injected pods may not start`,
+      );
+    else this.log.info(fields, 'sidecar mode');
+  }
+
   private startLeading(signal: AbortSignal): void {
     if (this.leading) return;
     this.leading = true;
@@ -531,10 +701,23 @@ export class Operator {
         burst: this.opts.queue.burst,
       }),
     );
-    q.onDepth = (d) => this.metrics.queueDepth.labels(QUEUE_NAME).set(d);
+    // One queue serves both reconcilers; its depth is split by the `controller` label the
+    // reconcile metrics carry (the directory reconciler has a single key).
+    q.onDepth = (d) => {
+      const directory = q.isQueued(DIRECTORY_KEY) ? 1 : 0;
+      this.metrics.queueDepth.labels('directory').set(directory);
+      this.metrics.queueDepth.labels('smcpolicy').set(d - directory);
+    };
     this.queue = q;
     for (const p of this.policies.store.list()) q.add(policyKey(objectKey(p.metadata)));
     q.add(DIRECTORY_KEY);
+    // Shards beyond the shard count, left from a larger --directory-shards: only the current
+    // shards are watched, so they are found by the count the cached shards were written with.
+    const seen = Math.min(this.publisher.shardCountSeen(), MAX_DIRECTORY_SHARDS);
+    if (seen > this.opts.directoryShards)
+      this.publisher.sweepShards(this.opts.directoryShards, seen).catch((e: unknown) => {
+        this.log.warn({ err: errorMessage(e) }, 'stale directory shards not deleted');
+      });
     // Pods added while another replica led may not have been reported (once per UID here).
     const pods = [...this.pods.store.list()];
     this.notInjected.retainOnly(pods);
@@ -550,6 +733,7 @@ export class Operator {
     this.metrics.leader.set(0);
     this.queue?.shutDown();
     this.queue = undefined;
+    for (const c of CONTROLLERS) this.metrics.queueDepth.labels(c).set(0);
     this.log.info('controller stopped (not leading)');
   }
 

@@ -2,16 +2,41 @@ import type { Pod } from '../api/core.js';
 
 export const SIDECAR_CONTAINER = 'smc-sidecar';
 export const INIT_CONTAINER = 'smc-init';
+/** The name of the sidecar's container port that peers' sidecars connect to. */
+export const SMC_PORT_NAME = 'smc-clc';
+
+type PodContainer = Pod['spec']['containers'][number];
+
+/**
+ * The injected sidecar container: among the containers (plain-container mode) or the init
+ * containers (native sidecar, restartPolicy: Always).
+ */
+export function sidecarContainer(pod: Pod): PodContainer | undefined {
+  return (
+    pod.spec.containers.find((c) => c.name === SIDECAR_CONTAINER) ??
+    (pod.spec.initContainers ?? []).find((c) => c.name === SIDECAR_CONTAINER)
+  );
+}
 
 /** The pod carries the injected sidecar container. */
 export function podInjected(pod: Pod): boolean {
-  return pod.spec.containers.some((c) => c.name === SIDECAR_CONTAINER);
+  return sidecarContainer(pod) !== undefined;
 }
 
-/** The sidecar container is running and ready. */
+/** The sidecar container is running and ready (a native sidecar reports in initContainerStatuses). */
 export function sidecarReady(pod: Pod): boolean {
-  const cs = pod.status?.containerStatuses?.find((c) => c.name === SIDECAR_CONTAINER);
+  const cs =
+    pod.status?.containerStatuses?.find((c) => c.name === SIDECAR_CONTAINER) ??
+    pod.status?.initContainerStatuses?.find((c) => c.name === SIDECAR_CONTAINER);
   return !!cs && cs.ready && !!cs.state?.running;
+}
+
+/**
+ * The port the pod's sidecar serves SMC on: its `smc-clc` container port, so pods injected before
+ * the port was reconfigured keep being reached on theirs; `fallback` when the pod does not say.
+ */
+export function sidecarSmcPort(pod: Pod, fallback: number): number {
+  return sidecarContainer(pod)?.ports?.find((p) => p.name === SMC_PORT_NAME)?.containerPort ?? fallback;
 }
 
 export function podTerminating(pod: Pod): boolean {

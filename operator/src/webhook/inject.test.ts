@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { ISTIO_PORTS, ISTIO_PROXY_UID, SIDECAR_DEFAULT_PORTS, SIDECAR_DEFAULT_UID } from '../api/sidecar.js';
+import { SidecarConfigSchema } from '../../../sidecar/src/config/schema.js';
 import { applyPatch } from '../testing/jsonpatch.js';
 import { policy } from '../testing/fixtures.js';
 import {
   AdmissionPodSchema,
   MAX_WARNING_LENGTH,
+  SIDECAR_MODE_ANNOTATION,
   STATUS_ANNOTATION,
   admissionWarning,
   admissionWarnings,
@@ -12,18 +15,29 @@ import {
   decideInjection,
   escapePointer,
   injectionPatch,
+  metricsLabels,
+  POD_POLICY_LABEL,
+  POD_TENANT_LABEL,
   notInjectedReason,
+  podSidecarMode,
   type AdmissionPod,
+  type InjectionSettings,
 } from './inject.js';
 import { admit } from './server.js';
 
-const settings = {
+const settings: InjectionSettings = {
   sidecarImage: 'smc:1',
-  imagePullPolicy: 'IfNotPresent' as const,
+  imagePullPolicy: 'IfNotPresent',
   directoryShards: 2,
   cluster: 'east.example',
   rdmaResource: 'smc.dev/rdma',
+  sidecarMode: 'container',
+  ports: SIDECAR_DEFAULT_PORTS,
+  sidecarUid: SIDECAR_DEFAULT_UID,
+  excludeOutboundUids: [],
+  interceptInbound: true,
 };
+const native: InjectionSettings = { ...settings, sidecarMode: 'native', nativeSidecarsSupported: true };
 const enabledNs = { 'smc.dev/injection': 'enabled' };
 
 function podOf(raw: unknown): AdmissionPod {
@@ -184,6 +198,7 @@ describe('injectionPatch', () => {
       'add /spec/containers/-',
       'add /spec/volumes',
       'add /metadata/annotations',
+      'add /metadata/labels',
     ]);
     const out = applyPatch(basePod, ops) as unknown as {
       metadata: { annotations: Record<string, string> };
@@ -217,11 +232,15 @@ describe('injectionPatch', () => {
     expect(init?.env).toContainEqual({ name: 'SMC_TENANT', value: 'blue' });
     const sidecar = out.spec.containers[1];
     expect(sidecar?.securityContext).toMatchObject({
-      runAsUser: 1337,
+      runAsUser: 7609,
+      runAsGroup: 7609,
       runAsNonRoot: true,
       readOnlyRootFilesystem: true,
     });
-    expect(sidecar?.ports.map((x) => x.containerPort)).toEqual([15100, 15090, 15021]);
+    expect(sidecar?.ports.map((x) => x.containerPort)).toEqual([15100, 15190, 15121]);
+    // A plain container has no restartPolicy of its own and no startupProbe.
+    expect(sidecar).not.toHaveProperty('restartPolicy');
+    expect(sidecar).not.toHaveProperty('startupProbe');
     expect(sidecar?.command).toEqual(['smc', 'sidecar']);
     // The node's RDMA devices come through the extended resource, the GID from the node's address.
     expect(sidecar?.resources.limits).toEqual({ memory: '512Mi', 'smc.dev/rdma': '1' });
@@ -267,6 +286,22 @@ describe('injectionPatch', () => {
     expect(sidecar.resources.limits).toEqual({ memory: '512Mi' });
   });
 
+  it('labels the pod with its tenant and policy (for the metrics), keeping its own labels', () => {
+    const out = applyPatch(basePod, injectionPatch(podOf(basePod), p, settings)) as unknown as {
+      metadata: { labels: Record<string, string> };
+    };
+    expect(out.metadata.labels).toEqual({ app: 'web', 'smc.dev/tenant': 'blue', 'smc.dev/policy': 'p' });
+    // Without labels; and a policy name too long for a label value is left out, not refused.
+    const long = policy('x'.repeat(64), { tenant: 'red' });
+    const bare = { metadata: { name: 'b' }, spec: { containers: [{ name: 'app' }] } };
+    const ops = injectionPatch(podOf(bare), long, settings);
+    expect(ops.find((o) => o.path === '/metadata/labels')?.value).toEqual({ 'smc.dev/tenant': 'red' });
+    expect(metricsLabels(policy('p', { tenant: 'blue' }))).toEqual({
+      [POD_TENANT_LABEL]: 'blue',
+      [POD_POLICY_LABEL]: 'p',
+    });
+  });
+
   it('appends to existing lists and annotations', () => {
     const raw = {
       metadata: { name: 'x', annotations: { a: 'b' }, labels: {} },
@@ -282,6 +317,7 @@ describe('injectionPatch', () => {
       'add /spec/containers/-',
       'add /spec/volumes/-',
       `add /metadata/annotations/${escapePointer(STATUS_ANNOTATION)}`,
+      'add /metadata/labels',
     ]);
     const out = applyPatch(raw, ops);
     expect(out.spec.initContainers.map((c) => c.name)).toEqual(['setup', 'smc-init']);
@@ -300,6 +336,212 @@ describe('injectionPatch', () => {
   it('escapes JSON pointer segments', () => {
     expect(escapePointer('smc.dev/status')).toBe('smc.dev~1status');
     expect(escapePointer('a~b')).toBe('a~0b');
+  });
+});
+
+type Container = {
+  name: string;
+  restartPolicy?: string;
+  command: string[];
+  env: { name: string; value?: string; valueFrom?: unknown }[];
+  ports: { name: string; containerPort: number }[];
+  startupProbe?: { httpGet: { path: string; port: number }; periodSeconds: number; failureThreshold: number };
+  readinessProbe: { httpGet: { path: string; port: number } };
+  securityContext: { runAsUser: number; runAsGroup: number };
+};
+type Injected = { spec: { containers: Container[]; initContainers: Container[] } };
+
+function injectedPod(raw: unknown, s: InjectionSettings): Injected {
+  return applyPatch(
+    raw,
+    injectionPatch(podOf(raw), policy('p', { tenant: 'blue' }), s),
+  ) as unknown as Injected;
+}
+
+function envOf(c: Container | undefined): Record<string, string | undefined> {
+  return Object.fromEntries((c?.env ?? []).map((e) => [e.name, e.value]));
+}
+
+describe('sidecar modes', () => {
+  it('native: smc-init then the sidecar as an init container with restartPolicy Always', () => {
+    const ops = injectionPatch(podOf(basePod), policy('p', { tenant: 'blue' }), native);
+    expect(ops.map((o) => `${o.op} ${o.path}`)).toEqual([
+      'add /spec/initContainers',
+      'add /spec/volumes',
+      'add /metadata/annotations',
+      'add /metadata/labels',
+    ]);
+    const out = injectedPod(basePod, native);
+    expect(out.spec.containers.map((c) => c.name)).toEqual(['app']);
+    expect(out.spec.initContainers.map((c) => c.name)).toEqual(['smc-init', 'smc-sidecar']);
+    const [init, sidecar] = out.spec.initContainers;
+    // smc-init runs to completion; only the sidecar restarts (and outlives the app containers).
+    expect(init).not.toHaveProperty('restartPolicy');
+    expect(sidecar?.restartPolicy).toBe('Always');
+    expect(sidecar?.command).toEqual(['smc', 'sidecar']);
+    // The kubelet starts the next container only once this passes: the app finds the sidecar up.
+    expect(sidecar?.startupProbe).toMatchObject({
+      httpGet: { path: '/healthz/ready', port: 15121 },
+      periodSeconds: 1,
+    });
+    expect(sidecar?.readinessProbe.httpGet).toEqual({ path: '/healthz/ready', port: 15121 });
+    expect(sidecar?.ports.find((p) => p.name === 'smc-clc')?.containerPort).toBe(15100);
+    expect(sidecar?.securityContext).toMatchObject({ runAsUser: 7609, runAsGroup: 7609 });
+  });
+
+  it("native: after the pod's own init containers, which run before any redirect", () => {
+    const raw = {
+      metadata: { name: 'x' },
+      spec: { containers: [{ name: 'app' }], initContainers: [{ name: 'migrate' }, { name: 'seed' }] },
+    };
+    const ops = injectionPatch(podOf(raw), policy('p', { tenant: 'blue' }), native);
+    expect(ops.slice(0, 2).map((o) => `${o.op} ${o.path}`)).toEqual([
+      'add /spec/initContainers/-',
+      'add /spec/initContainers/-',
+    ]);
+    const out = injectedPod(raw, native);
+    expect(out.spec.initContainers.map((c) => c.name)).toEqual([
+      'migrate',
+      'seed',
+      'smc-init',
+      'smc-sidecar',
+    ]);
+    expect(out.spec.containers.map((c) => c.name)).toEqual(['app']);
+  });
+
+  it('recognises a native injection as already injected', () => {
+    const once = injectedPod(basePod, native);
+    expect(alreadyInjected(podOf(once))).toBe(true);
+    const sidecarOnly = { ...basePod, spec: { ...basePod.spec, initContainers: [{ name: 'smc-sidecar' }] } };
+    expect(alreadyInjected(podOf(sidecarOnly))).toBe(true);
+  });
+
+  it('the pod annotation overrides the operator: native, container or auto', () => {
+    const annotated = (value: string) =>
+      podOf({
+        ...basePod,
+        metadata: { ...basePod.metadata, annotations: { [SIDECAR_MODE_ANNOTATION]: value } },
+      });
+    expect(podSidecarMode(annotated('native'), settings)).toEqual({ mode: 'native' });
+    expect(podSidecarMode(annotated('container'), native)).toEqual({ mode: 'container' });
+    expect(podSidecarMode(annotated('auto'), native)).toEqual({ mode: 'native' });
+    expect(podSidecarMode(annotated(' container '), native)).toEqual({ mode: 'container' });
+    expect(podSidecarMode(podOf(basePod), native)).toEqual({ mode: 'native' });
+    expect(podSidecarMode(podOf(basePod), settings)).toEqual({ mode: 'container' });
+    expect(podSidecarMode(annotated('sidecar'), native)).toEqual({
+      mode: 'native',
+      warning: 'smc.dev/sidecar-mode "sidecar" is not native, container or auto; native used',
+    });
+    // Asked for on a server known to be older than 1.29: given, with a warning.
+    const old = { ...settings, nativeSidecarsSupported: false };
+    expect(podSidecarMode(annotated('native'), old)).toEqual({
+      mode: 'native',
+      warning: 'smc.dev/sidecar-mode=native needs Kubernetes 1.29+: the pod may never start',
+    });
+    const out = injectedPod(
+      {
+        ...basePod,
+        metadata: { ...basePod.metadata, annotations: { [SIDECAR_MODE_ANNOTATION]: 'container' } },
+      },
+      native,
+    );
+    expect(out.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
+    expect(out.spec.initContainers.map((c) => c.name)).toEqual(['smc-init']);
+  });
+
+  it('admit follows the annotation and passes its warning on', () => {
+    const ctx = { namespaceLabels: () => enabledNs, policies: () => [policy('p', { tenant: 'blue' })] };
+    const review = (annotations: Record<string, string>) => ({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: 'u2',
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        operation: 'CREATE',
+        namespace: 'ns',
+        object: { ...basePod, metadata: { ...basePod.metadata, annotations } },
+      },
+    });
+    const patchOf = (r: ReturnType<typeof admit>) =>
+      JSON.parse(Buffer.from(r.response.patch ?? '', 'base64').toString()) as { path: string }[];
+    const asContainer = admit(review({ [SIDECAR_MODE_ANNOTATION]: 'container' }), ctx, native);
+    expect(patchOf(asContainer).map((o) => o.path)).toContain('/spec/containers/-');
+    expect(asContainer.response.warnings).toBeUndefined();
+    const bad = admit(review({ [SIDECAR_MODE_ANNOTATION]: 'yes' }), ctx, native);
+    expect(patchOf(bad).map((o) => o.path)).not.toContain('/spec/containers/-');
+    expect(bad.response.warnings).toEqual([
+      'smc-operator: smc.dev/sidecar-mode "yes" is not native, container or auto; native used',
+    ]);
+  });
+});
+
+describe('ports and uid', () => {
+  it('default clear of Istio: no port of Envoy or ztunnel, not its uid 1337', () => {
+    for (const p of Object.values(SIDECAR_DEFAULT_PORTS)) expect(ISTIO_PORTS).not.toContain(p);
+    expect(new Set(Object.values(SIDECAR_DEFAULT_PORTS)).size).toBe(6);
+    expect(SIDECAR_DEFAULT_UID).not.toBe(ISTIO_PROXY_UID);
+    // The sidecar's own defaults are the operator's: a sidecar run by hand matches an injected one.
+    const cfg = SidecarConfigSchema.parse({ tenant: 't' });
+    expect(cfg.ports).toEqual(SIDECAR_DEFAULT_PORTS);
+    expect(cfg.intercept.sidecarUid).toBe(SIDECAR_DEFAULT_UID);
+  });
+
+  it('gives both containers the configured ports, and the sidecar the uid', () => {
+    const ports = {
+      outbound: 16001,
+      inbound: 16006,
+      smc: 16100,
+      metrics: 16090,
+      health: 16021,
+      admin: 16000,
+    };
+    const custom: InjectionSettings = { ...native, ports, sidecarUid: 4242 };
+    const out = injectedPod(basePod, custom);
+    const [init, sidecar] = out.spec.initContainers;
+    const portVars = {
+      SMC_PORT_OUTBOUND: '16001',
+      SMC_PORT_INBOUND: '16006',
+      SMC_PORT_SMC: '16100',
+      SMC_PORT_METRICS: '16090',
+      SMC_PORT_HEALTH: '16021',
+      SMC_PORT_ADMIN: '16000',
+    };
+    // smc-init's rules redirect to the listeners and leave the others alone inbound.
+    expect(envOf(init)).toMatchObject({ ...portVars, SMC_SIDECAR_UID: '4242' });
+    expect(envOf(init)).not.toHaveProperty('SMC_EXCLUDE_OUTBOUND_UIDS');
+    expect(envOf(init)).not.toHaveProperty('SMC_INTERCEPT_INBOUND');
+    // The sidecar listens there; `smc connections` in it finds the admin port in SMC_PORT_ADMIN.
+    expect(envOf(sidecar)).toMatchObject(portVars);
+    expect(sidecar?.ports.map((p) => [p.name, p.containerPort])).toEqual([
+      ['smc-clc', 16100],
+      ['smc-metrics', 16090],
+      ['smc-health', 16021],
+    ]);
+    expect(sidecar?.startupProbe?.httpGet.port).toBe(16021);
+    expect(sidecar?.readinessProbe.httpGet.port).toBe(16021);
+    expect(sidecar?.securityContext).toMatchObject({ runAsUser: 4242, runAsGroup: 4242 });
+  });
+
+  it("next to Istio: Envoy's uid left alone outbound, no inbound redirect", () => {
+    const out = injectedPod(basePod, { ...settings, excludeOutboundUids: [1337], interceptInbound: false });
+    expect(envOf(out.spec.initContainers[0])).toMatchObject({
+      SMC_EXCLUDE_OUTBOUND_UIDS: '1337',
+      SMC_INTERCEPT_INBOUND: 'false',
+    });
+    // The sidecar's own configuration does not need them.
+    expect(envOf(out.spec.containers[1])).not.toHaveProperty('SMC_EXCLUDE_OUTBOUND_UIDS');
+  });
+
+  it("passes the handshake timeouts to the sidecar, and leaves the sidecar's defaults when unset", () => {
+    const slow = injectedPod(basePod, {
+      ...settings,
+      timeouts: { clcHandshakeMs: 30_000, linkSetupMs: 20_000 },
+    });
+    expect(envOf(slow.spec.containers[1])).toMatchObject({
+      SMC_CLC_TIMEOUT_MS: '30000',
+      SMC_LINK_SETUP_TIMEOUT_MS: '20000',
+    });
+    expect(envOf(injectedPod(basePod, settings).spec.containers[1])).not.toHaveProperty('SMC_CLC_TIMEOUT_MS');
   });
 });
 
@@ -322,7 +564,7 @@ describe('admit', () => {
     expect(r.outcome).toBe('injected');
     expect(r.response).toMatchObject({ uid: 'u1', allowed: true, patchType: 'JSONPatch' });
     const ops = JSON.parse(Buffer.from(r.response.patch ?? '', 'base64').toString()) as unknown[];
-    expect(ops).toHaveLength(4);
+    expect(ops).toHaveLength(5);
   });
   it('allows without a patch when not injecting, and never denies', () => {
     expect(admit(review(basePod, 'UPDATE'), ctx, settings).response).toEqual({ uid: 'u1', allowed: true });

@@ -5,22 +5,25 @@ import {
   directoryConfigMapName,
   directoryFileName,
 } from '../api/directory.js';
+import type { SidecarPorts, SidecarTimeouts } from '../api/sidecar.js';
 import type { SmcPolicy } from '../api/smcpolicy.js';
-import { INIT_CONTAINER, SIDECAR_CONTAINER } from '../policy/pod.js';
+import { INIT_CONTAINER, SIDECAR_CONTAINER, SMC_PORT_NAME } from '../policy/pod.js';
 import { candidatePolicies } from '../policy/resolve.js';
 
 export const NAMESPACE_INJECTION_LABEL = 'smc.dev/injection';
 export const POD_INJECT_LABEL = 'smc.dev/inject';
 export const POD_INJECT_ANNOTATION = 'smc.dev/inject';
 export const STATUS_ANNOTATION = 'smc.dev/status';
+/** A pod's choice of sidecar mode (`native`, `container`, or `auto` = the operator's), like Istio's `sidecar.istio.io/nativeSidecar`. */
+export const SIDECAR_MODE_ANNOTATION = 'smc.dev/sidecar-mode';
 
-export const SIDECAR_PORTS = {
-  outbound: 15001,
-  inbound: 15006,
-  clc: 15100,
-  metrics: 15090,
-  health: 15021,
-} as const;
+/**
+ * `native`: an init container with `restartPolicy: Always` (Kubernetes 1.29+), started (its
+ * startupProbe passed) before the application containers, stopped after them, and not keeping a
+ * Job's pod from completing. `container`: one more regular container, for older clusters.
+ */
+export const SIDECAR_MODES = ['native', 'container'] as const;
+export type SidecarMode = (typeof SIDECAR_MODES)[number];
 
 /** The pod as the webhook sees it in an AdmissionReview (more fields are kept than in the cache). */
 export const AdmissionPodSchema = z.object({
@@ -53,6 +56,29 @@ export interface InjectionSettings {
    * another way.
    */
   readonly rdmaResource: string | null;
+  /** How the sidecar is injected when the pod does not say (the operator resolves `auto` at start). */
+  readonly sidecarMode: SidecarMode;
+  /**
+   * Whether the API server runs native sidecars (1.29 or later); undefined when not known. A pod
+   * that asks for `native` on an older server is still given it, with a warning.
+   */
+  readonly nativeSidecarsSupported?: boolean | undefined;
+  /** The sidecar's ports (SMC_PORT_*, container ports, probes, the interception rules). */
+  readonly ports: SidecarPorts;
+  /** The sidecar's uid and gid, exempt from the interception rules. */
+  readonly sidecarUid: number;
+  /** More uids the rules leave alone outbound: another proxy's, e.g. Istio's 1337 (docs/istio.md). */
+  readonly excludeOutboundUids: readonly number[];
+  /** Redirect inbound TCP to the sidecar (off next to Istio's sidecar, docs/istio.md). */
+  readonly interceptInbound: boolean;
+  /** The sidecar's handshake timeouts; the sidecar's own defaults when absent. */
+  readonly timeouts?: SidecarTimeouts | undefined;
+  /**
+   * The operator's directory signing public keys (base64): the sidecar accepts only directory
+   * shards signed with one of them for its own namespace (SMC_DIRECTORY_PUBLIC_KEYS). A pod's env
+   * cannot be changed after creation, so a namespace user cannot take this trust away from it.
+   */
+  readonly directoryPublicKeys?: readonly string[] | undefined;
 }
 
 /**
@@ -189,10 +215,32 @@ export function admissionWarnings(d: InjectionDecision): string[] {
 }
 
 export function alreadyInjected(pod: InjectionSubject): boolean {
+  const init = pod.spec.initContainers ?? [];
   return (
     pod.spec.containers.some((c) => c.name === SIDECAR_CONTAINER) ||
-    (pod.spec.initContainers ?? []).some((c) => c.name === INIT_CONTAINER)
+    init.some((c) => c.name === INIT_CONTAINER || c.name === SIDECAR_CONTAINER)
   );
+}
+
+/** The sidecar mode of a pod: its annotation, else the operator's; and a warning for the creator. */
+export function podSidecarMode(
+  pod: InjectionSubject,
+  s: InjectionSettings,
+): { readonly mode: SidecarMode; readonly warning?: string } {
+  const raw = pod.metadata.annotations?.[SIDECAR_MODE_ANNOTATION]?.trim();
+  if (raw === undefined || raw === '' || raw === 'auto') return { mode: s.sidecarMode };
+  const mode = SIDECAR_MODES.find((m) => m === raw);
+  if (mode === undefined)
+    return {
+      mode: s.sidecarMode,
+      warning: `${SIDECAR_MODE_ANNOTATION} "${raw}" is not native, container or auto; ${s.sidecarMode} used`,
+    };
+  if (mode === 'native' && s.nativeSidecarsSupported === false)
+    return {
+      mode,
+      warning: `${SIDECAR_MODE_ANNOTATION}=native needs Kubernetes 1.29+: the pod may never start`,
+    };
+  return { mode };
 }
 
 export interface JsonPatchOp {
@@ -206,22 +254,36 @@ export function escapePointer(segment: string): string {
   return segment.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
-/** The sidecar's UID, as in Istio: nftables rules skip its sockets (meta skuid). */
-export const SIDECAR_UID = 1337;
+/** The sidecar's ports as its environment (sidecar/src/config/env.ts), in both injected containers. */
+export function portEnv(ports: SidecarPorts): { name: string; value: string }[] {
+  return [
+    { name: 'SMC_PORT_OUTBOUND', value: String(ports.outbound) },
+    { name: 'SMC_PORT_INBOUND', value: String(ports.inbound) },
+    { name: 'SMC_PORT_SMC', value: String(ports.smc) },
+    { name: 'SMC_PORT_METRICS', value: String(ports.metrics) },
+    { name: 'SMC_PORT_HEALTH', value: String(ports.health) },
+    // Also read by `smc connections` (kubectl smc connections) in the sidecar container.
+    { name: 'SMC_PORT_ADMIN', value: String(ports.admin) },
+  ];
+}
 
 export function initContainer(s: InjectionSettings, policy: SmcPolicy): Record<string, unknown> {
+  // The rules redirect to the outbound and inbound ports and never redirect the others inbound.
+  const env = [
+    ...portEnv(s.ports),
+    { name: 'SMC_SIDECAR_UID', value: String(s.sidecarUid) },
+    // The sidecar's configuration is validated whole, also for installing the rules.
+    { name: 'SMC_TENANT', value: policy.spec.tenant },
+  ];
+  if (s.excludeOutboundUids.length > 0)
+    env.push({ name: 'SMC_EXCLUDE_OUTBOUND_UIDS', value: s.excludeOutboundUids.join(',') });
+  if (!s.interceptInbound) env.push({ name: 'SMC_INTERCEPT_INBOUND', value: 'false' });
   return {
     name: INIT_CONTAINER,
     image: s.sidecarImage,
     imagePullPolicy: s.imagePullPolicy,
     command: ['smc', 'intercept', 'install'],
-    env: [
-      { name: 'SMC_OUTBOUND_PORT', value: String(SIDECAR_PORTS.outbound) },
-      { name: 'SMC_INBOUND_PORT', value: String(SIDECAR_PORTS.inbound) },
-      { name: 'SMC_SIDECAR_UID', value: String(SIDECAR_UID) },
-      // The sidecar's configuration is validated whole, also for installing the rules.
-      { name: 'SMC_TENANT', value: policy.spec.tenant },
-    ],
+    env,
     securityContext: {
       privileged: false,
       allowPrivilegeEscalation: false,
@@ -233,7 +295,16 @@ export function initContainer(s: InjectionSettings, policy: SmcPolicy): Record<s
   };
 }
 
-export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Record<string, unknown> {
+/**
+ * The sidecar container. `native`: for `initContainers`, with `restartPolicy: Always` and a
+ * startupProbe, so the kubelet starts the application containers only once the sidecar's
+ * listeners are up and its directory is read (GET /healthz/ready).
+ */
+export function sidecarContainer(
+  s: InjectionSettings,
+  policy: SmcPolicy,
+  mode: SidecarMode = 'container',
+): Record<string, unknown> {
   const fieldEnv = (name: string, fieldPath: string): Record<string, unknown> => ({
     name,
     valueFrom: { fieldRef: { fieldPath } },
@@ -253,31 +324,41 @@ export function sidecarContainer(s: InjectionSettings, policy: SmcPolicy): Recor
     // The node's address picks the GID (as the kernel's SMC-Rv2 follows the route's netdev): the
     // pod cannot see the node's netdevs, and GID indexes differ between nodes.
     fieldEnv('SMC_GID_ADDRESS', 'status.hostIP'),
+    ...portEnv(s.ports),
   ];
   const vlan = policy.spec.vlans?.[0];
   if (vlan !== undefined) env.push({ name: 'SMC_VLAN', value: String(vlan) });
   const pkey = policy.spec.pkeys?.[0];
   if (pkey !== undefined) env.push({ name: 'SMC_PKEY', value: pkey.toLowerCase() });
+  if (s.timeouts !== undefined) {
+    env.push({ name: 'SMC_CLC_TIMEOUT_MS', value: String(s.timeouts.clcHandshakeMs) });
+    env.push({ name: 'SMC_LINK_SETUP_TIMEOUT_MS', value: String(s.timeouts.linkSetupMs) });
+  }
+  if (s.directoryPublicKeys && s.directoryPublicKeys.length > 0)
+    env.push({ name: 'SMC_DIRECTORY_PUBLIC_KEYS', value: s.directoryPublicKeys.join(',') });
+  const ready = { path: '/healthz/ready', port: s.ports.health };
   return {
     name: SIDECAR_CONTAINER,
     image: s.sidecarImage,
     imagePullPolicy: s.imagePullPolicy,
+    ...(mode === 'native' ? { restartPolicy: 'Always' } : {}),
     command: ['smc', 'sidecar'],
     env,
     ports: [
-      { name: 'smc-clc', containerPort: SIDECAR_PORTS.clc, protocol: 'TCP' },
-      { name: 'smc-metrics', containerPort: SIDECAR_PORTS.metrics, protocol: 'TCP' },
-      { name: 'smc-health', containerPort: SIDECAR_PORTS.health, protocol: 'TCP' },
+      { name: SMC_PORT_NAME, containerPort: s.ports.smc, protocol: 'TCP' },
+      { name: 'smc-metrics', containerPort: s.ports.metrics, protocol: 'TCP' },
+      { name: 'smc-health', containerPort: s.ports.health, protocol: 'TCP' },
     ],
-    readinessProbe: {
-      httpGet: { path: '/healthz/ready', port: SIDECAR_PORTS.health },
-      periodSeconds: 5,
-      failureThreshold: 3,
-    },
+    // Up to 10 minutes for a slow node to start it (as Istio's native sidecar probe); the next
+    // init container, then the application containers, start once it passes.
+    ...(mode === 'native'
+      ? { startupProbe: { httpGet: ready, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 600 } }
+      : {}),
+    readinessProbe: { httpGet: ready, periodSeconds: 5, failureThreshold: 3 },
     // The interception rules exempt this UID, so the sidecar's own connections are never redirected.
     securityContext: {
-      runAsUser: SIDECAR_UID,
-      runAsGroup: SIDECAR_UID,
+      runAsUser: s.sidecarUid,
+      runAsGroup: s.sidecarUid,
       runAsNonRoot: true,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
@@ -324,16 +405,47 @@ export function statusAnnotation(policy: SmcPolicy): string {
   return JSON.stringify({ policy: policy.metadata.name, tenant: policy.spec.tenant, mode: policy.spec.mode });
 }
 
-/** The JSONPatch that injects init container, sidecar, directory volume and status annotation. */
-export function injectionPatch(pod: AdmissionPod, policy: SmcPolicy, s: InjectionSettings): JsonPatchOp[] {
+/** Pod labels the webhook sets: the tenant and the SmcPolicy of the injected sidecar. */
+export const POD_TENANT_LABEL = 'smc.dev/tenant';
+export const POD_POLICY_LABEL = 'smc.dev/policy';
+
+/**
+ * The tenant and policy labels of an injected pod. A value that cannot be a label value (a policy
+ * name longer than 63 characters) is left out rather than failing the admission.
+ */
+export function metricsLabels(policy: SmcPolicy): Record<string, string> {
+  const out: Record<string, string> = {};
+  const valid = (v: string): boolean =>
+    v.length <= 63 && /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v);
+  if (valid(policy.spec.tenant)) out[POD_TENANT_LABEL] = policy.spec.tenant;
+  if (valid(policy.metadata.name)) out[POD_POLICY_LABEL] = policy.metadata.name;
+  return out;
+}
+
+/**
+ * The JSONPatch that injects init container, sidecar, directory volume and status annotation.
+ *
+ * `smc-init` goes after the pod's own init containers, in both modes: they run before any
+ * redirect, as without the sidecar (and as Istio does without its native sidecar). A native
+ * sidecar follows `smc-init`, so the application containers start with both the rules and the
+ * sidecar in place. Next to Istio, which places its own init containers, the rules' priority
+ * rather than this order decides which proxy sees a connection first (docs/istio.md).
+ */
+export function injectionPatch(
+  pod: AdmissionPod,
+  policy: SmcPolicy,
+  s: InjectionSettings,
+  mode: SidecarMode = podSidecarMode(pod, s).mode,
+): JsonPatchOp[] {
   const ops: JsonPatchOp[] = [];
-  const init = initContainer(s, policy);
+  const sidecar = sidecarContainer(s, policy, mode);
+  const inits = [initContainer(s, policy), ...(mode === 'native' ? [sidecar] : [])];
   if (pod.spec.initContainers && pod.spec.initContainers.length > 0) {
-    ops.push({ op: 'add', path: '/spec/initContainers/-', value: init });
+    for (const c of inits) ops.push({ op: 'add', path: '/spec/initContainers/-', value: c });
   } else {
-    ops.push({ op: 'add', path: '/spec/initContainers', value: [init] });
+    ops.push({ op: 'add', path: '/spec/initContainers', value: inits });
   }
-  ops.push({ op: 'add', path: '/spec/containers/-', value: sidecarContainer(s, policy) });
+  if (mode === 'container') ops.push({ op: 'add', path: '/spec/containers/-', value: sidecar });
   const hasVolume = (pod.spec.volumes ?? []).some((v) => v.name === DIRECTORY_VOLUME_NAME);
   if (!hasVolume) {
     if (pod.spec.volumes && pod.spec.volumes.length > 0) {
@@ -355,5 +467,12 @@ export function injectionPatch(pod: AdmissionPod, policy: SmcPolicy, s: Injectio
       value: { [STATUS_ANNOTATION]: statusAnnotation(policy) },
     });
   }
+  // The pod's labels with its tenant and policy: the chart's PodMonitor copies them onto the
+  // sidecar's series (podTargetLabels), so the metrics can be sliced per tenant and per policy.
+  ops.push({
+    op: 'add',
+    path: '/metadata/labels',
+    value: { ...pod.metadata.labels, ...metricsLabels(policy) },
+  });
   return ops;
 }

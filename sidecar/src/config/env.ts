@@ -33,7 +33,17 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_PORT_ADMIN', path: ['ports', 'admin'], kind: 'int' },
   { env: 'SMC_DIRECTORY_PATH', aliases: ['SMC_DIRECTORY'], path: ['directory', 'path'], kind: 'string' },
   { env: 'SMC_DIRECTORY_POLL_MS', path: ['directory', 'pollIntervalMs'], kind: 'int' },
+  // Set by the operator's webhook: the keys the directory must be signed with, and (downward API)
+  // the pod's namespace, the only one whose directory shards it accepts.
+  { env: 'SMC_DIRECTORY_PUBLIC_KEYS', path: ['directory', 'publicKeys'], kind: 'stringList' },
+  {
+    env: 'SMC_DIRECTORY_NAMESPACE',
+    aliases: ['POD_NAMESPACE'],
+    path: ['directory', 'namespace'],
+    kind: 'string',
+  },
   { env: 'SMC_SIDECAR_UID', path: ['intercept', 'sidecarUid'], kind: 'int' },
+  { env: 'SMC_EXCLUDE_OUTBOUND_UIDS', path: ['intercept', 'excludeOutboundUids'], kind: 'intList' },
   { env: 'SMC_INTERCEPT_INBOUND', path: ['intercept', 'inbound'], kind: 'bool' },
   { env: 'SMC_EXCLUDE_OUTBOUND_PORTS', path: ['intercept', 'excludeOutboundPorts'], kind: 'intList' },
   { env: 'SMC_EXCLUDE_INBOUND_PORTS', path: ['intercept', 'excludeInboundPorts'], kind: 'intList' },
@@ -45,6 +55,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_KERNEL_PEER_SKIP_MS', path: ['policy', 'kernelPeerSkipMs'], kind: 'int' },
   { env: 'SMC_MAX_CONNECTIONS', path: ['limits', 'maxConnections'], kind: 'int' },
   { env: 'SMC_RMB_SIZE', path: ['limits', 'rmbSize'], kind: 'int' },
+  { env: 'SMC_MAX_PEER_RMB_SIZE', path: ['limits', 'maxPeerRmbSize'], kind: 'nullableInt' },
   { env: 'SMC_CLC_TIMEOUT_MS', path: ['timeouts', 'clcHandshakeMs'], kind: 'int' },
   { env: 'SMC_LINK_SETUP_TIMEOUT_MS', path: ['timeouts', 'linkSetupMs'], kind: 'int' },
   { env: 'SMC_LINK_GROUP_IDLE_MS', path: ['timeouts', 'linkGroupIdleMs'], kind: 'int' },

@@ -27,14 +27,15 @@ describe('loadConfig', () => {
     });
     expect(cfg.tenant).toBe('team-a');
     expect(cfg.ports).toEqual({
-      outbound: 15001,
-      inbound: 15006,
+      outbound: 15101,
+      inbound: 15106,
       smc: 15100,
-      metrics: 15090,
-      health: 15021,
-      admin: 15000,
+      metrics: 15190,
+      health: 15121,
+      admin: 15104,
     });
-    expect(cfg.intercept.sidecarUid).toBe(1337);
+    expect(cfg.intercept.sidecarUid).toBe(7609);
+    expect(cfg.intercept.excludeOutboundUids).toEqual([]);
     expect(cfg.policy).toEqual({
       mode: 'Prefer',
       allowedPeerTenants: [],
@@ -136,11 +137,16 @@ describe('loadConfig', () => {
   });
 
   it('rejects clashing ports', () => {
-    const err = errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_METRICS: '15001' } }));
+    const err = errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_METRICS: '15101' } }));
     expect(err.issues[0]?.message).toMatch(/distinct/);
-    expect(errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_ADMIN: '15090' } })).message).toMatch(
+    expect(errorOf(() => loadConfig({ env: { SMC_TENANT: 't', SMC_PORT_ADMIN: '15190' } })).message).toMatch(
       /distinct/,
     );
+  });
+
+  it("takes other proxies' uids from SMC_EXCLUDE_OUTBOUND_UIDS", () => {
+    const cfg = loadConfig({ env: { SMC_TENANT: 't', SMC_EXCLUDE_OUTBOUND_UIDS: '1337, 2102' } });
+    expect(cfg.intercept.excludeOutboundUids).toEqual([1337, 2102]);
   });
 
   it('takes the admin port from SMC_PORT_ADMIN', () => {

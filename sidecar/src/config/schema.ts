@@ -1,8 +1,12 @@
 import { z } from 'zod';
 import { DIRECTORY_MOUNT_PATH } from '../../../operator/src/api/directory.js';
+import { publicKeyFromBase64 } from '../../../operator/src/api/directory-signature.js';
+import { SIDECAR_DEFAULT_PORTS, SIDECAR_DEFAULT_UID } from '../../../operator/src/api/sidecar.js';
+import { DEFAULT_MAX_PEER_RMBE_SIZE } from '../handshake/machine.js';
 import { parseCidr } from '../net/ip.js';
 
 const port = z.number().int().min(1).max(65535);
+const uid = z.number().int().min(0).max(0xfffffffe);
 
 const cidr = z.string().refine(
   (s) => {
@@ -70,13 +74,14 @@ export const SidecarConfigSchema = z
       .prefault({}),
     ports: z
       .object({
-        outbound: port.default(15001),
-        inbound: port.default(15006),
-        smc: port.default(15100),
-        metrics: port.default(15090),
-        health: port.default(15021),
+        // Defaults clear of Istio's ports (operator/src/api/sidecar.ts): 15101/15106/15100/15190/15121/15104.
+        outbound: port.default(SIDECAR_DEFAULT_PORTS.outbound),
+        inbound: port.default(SIDECAR_DEFAULT_PORTS.inbound),
+        smc: port.default(SIDECAR_DEFAULT_PORTS.smc),
+        metrics: port.default(SIDECAR_DEFAULT_PORTS.metrics),
+        health: port.default(SIDECAR_DEFAULT_PORTS.health),
         /** Admin endpoint (GET /connections), bound to 127.0.0.1 and ::1 only. */
-        admin: port.default(15000),
+        admin: port.default(SIDECAR_DEFAULT_PORTS.admin),
       })
       .strict()
       .prefault({})
@@ -92,13 +97,41 @@ export const SidecarConfigSchema = z
         path: z.string().min(1).default(DIRECTORY_MOUNT_PATH),
         /** Period of the stat() fallback that backs fs.watch. */
         pollIntervalMs: z.number().int().min(100).max(600_000).default(2000),
+        /**
+         * Ed25519 public keys (base64 of the 32 raw bytes) the operator signs the directory with.
+         * Set (the webhook sets it): only shards signed with one of them, for `namespace`, and not
+         * older than the last accepted one are used. Empty: shards are read unchecked (a directory
+         * written by hand, the lab).
+         */
+        publicKeys: z
+          .array(
+            z.string().refine((k) => {
+              try {
+                publicKeyFromBase64(k);
+                return true;
+              } catch {
+                return false;
+              }
+            }, 'expected an Ed25519 public key: 32 bytes in base64'),
+          )
+          .default([]),
+        /** The pod's namespace (POD_NAMESPACE): a signed shard built for another namespace is refused. */
+        namespace: z.string().min(1).nullable().default(null),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .refine((d) => d.publicKeys.length === 0 || d.namespace !== null, {
+        message: 'directory.namespace (POD_NAMESPACE) is required with directory.publicKeys',
+      }),
     intercept: z
       .object({
         /** The sidecar runs as this uid; its own sockets are never redirected (meta skuid). */
-        sidecarUid: z.number().int().min(0).max(0xfffffffe).default(1337),
+        sidecarUid: uid.default(SIDECAR_DEFAULT_UID),
+        /**
+         * Sockets of these uids are not redirected outbound either: another proxy in the pod, such
+         * as Istio's Envoy (1337), whose own connections must leave as they are (docs/istio.md).
+         */
+        excludeOutboundUids: z.array(uid).default([]),
         /** Redirect inbound TCP to the inbound listener as well as outbound. */
         inbound: z.boolean().default(true),
         excludeOutboundPorts: z.array(port).default([]),
@@ -145,9 +178,28 @@ export const SidecarConfigSchema = z
           .max(RMB_SIZE_MAX)
           .refine(isPowerOfTwo, { message: 'must be a power of two' })
           .default(64 * 1024),
+        /**
+         * Largest RMBE (bytes, a power of two) taken from a peer's CLC Accept/Confirm; a larger one
+         * is declined (SMC_CLC_DECL_MEM, reason `peer-rmb-too-large`) before anything is allocated:
+         * the staging ring that mirrors it would be pinned memory the peer chose (up to 512 MiB).
+         * null: the larger of 1 MiB (the largest rmbSize an SmcPolicy allows) and rmbSize.
+         */
+        maxPeerRmbSize: z
+          .number()
+          .int()
+          .min(RMB_SIZE_MIN)
+          .max(RMB_SIZE_MAX)
+          .refine(isPowerOfTwo, { message: 'must be a power of two' })
+          .nullable()
+          .default(null),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .refine((l) => l.maxPeerRmbSize === null || l.maxPeerRmbSize >= l.rmbSize, {
+        message:
+          'limits.maxPeerRmbSize must be at least limits.rmbSize: peers configured alike offer rmbSize',
+        path: ['maxPeerRmbSize'],
+      }),
     timeouts: z
       .object({
         /** Whole CLC exchange, preamble to Confirm (kernel CLC_WAIT_TIME is 6 s). */
@@ -169,5 +221,10 @@ export const SidecarConfigSchema = z
   .strict();
 
 export type SidecarConfig = z.output<typeof SidecarConfigSchema>;
+
+/** The peer RMBE bound in effect: `limits.maxPeerRmbSize`, or at least what we offer ourselves. */
+export function maxPeerRmbSize(limits: SidecarConfig['limits']): number {
+  return limits.maxPeerRmbSize ?? Math.max(DEFAULT_MAX_PEER_RMBE_SIZE, limits.rmbSize);
+}
 /** What a config file may contain: every field but `tenant` is optional. */
 export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>;

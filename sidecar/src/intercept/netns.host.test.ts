@@ -9,7 +9,7 @@ import { ensureBuilt, REPO } from '../testing/build.js';
 
 /*
  * The real interception path, on this host: two network namespaces ("pods")
- * joined by a veth pair, each with the compiled sidecar running as uid 1337
+ * joined by a veth pair, each with the compiled sidecar running as uid 7609
  * and its nftables rules installed by `intercept install`. Unmodified curl in
  * pod A reaches an HTTP server in pod B over IPv4 and IPv6. Addresses are from
  * the documentation ranges and exist only inside these namespaces.
@@ -83,8 +83,8 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
     return child;
   };
 
-  const asSidecar = ['setpriv', '--reuid', '1337', '--regid', '1337', '--clear-groups'];
-  // CAP_DAC_READ_SEARCH lets uid 1337 read /proc/net/nf_conntrack when the native addon is absent.
+  const asSidecar = ['setpriv', '--reuid', '7609', '--regid', '7609', '--clear-groups'];
+  // CAP_DAC_READ_SEARCH lets uid 7609 read /proc/net/nf_conntrack when the native addon is absent.
   const caps = ['--inh-caps', '+dac_read_search', '--ambient-caps', '+dac_read_search'];
 
   function writeConfig(name: string): string {
@@ -155,7 +155,7 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
     }
     for (const ns of [NS_A, NS_B]) {
       await waitFor(`sidecar in ${ns}`, async () =>
-        (await inNs(ns, 'curl -sf http://127.0.0.1:15021/healthz/ready')).includes('"ready":true'),
+        (await inNs(ns, 'curl -sf http://127.0.0.1:15121/healthz/ready')).includes('"ready":true'),
       );
     }
     await waitFor('app in pod B', async () =>
@@ -173,7 +173,7 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
       for (const [k, v] of Object.entries(logs)) console.log(`--- ${k}\n${v}`);
   });
 
-  const metricsA = () => inNs(NS_A, 'curl -sf http://127.0.0.1:15090/metrics');
+  const metricsA = () => inNs(NS_A, 'curl -sf http://127.0.0.1:15190/metrics');
   const count = (text: string, labels: string) =>
     Number(
       text
@@ -187,9 +187,9 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
     const tables = await inNs(NS_A, 'nft list tables');
     expect(tables.trim().split('\n')).toEqual(['table inet smc_sidecar']);
     const rules = await inNs(NS_A, 'nft list table inet smc_sidecar');
-    expect(rules).toContain('meta skuid 1337 return');
-    expect(rules).toContain('redirect to :15001');
-    expect(rules).toContain('redirect to :15006');
+    expect(rules).toContain('meta skuid 7609 return');
+    expect(rules).toContain('redirect to :15101');
+    expect(rules).toContain('redirect to :15106');
   });
 
   it('carries curl from pod A to pod B through both sidecars, IPv4 and IPv6', async () => {
@@ -211,7 +211,7 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
     const after = await metricsA();
     const labels = 'outcome="fallback",reason="peer-not-in-directory"';
     expect(count(after, labels) - count(before, labels)).toBe(1);
-    const metricsB = await inNs(NS_B, 'curl -sf http://127.0.0.1:15090/metrics');
+    const metricsB = await inNs(NS_B, 'curl -sf http://127.0.0.1:15190/metrics');
     expect(count(metricsB, labels)).toBeGreaterThanOrEqual(1);
   }, 60_000);
 

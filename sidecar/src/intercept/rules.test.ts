@@ -4,10 +4,11 @@ import { InterceptApplier } from './applier.js';
 import { type InterceptSpec, inboundRules, installScript, outboundRules, removeScript } from './rules.js';
 
 const base: InterceptSpec = {
-  sidecarUid: 1337,
-  outboundPort: 15001,
-  inboundPort: 15006,
-  sidecarPorts: [15100, 15090, 15021, 15001, 15006],
+  sidecarUid: 7609,
+  excludeOutboundUids: [],
+  outboundPort: 15101,
+  inboundPort: 15106,
+  sidecarPorts: [15100, 15190, 15121, 15101, 15106],
   inbound: true,
   excludeOutboundPorts: [],
   excludeInboundPorts: [],
@@ -19,20 +20,26 @@ describe('interception rules', () => {
   it('redirects outbound TCP except the sidecar uid and loopback, for IPv4 and IPv6', () => {
     expect(outboundRules(base)).toEqual([
       'meta l4proto != tcp return',
-      'meta skuid 1337 return',
+      'meta skuid 7609 return',
       'oifname "lo" return',
       'ip daddr 127.0.0.0/8 return',
       'ip6 daddr ::1 return',
-      'meta l4proto tcp redirect to :15001',
+      'meta l4proto tcp redirect to :15101',
     ]);
+  });
+
+  it("exempts another proxy's uid (Istio's Envoy) with the sidecar's", () => {
+    expect(outboundRules({ ...base, excludeOutboundUids: [1337, 7609] })[1]).toBe(
+      'meta skuid { 1337, 7609 } return',
+    );
   });
 
   it('redirects inbound TCP except the sidecar ports', () => {
     expect(inboundRules(base)).toEqual([
       'meta l4proto != tcp return',
       'iifname "lo" return',
-      'tcp dport { 15001, 15006, 15021, 15090, 15100 } return',
-      'meta l4proto tcp redirect to :15006',
+      'tcp dport { 15100, 15101, 15106, 15121, 15190 } return',
+      'meta l4proto tcp redirect to :15106',
     ]);
   });
 
@@ -60,8 +67,9 @@ describe('interception rules', () => {
     expect(script).toMatch(
       /^table inet smc_sidecar \{\n\}\ndelete table inet smc_sidecar\ntable inet smc_sidecar \{\n/,
     );
-    expect(script).toContain('type nat hook output priority -100; policy accept;');
-    expect(script).toContain('type nat hook prerouting priority -100; policy accept;');
+    // Just before dstnat (-100): before Istio's nat chains, whichever init container ran last.
+    expect(script).toContain('type nat hook output priority -101; policy accept;');
+    expect(script).toContain('type nat hook prerouting priority -101; policy accept;');
     expect(installScript({ ...base, inbound: false })).not.toContain('prerouting');
     expect(removeScript()).toBe('table inet smc_sidecar {\n}\ndelete table inet smc_sidecar\n');
   });

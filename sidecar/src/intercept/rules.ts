@@ -8,6 +8,8 @@ export const NFT_TABLE = 'smc_sidecar';
 export interface InterceptSpec {
   /** Sockets owned by this uid (the sidecar's) are never redirected. */
   sidecarUid: number;
+  /** More uids whose sockets are not redirected outbound (another proxy's, e.g. Envoy's 1337). */
+  excludeOutboundUids: readonly number[];
   outboundPort: number;
   inboundPort: number;
   /**
@@ -26,6 +28,7 @@ export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
   const p = cfg.ports;
   return {
     sidecarUid: cfg.intercept.sidecarUid,
+    excludeOutboundUids: cfg.intercept.excludeOutboundUids,
     outboundPort: p.outbound,
     inboundPort: p.inbound,
     sidecarPorts: [p.smc, p.metrics, p.health, p.admin, p.outbound, p.inbound],
@@ -37,6 +40,7 @@ export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
   };
 }
 
+/** One number or an nftables anonymous set of them, sorted and deduplicated (ports, uids). */
 function portSet(ports: readonly number[]): string {
   const sorted = [...new Set(ports)].sort((a, b) => a - b);
   return sorted.length === 1 ? String(sorted[0]) : `{ ${sorted.join(', ')} }`;
@@ -57,10 +61,18 @@ function cidrRules(cidrs: readonly string[], field: 'saddr' | 'daddr'): string[]
   return rules;
 }
 
+/**
+ * The chains' priority: one before dstnat (-100), where iptables' nat table and other proxies' rules
+ * (Istio's, in iptables or nftables) sit. NAT chains run in priority order and the first that
+ * redirects a connection decides it; among equal priorities the chain created last would run first,
+ * so at -100 the order would depend on which init container ran last (docs/istio.md).
+ */
+export const NAT_PRIORITY = -101;
+
 function chain(name: string, hook: 'output' | 'prerouting', rules: readonly string[]): string[] {
   return [
     `\tchain ${name} {`,
-    `\t\ttype nat hook ${hook} priority -100; policy accept;`,
+    `\t\ttype nat hook ${hook} priority ${NAT_PRIORITY}; policy accept;`,
     ...rules.map((r) => `\t\t${r}`),
     '\t}',
   ];
@@ -70,7 +82,7 @@ function chain(name: string, hook: 'output' | 'prerouting', rules: readonly stri
 export function outboundRules(spec: InterceptSpec): string[] {
   const rules = [
     'meta l4proto != tcp return',
-    `meta skuid ${spec.sidecarUid} return`,
+    `meta skuid ${portSet([spec.sidecarUid, ...spec.excludeOutboundUids])} return`,
     'oifname "lo" return',
     'ip daddr 127.0.0.0/8 return',
     'ip6 daddr ::1 return',

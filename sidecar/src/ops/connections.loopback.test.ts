@@ -450,7 +450,9 @@ describe('GET /connections and smc connections, on real sidecars', () => {
 
     const usage = await capture(() => smcMain(['connections', '-o', 'yaml']));
     expect(usage.code).toBe(2);
-    expect(usage.err).toMatch(/usage: smc connections/);
+    expect(usage.err).toMatch(
+      /^smc connections: --output must be "table" or "json", not "yaml"\nRun "smc connections --help" for usage\.\n$/,
+    );
     const help = await capture(() => smcMain(['connections', '--help']));
     expect(help).toMatchObject({ code: 0, err: '' });
     expect(help.out).toMatch(/--admin-port N/);
@@ -459,7 +461,7 @@ describe('GET /connections and smc connections, on real sidecars', () => {
 
   it('never redirects the admin port inbound (nftables), like the metrics and health ports', () => {
     const spec = interceptSpecFromConfig(SidecarConfigSchema.parse({ tenant: 't' }));
-    expect(spec.sidecarPorts).toContain(15000);
-    expect(inboundRules(spec)).toContain('tcp dport { 15000, 15001, 15006, 15021, 15090, 15100 } return');
+    expect(spec.sidecarPorts).toContain(15104);
+    expect(inboundRules(spec)).toContain('tcp dport { 15100, 15101, 15104, 15106, 15121, 15190 } return');
   });
 });

@@ -8,6 +8,13 @@ import type { KubeClient } from '../../../operator/src/kube/client.js';
 
 const Any = z.unknown();
 
+const ContainerView = z.object({
+  name: z.string(),
+  command: z.array(z.string()).nullish(),
+  restartPolicy: z.string().nullish(),
+  resources: z.object({ limits: z.record(z.string(), z.string()).nullish() }).nullish(),
+});
+
 export const PodView = z.object({
   metadata: z.object({
     name: z.string(),
@@ -18,14 +25,9 @@ export const PodView = z.object({
   }),
   spec: z.object({
     nodeName: z.string().nullish(),
-    containers: z.array(
-      z.object({
-        name: z.string(),
-        command: z.array(z.string()).nullish(),
-        resources: z.object({ limits: z.record(z.string(), z.string()).nullish() }).nullish(),
-      }),
-    ),
-    initContainers: z.array(z.object({ name: z.string() })).nullish(),
+    containers: z.array(ContainerView),
+    // A native sidecar (Kubernetes 1.29+) is here, with restartPolicy Always.
+    initContainers: z.array(ContainerView).nullish(),
   }),
   status: z
     .object({
@@ -41,6 +43,11 @@ export const PodView = z.object({
 export type PodView = z.infer<typeof PodView>;
 
 const PodList = z.object({ items: z.array(PodView) });
+
+/** The injected smc-sidecar: a native sidecar among the init containers, or a plain container. */
+export function sidecarOf(pod: PodView): z.infer<typeof ContainerView> | undefined {
+  return [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c) => c.name === 'smc-sidecar');
+}
 
 export function podPath(ns: string, name?: string): string {
   return `/api/v1/namespaces/${ns}/pods${name === undefined ? '' : `/${name}`}`;
@@ -95,6 +102,12 @@ export interface ExecResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+/** An exec's exit code and output, for an assertion's message. */
+export function execReport(r: ExecResult): string {
+  const tail = (t: string): string => (t.length > 2000 ? `...${t.slice(-2000)}` : t);
+  return `exit ${r.code}\nstdout: ${tail(r.stdout)}\nstderr: ${tail(r.stderr)}`;
 }
 
 class Collect extends Writable {

@@ -1,9 +1,10 @@
-// A sidecar's own /metrics (port 15090, reached from the host over the pod network), reduced to
+// A sidecar's own /metrics (port 15190, reached from the host over the pod network), reduced to
 // what the cluster test asserts: connections by outcome/reason and bytes by path.
+import { SIDECAR_DEFAULT_PORTS } from '../../../operator/src/api/sidecar.js';
 import { parseMetrics, type Series } from '../../lab/vm-part.js';
 import { httpGet } from './kube.js';
 
-export const SIDECAR_METRICS_PORT = 15090;
+export const SIDECAR_METRICS_PORT = SIDECAR_DEFAULT_PORTS.metrics;
 
 export async function sidecarMetrics(podIp: string): Promise<Series> {
   return parseMetrics(await httpGet(`http://${podIp}:${SIDECAR_METRICS_PORT}/metrics`));

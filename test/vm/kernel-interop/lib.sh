@@ -28,7 +28,7 @@ JSON
   "$O/smc-option-loader" attach "$CG" "$@" >"$LAB_OUT/attach.json"
   smco_in_cgroup "$CG" $main run --config "$cfg" >"$LAB_OUT/sidecar.log" 2>&1 &
   sidecar=$!
-  lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
+  lab_retry 60 curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
 }
 
 # kp_stop_sidecar: stops it, detaches the program, removes the rules.

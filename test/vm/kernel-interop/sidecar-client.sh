@@ -45,7 +45,7 @@ echo "KERNEL_ABORT_ERR $(grep -m1 -o 'Connection reset by peer\|Broken pipe' /tm
 echo "OUR_ABORT_GOT $(app timeout 60 socat -u -T 60 "TCP:$PEER:7004" - 2>/dev/null | head -c 1000 | wc -c)"
 sleep 2
 echo "PUMP_ABORTS $(kp_pump_aborts)"
-curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|link_groups)[{ ]' | sed 's/^/METRIC1 /'
+curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_(connections_total|bytes_total|link_groups)[{ ]' | sed 's/^/METRIC1 /'
 
 # A server that echoes the SMC option without speaking SMC (node0's plain echo server under the
 # sock_ops program): it echoes our Proposal instead of answering it. The application's 1 MiB
@@ -56,7 +56,7 @@ echo "ECHO_EXPECT $(sha256sum </tmp/payload1m | cut -d' ' -f1)"
 for i in 1 2; do
   echo "ECHO_GOT$i $(app timeout 60 socat -t 30 -T 60 - "TCP:$PEER:7005" </tmp/payload1m | sha256sum | cut -d' ' -f1)"
 done
-curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_connections_total[{ ]' | sed 's/^/METRIC_ECHO /'
+curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_connections_total[{ ]' | sed 's/^/METRIC_ECHO /'
 "$O/smc-option-loader" stats | tr -d '\n' | sed 's/^/BPF_STATS_ECHO /'
 echo
 
@@ -65,7 +65,7 @@ echo
 bash -c "exec 3<>/dev/tcp/$PEER/7009" || true
 lab_wait_tcp "$PEER" 7010 60
 echo "DECLINED_REPLY $(app timeout 120 socat -t 30 -T 60 - "TCP:$PEER:7000" </tmp/payload)"
-curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|link_groups)[{ ]' | sed 's/^/METRIC2 /'
+curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_(connections_total|bytes_total|link_groups)[{ ]' | sed 's/^/METRIC2 /'
 bash -c "exec 3<>/dev/tcp/$PEER/7011" || true
 "$O/smc-option-loader" stats | tr -d '\n' | sed 's/^/BPF_STATS /'
 echo

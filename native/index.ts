@@ -131,6 +131,14 @@ export function getSavedSyn(fd: number): Buffer | null {
   return binding.getSavedSyn(fd);
 }
 
+/**
+ * SO_LINGER of a socket: 0 makes its last close, the process's death included, reset the
+ * connection; null restores the default orderly close.
+ */
+export function setLinger(fd: number, seconds: number | null): void {
+  binding.setLinger(fd, seconds);
+}
+
 /** A random 24-bit initial packet sequence number. */
 export function randomPsn(): number {
   return randomInt(0, 1 << 24);

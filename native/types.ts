@@ -500,6 +500,7 @@ export interface NativeBinding {
   getOriginalDst(fd: number): OriginalDst;
   setSaveSyn(fd: number): void;
   getSavedSyn(fd: number): Buffer | null;
+  setLinger(fd: number, seconds: number | null): void;
   smcoFlags(fd: number, pinDir?: string): number | null;
   smcoSkipPeer(fd: number, ttlMs: number, pinDir?: string): void;
   debugCounters(): DebugCounters;

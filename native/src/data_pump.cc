@@ -343,6 +343,8 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
     }
     if (peerDoneBlocked && !peerDone && peerProd == cons && consAnnounced == cons) ArmGrace();
     if (peerDone && peerProd == cons && !shutWr) {
+      // The application gets its orderly end: from here a close (or our death) need not reset.
+      ClearLinger();
       shutdown(fd, SHUT_WR);
       shutWr = true;
       Emit("peerDone");
@@ -466,12 +468,21 @@ struct PumpCore : LinkConn, LinkObserver, std::enable_shared_from_this<PumpCore>
     Emit("error", reason, err);
   }
 
+  // The sidecar hands over application sockets with a zero linger, so that its death resets them
+  // rather than passing for an end of data; an orderly close restores the default first.
+  void ClearLinger() {
+    linger l{0, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+
   void CloseSocket(bool reset) {
     StopPoll();
     if (fd < 0) return;
     if (reset) {
       linger l{1, 0};
       setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    } else {
+      ClearLinger();
     }
     close(fd);
     fd = -1;
@@ -588,6 +599,11 @@ class DataPump : public Napi::ObjectWrap<DataPump> {
     if (rmbOffset + rmbSize > rmb->length) ThrowRange(env, "rmbOffset + rmbSize beyond the RMB memory region");
     if (peerSize > stage->length) ThrowRange(env, "stageMr must be at least peer.size bytes (it mirrors the peer RMBE)");
     if (!(rmb->access & IBV_ACCESS_REMOTE_WRITE)) ThrowVerbs(env, EACCES, "DataPump", "rmbMr must allow remote write");
+    // An MR of another protection domain would let this link's peer reach memory registered for
+    // someone else (or fail later with a local protection error): refuse it here.
+    std::shared_ptr<PdRes> linkPd = shared ? (link->qp ? link->qp->pd : nullptr) : qp->pd;
+    if (!linkPd || stage->pd != linkPd || rmb->pd != linkPd)
+      ThrowVerbs(env, EINVAL, "DataPump", "stageMr and rmbMr must belong to the link's protection domain");
     uint32_t localToken = ReqU32(env, o, "localToken");
     if (shared && link->byToken.count(localToken))
       ThrowVerbs(env, EEXIST, "DataPump", "a connection with this alert token is already on the link");

@@ -89,7 +89,22 @@ static Napi::Value GetSavedSyn(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, buf, len);
 }
 
+// setLinger(fd, seconds | null): SO_LINGER. Zero makes the socket's last close (including the
+// process dying) reset the connection instead of ending it with a FIN; null restores the default.
+static Napi::Value SetLinger(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ToU32(env, info[0], "fd", INT32_MAX));
+  linger l{0, 0};
+  if (!info[1].IsNull() && !info[1].IsUndefined()) {
+    l.l_onoff = 1;
+    l.l_linger = static_cast<int>(ToU32(env, info[1], "seconds", 3600));
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0) ThrowVerbs(env, errno, "setsockopt", "SO_LINGER");
+  return env.Undefined();
+}
+
 void InitNetUtil(Napi::Env env, Napi::Object exports) {
+  exports.Set("setLinger", Napi::Function::New(env, SetLinger, "setLinger"));
   exports.Set("getOriginalDst", Napi::Function::New(env, GetOriginalDst, "getOriginalDst"));
   exports.Set("setSaveSyn", Napi::Function::New(env, SetSaveSyn, "setSaveSyn"));
   exports.Set("getSavedSyn", Napi::Function::New(env, GetSavedSyn, "getSavedSyn"));

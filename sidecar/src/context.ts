@@ -30,6 +30,8 @@ export interface ProxyContext {
   connections: ConnectionRegistry;
   limiter: ConnectionLimiter;
   log: Logger;
+  /** The ports this sidecar listens on, once bound (configured port 0 = an ephemeral one); config.ports otherwise. */
+  ownPorts?: () => Readonly<Record<string, number>>;
 }
 
 /** How much of one side's data is held in memory while the CLC handshake decides the path. */

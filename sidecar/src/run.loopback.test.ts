@@ -17,6 +17,7 @@ import type { LinkGroupManager } from './smc/link-group-manager.js';
 import { FakeLinkGroupManager } from './smc/testing.js';
 import { UnavailableLinkGroupManager } from './smc/unavailable-link-group-manager.js';
 import { FallbackReason } from './policy/reasons.js';
+import { encodePreamble } from './smc/preamble.js';
 
 const run = promisify(execFile);
 
@@ -227,9 +228,69 @@ describe('two sidecars on loopback', () => {
       linksB: new FakeLinkGroupManager({ seed: 2 }),
       dstPort: () => closedPort,
     });
+    // B's sidecar resets the handshake; A tries the destination directly, which refuses: the
+    // application gets the reset TCP alone would have given it.
     await expect(curl(p)).rejects.toThrow();
     const m = await metricsOf(p.a);
-    expect(metricValue(m, 'smc_connections_total', 'outcome="declined",reason="peer-reset"')).toBe(1);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="fallback",reason="peer-reset"')).toBe(1);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="declined",reason="peer-reset"')).toBe(0);
+  });
+
+  it('continues over a new TCP connection, bytes intact, when the peer sidecar resets the handshake', async () => {
+    const p = await startPair({
+      linksA: new FakeLinkGroupManager({ seed: 1 }),
+      linksB: new FakeLinkGroupManager({ seed: 2 }),
+    });
+    // B's SMC port is replaced by one that reads the preamble and Proposal, then resets: an
+    // overloaded or restarting sidecar. Before the commit point that must cost the application nothing.
+    const hostile: Server = createServer((s) => {
+      s.once('data', () => s.resetAndDestroy());
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => hostile.listen(0, POD_B, r));
+    const addr = hostile.address();
+    const hostilePort = addr !== null && typeof addr !== 'string' ? addr.port : 0;
+    try {
+      await writeFile(
+        p.a.ctx.config.directory.path,
+        JSON.stringify(
+          directoryDoc([
+            endpoint(POD_A, { sidecarPort: p.a.ports.smc }),
+            endpoint(POD_B, { sidecarPort: hostilePort }),
+          ]),
+        ),
+      );
+      await until(() => p.a.ctx.directory().lookup(POD_B)?.sidecarPort === hostilePort);
+      expect(await curl(p, 'y'.repeat(100_000))).toBe('hello from B: POST /x 100000\n');
+      const m = await metricsOf(p.a);
+      expect(metricValue(m, 'smc_connections_total', 'outcome="fallback",reason="peer-reset"')).toBe(1);
+      expect(metricValue(m, 'smc_connections_total', 'outcome="declined",reason="peer-reset"')).toBe(0);
+    } finally {
+      await new Promise<void>((r) => hostile.close(() => r()));
+    }
+  });
+
+  it("refuses a peer's preamble for the sidecar's own ports and excluded ones, and carries an app port", async () => {
+    const p = await startPair({
+      linksA: new UnavailableLinkGroupManager('no device'),
+      linksB: new UnavailableLinkGroupManager('no device'),
+    });
+    // What a hostile peer sends straight to B's SMC port: a plain-relay preamble, then HTTP.
+    const ask = (port: number): Promise<string> =>
+      new Promise((resolve) => {
+        const s = connect({ host: POD_B, port: p.b.ports.smc, allowHalfOpen: true });
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.on('error', () => resolve(`reset after ${got.length} bytes`));
+        s.on('end', () => resolve(got));
+        s.write(encodePreamble({ clc: false, port }));
+        s.end(`GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n`);
+      });
+    expect(await ask(p.b.ports.metrics)).toMatch(/^reset after 0 bytes$|^$/);
+    expect(await ask(p.b.ports.health)).toMatch(/^reset after 0 bytes$|^$/);
+    expect(await ask(httpPort)).toMatch(/^HTTP\/1\.1 200/);
+    const m = await metricsOf(p.b);
+    expect(metricValue(m, 'smc_rdma_errors_total', 'kind="preamble-port"')).toBe(2);
   });
 
   it('resets connections whose original destination cannot be found', async () => {

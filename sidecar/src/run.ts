@@ -1,12 +1,14 @@
 import type { Server, Socket } from 'node:net';
 import type { SidecarConfig } from './config/schema.js';
 import { identityFromConfig, type ProxyContext, ueidsFromConfig } from './context.js';
+import { directoryTrust, verifying } from './directory/verify.js';
 import { DirectoryWatcher } from './directory/watcher.js';
 import { ConntrackOriginalDstResolver } from './intercept/conntrack-original-dst.js';
 import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
 import type { Logger } from './log.js';
 import { loadNative } from './native-loader.js';
+import { installResetOnExit } from './relay/reset-on-exit.js';
 import { startAdminServer } from './ops/admin.js';
 import { ConnectionRegistry } from './ops/connections.js';
 import { HealthState } from './ops/health.js';
@@ -64,6 +66,8 @@ async function defaultParts(
     };
   }
   const originalDst = new NativeOriginalDstResolver(native.getOriginalDst);
+  // Carried sockets reset, rather than end, if this process dies (relay/reset-on-exit.ts).
+  installResetOnExit((fd, seconds) => native.module.setLinger(fd, seconds));
   try {
     const device = openRdmaDevice(native.module, cfg.rdma);
     const links = new VerbsLinkGroupManager({
@@ -114,12 +118,18 @@ export async function runSidecar(
   health.register('listeners');
   metrics = new SidecarMetrics(() => links.stats(), { defaultMetrics: true });
   metrics.dataPath(links.available() ? (links.dataPath ?? 'none') : 'none', cfg.rdma.dataPath);
+  const trust = directoryTrust(cfg.directory.publicKeys, cfg.directory.namespace);
+  if (!verifying(trust)) log.warn('directory.publicKeys is empty: directory signatures are not checked');
   const watcher = new DirectoryWatcher({
     path: cfg.directory.path,
     pollIntervalMs: cfg.directory.pollIntervalMs,
     log: log.child({ component: 'directory' }),
+    trust,
   });
+  watcher.on('rejected', (r) => metrics?.directoryRejected(r.reason));
+  let boundPorts: Readonly<Record<string, number>> = cfg.ports;
   const ctx: ProxyContext = {
+    ownPorts: () => boundPorts,
     config: cfg,
     identity: identityFromConfig(cfg),
     ueids: ueidsFromConfig(cfg),
@@ -180,6 +190,7 @@ export async function runSidecar(
       health: port(healthServer),
       admin: adminServers[0] === undefined ? 0 : port(adminServers[0]),
     };
+    boundPorts = ports;
     log.info(
       {
         ports,

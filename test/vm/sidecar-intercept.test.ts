@@ -2,8 +2,8 @@
 // interception (`intercept install`) and real RDMA on rxe0 (dataPath auto: the native DataPump).
 // Unmodified curl, redis-cli and redis-benchmark in pod A reach pod B's servers; the kernel
 // redirects them to the sidecar, which upgrades the connections to SMC-R. One lab run covers bulk
-// transfers (sha256), 100 concurrent and many short connections, a fallback, and pod B's sidecar
-// killed mid-transfer. VM-side scripts: test/vm/sidecar/intercept-node.sh, app-server.mjs.
+// transfers (sha256), 100 concurrent and many short connections, a fallback, and each pod's sidecar
+// killed mid-transfer (both applications must see a reset, never an end of data). VM-side scripts: test/vm/sidecar/intercept-node.sh, app-server.mjs.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -32,7 +32,7 @@ describe.skipIf(!labReady() || !existsSync(addon))(
       await ensureBuilt(['dist/sidecar/src/main.js'], ['sidecar/src', 'native', 'operator/src/api']);
     }, 300_000);
 
-    it('carries unmodified programs over the native data pump: bulk sha256, 100 connections, short connections, a fallback, a killed peer sidecar', async () => {
+    it('carries unmodified programs over the native data pump: bulk sha256, 100 connections, short connections, a fallback; a killed sidecar resets both applications', async () => {
       const r = await runLab({
         name: 'sidecar-intercept',
         timeoutSec: 900,
@@ -92,11 +92,21 @@ describe.skipIf(!labReady() || !existsSync(addon))(
         metric(out, 'smc_bytes_total{path="rdma",direction="rx"}'),
       );
       expect(metric(out, 'smc_bytes_total{path="tcp",direction="tx"}')).toBeLessThan(1000);
-      // The server's sidecar killed mid-download: curl fails with a reset (56) or a short read (18),
-      // well before its 60 s limit (28 would be a hang).
+      // A sidecar that dies is never a clean end of stream, in its own pod or in the peer's: both
+      // applications see a reset. curl exits 56 (recv failure: reset) where an EOF mid-stream
+      // would be 18, and well before its 60 s limit (28 would be a hang); the server application
+      // logs how its stream ended.
+      const [ownRc, ownSecs] = (lineValue(out, 'OWN_KILL_CURL') ?? '').split(' ');
+      expect(Number(ownRc), out).toBe(56);
+      expect(Number(ownSecs)).toBeLessThan(30);
+      expect(lineValue(srv, 'APP ENDLESS_END'), srv).toMatch(/^error (ECONNRESET|EPIPE)$/);
+      expect(lineValue(out, 'AFTER_RESTART_CURL'), out).toBe('pod-b /hello 0');
       const [rc, secs] = (lineValue(out, 'KILL_CURL') ?? '').split(' ');
-      expect([18, 56], out).toContain(Number(rc));
+      expect(Number(rc), out).toBe(56);
       expect(Number(secs)).toBeLessThan(30);
+      const appEnds = srv.split('\n').filter((l) => l.startsWith('AFTER_KILL_APP ENDLESS_END '));
+      expect(appEnds, srv).toHaveLength(2);
+      for (const l of appEnds) expect(l, srv).toMatch(/ error (ECONNRESET|EPIPE)$/);
       // Nothing was in flight towards the dead peer, so the pump saw no completion error: the peer
       // sidecar's TCP connection ending without its done-writing CDC reset the connection.
       expect(lineValue(out, 'AFTER_KILL smc_rdma_errors_total{kind="peer-gone"}')).toBe('1');

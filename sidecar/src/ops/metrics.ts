@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ALL_FALLBACK_REASONS, type FallbackReason } from '../policy/reasons.js';
-import type { Direction } from '../relay/pipe.js';
+import { type Direction, SIDECAR_RESET_CAUSES, type SidecarResetCause } from '../relay/pipe.js';
 import type { LinkGroupStats } from '../smc/link-group-manager.js';
+import { DIRECTORY_REJECT_REASONS, type DirectoryRejectReason } from '../directory/verify.js';
 
 /**
  * Connection outcomes (label `outcome` of smc_connections_total):
@@ -21,6 +22,11 @@ export const RDMA_ERROR_KINDS = [
   'cdc-protocol',
   'pump-start',
   'cdc-bad-token',
+  // Hostile input: a peer RMBE above limits.maxPeerRmbSize (declined), a CONFIRM RKEY beyond the
+  // link group's 255 RMBs (answered negative), an LLC request type we do not serve (ignored).
+  'peer-rmb-too-large',
+  'llc-rkey-refused',
+  'llc-unsupported',
 ] as const;
 
 /** The metric names are fixed: the Grafana dashboard queries them. */
@@ -32,6 +38,8 @@ export const METRIC_NAMES = {
   rdmaErrors: 'smc_rdma_errors_total',
   handshakeDuration: 'smc_handshake_duration_seconds',
   dataPath: 'smc_data_path_info',
+  directoryRejected: 'smc_directory_rejected_total',
+  appResets: 'smc_app_resets_total',
 } as const;
 
 export class SidecarMetrics {
@@ -41,6 +49,8 @@ export class SidecarMetrics {
   private readonly rdmaErrors: Counter<'kind'>;
   private readonly handshake: Histogram;
   private readonly dataPathInfo: Gauge<'path' | 'requested'>;
+  private readonly directoryRejections: Counter<'reason'>;
+  private readonly appResets: Counter<'reason'>;
 
   constructor(linkStats: () => LinkGroupStats, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -90,6 +100,21 @@ export class SidecarMetrics {
       labelNames: ['path', 'requested'],
       registers,
     });
+    this.directoryRejections = new Counter({
+      name: METRIC_NAMES.directoryRejected,
+      help: 'Directory shard files refused (bad or missing signature, another namespace, older than the accepted one, malformed), by reason; the previous version stays in use',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of DIRECTORY_REJECT_REASONS) this.directoryRejections.inc({ reason }, 0);
+    this.appResets = new Counter({
+      name: METRIC_NAMES.appResets,
+      help: 'Application connections the sidecar itself reset, by reason: a declined connection (its decline reason) or, after the upgrade, peer-gone, link-failed, cdc-protocol, pump-start',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of [...ALL_FALLBACK_REASONS, ...SIDECAR_RESET_CAUSES])
+      this.appResets.inc({ reason }, 0);
     // Series start at 0: a rate of fallbacks, declines or errors is then 0, not absent, until the
     // first one (bounded: one series per reason and kind).
     for (const path of ['rdma', 'tcp'] as const) {
@@ -106,6 +131,13 @@ export class SidecarMetrics {
 
   connection(outcome: ConnectionOutcome, reason: FallbackReason | 'none'): void {
     this.connections.inc({ outcome, reason });
+    // A declined connection is one the sidecar reset instead of carrying.
+    if (outcome === 'declined') this.appResets.inc({ reason });
+  }
+
+  /** An upgraded connection the sidecar reset after the commit point. */
+  appReset(cause: SidecarResetCause): void {
+    this.appResets.inc({ reason: cause });
   }
 
   byteCounter(path: DataPath): (direction: Direction, n: number) => void {
@@ -120,6 +152,10 @@ export class SidecarMetrics {
 
   rdmaError(kind: string): void {
     this.rdmaErrors.inc({ kind });
+  }
+
+  directoryRejected(reason: DirectoryRejectReason): void {
+    this.directoryRejections.inc({ reason });
   }
 
   handshakeSeconds(seconds: number): void {

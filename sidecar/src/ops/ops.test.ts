@@ -37,6 +37,20 @@ describe('ops endpoints', () => {
     expect((await fetch(`http://127.0.0.1:${portOf(s)}/other`)).status).toBe(404);
   });
 
+  it('counts the application connections the sidecar reset: every decline, and resets after the upgrade', async () => {
+    const m = new SidecarMetrics(() => ({ linkGroups: 0, links: 0 }));
+    m.connection('fallback', 'handshake-timeout');
+    m.connection('declined', 'limit-reached');
+    m.appReset('peer-gone');
+    m.appReset('peer-gone');
+    const text = await m.render();
+    expect(text).toContain('smc_app_resets_total{reason="limit-reached"} 1');
+    expect(text).toContain('smc_app_resets_total{reason="peer-gone"} 2');
+    // A fallback carries the connection: no reset. Every cause has a series from the start.
+    expect(text).toContain('smc_app_resets_total{reason="handshake-timeout"} 0');
+    expect(text).toContain('smc_app_resets_total{reason="cdc-protocol"} 0');
+  });
+
   it('answers liveness always and readiness once every check is ready', async () => {
     const h = new HealthState();
     h.register('directory');

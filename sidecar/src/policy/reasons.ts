@@ -38,6 +38,11 @@ export const FallbackReason = {
   LinkSetupFailed: 'link-setup-failed',
   /** Registering the RMB failed. */
   BufferRegistrationFailed: 'buffer-registration-failed',
+  /**
+   * The peer's Accept/Confirm names an RMBE larger than `limits.maxPeerRmbSize`: our staging ring
+   * mirrors it, so the peer would choose how much memory we pin. Declined (SMC_CLC_DECL_MEM).
+   */
+  PeerRmbTooLarge: 'peer-rmb-too-large',
   /** The original destination of a redirected connection could not be found. */
   OriginalDstUnknown: 'original-dst-unknown',
   InternalError: 'internal-error',
@@ -46,6 +51,26 @@ export const FallbackReason = {
 export type FallbackReason = (typeof FallbackReason)[keyof typeof FallbackReason];
 
 export const ALL_FALLBACK_REASONS: readonly FallbackReason[] = Object.values(FallbackReason);
+
+/**
+ * How loudly a fallback is logged: reasons that are a policy's answer (another tenant, not in the
+ * directory, no device) are routine; a handshake that timed out, a link that failed to come up or
+ * a peer that broke the protocol means a loaded or failing path, and an operator must hear of it.
+ */
+export function fallbackLogLevel(reason: FallbackReason): 'info' | 'warn' {
+  switch (reason) {
+    case FallbackReason.HandshakeTimeout:
+    case FallbackReason.LinkSetupFailed:
+    case FallbackReason.BufferRegistrationFailed:
+    case FallbackReason.PeerRmbTooLarge:
+    case FallbackReason.ProtocolError:
+    case FallbackReason.PeerReset:
+    case FallbackReason.InternalError:
+      return 'warn';
+    default:
+      return 'info';
+  }
+}
 
 /** The CLC decline code for a reason, or null when no CLC message is involved. */
 export function declineCodeFor(reason: FallbackReason): number | null {
@@ -76,6 +101,9 @@ export function declineCodeFor(reason: FallbackReason): number | null {
       return SMC_CLC_DECL.ERR_RDYLNK;
     case FallbackReason.BufferRegistrationFailed:
       return SMC_CLC_DECL.ERR_REGBUF;
+    case FallbackReason.PeerRmbTooLarge:
+      // The kernel's code for buffers it cannot provide (smc_buf_create failing).
+      return SMC_CLC_DECL.MEM;
     case FallbackReason.InternalError:
       return SMC_CLC_DECL.INTERR;
   }

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { formatSocketAddress } from '../net/ip.js';
+import { resetOnExit } from './reset-on-exit.js';
 
 export class ConnectError extends Error {
   constructor(
@@ -38,6 +39,7 @@ export function connectTcp(target: ConnectTarget, timeoutMs: number): Promise<So
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
+      resetOnExit(socket);
       socket.pause();
       resolve(socket);
     });

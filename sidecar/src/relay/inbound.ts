@@ -56,7 +56,7 @@ async function handle(ctx: ProxyContext, conn: Socket, entry: TrackedConnection)
       conn.resetAndDestroy();
       return;
     }
-    // The destination is one of this pod's own addresses; as uid 1337 our connect is not redirected again.
+    // The destination is one of this pod's own addresses; as the sidecar's uid our connect is not redirected again.
     const target = { address: dst.address, port: dst.port };
     entry.setLocal(dst.address, dst.port);
     let app: Socket;

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { resetOnExit } from './reset-on-exit.js';
 
 export interface ListenOptions {
   port: number;
@@ -11,7 +12,10 @@ export interface ListenOptions {
  * before the handler decides), with half-open allowed so FINs can be forwarded.
  */
 export async function listen(opts: ListenOptions, onConnection: (socket: Socket) => void): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, onConnection);
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+    resetOnExit(socket);
+    onConnection(socket);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: opts.port, host: opts.host ?? '::', ipv6Only: false }, () => {

@@ -41,10 +41,11 @@ export async function relayPlain(
   log: ProxyContext['log'],
   why: string,
   detail: Record<string, unknown> = {},
+  level: 'info' | 'warn' = 'info',
 ): Promise<void> {
   ctx.metrics.connection('fallback', reason);
   conn.fallback(reason);
-  log.info({ reason, ...detail }, why);
+  log[level]({ reason, ...detail }, why);
   const result = await relay(app, upstream, { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) });
   log.debug({ result }, 'relay finished');
 }

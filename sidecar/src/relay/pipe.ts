@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { endInOrder } from './reset-on-exit.js';
 
 /** Which way bytes flow, seen from the application whose connection we carry. */
 export type Direction = 'tx' | 'rx';
@@ -11,6 +12,10 @@ export interface PipeEnd {
   ended?: boolean;
 }
 
+/** Why the sidecar reset an application connection after the commit point (smc_app_resets_total). */
+export const SIDECAR_RESET_CAUSES = ['peer-gone', 'link-failed', 'cdc-protocol', 'pump-start'] as const;
+export type SidecarResetCause = (typeof SIDECAR_RESET_CAUSES)[number];
+
 export interface PipeResult {
   /** Bytes carried app → peer and peer → app. */
   tx: number;
@@ -19,6 +24,11 @@ export interface PipeResult {
   outcome: 'closed' | 'reset';
   /** The side whose failure reset the other, when outcome is 'reset'. */
   resetBy?: 'app' | 'peer';
+  /**
+   * Set when the sidecar itself reset the application's connection (neither application did):
+   * the peer sidecar vanished, the link failed, the peer broke the protocol, the pump did not start.
+   */
+  resetCause?: SidecarResetCause;
   error?: Error;
 }
 
@@ -68,7 +78,7 @@ export function relay(app: PipeEnd, peer: PipeEnd, opts: PipeOptions = {}): Prom
       if (from.pending !== undefined && from.pending.byteLength > 0) forward(from.pending);
       src.on('data', forward);
       const endOther = (): void => {
-        if (!dst.destroyed && !dst.writableEnded) dst.end();
+        if (!dst.destroyed && !dst.writableEnded) endInOrder(dst);
       };
       // A paused socket still emits 'end' when its buffer is empty, so the FIN may already be in.
       if (from.ended === true || src.readableEnded) endOther();

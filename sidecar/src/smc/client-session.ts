@@ -5,8 +5,9 @@ import { ClcClient } from '../handshake/client.js';
 import type { Logger } from '../log.js';
 import type { SocketAddress } from '../net/ip.js';
 import type { TrackedConnection } from '../ops/connections.js';
+import { maxPeerRmbSize } from '../config/schema.js';
 import { afterFailure } from '../policy/decide.js';
-import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
+import { declineCodeFor, fallbackLogLevel, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { connectOriginal, relayPlain } from '../relay/original-destination.js';
 import { relay } from '../relay/pipe.js';
@@ -17,6 +18,7 @@ import type { PreparedSmcConnection } from './link-group-manager.js';
 import { proposalAreaFor } from './local-subnet.js';
 import { encodePreamble } from './preamble.js';
 import { smcrV2Options } from './smcr-v2-options.js';
+import { endInOrder } from '../relay/reset-on-exit.js';
 
 export interface ClientUpgrade {
   ctx: ProxyContext;
@@ -109,6 +111,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     peerId: ctx.links.peerId,
     clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
     linkTimeoutMs: ctx.config.timeouts.linkSetupMs,
+    maxPeerRmbeSize: maxPeerRmbSize(ctx.config.limits),
     rdma: prepared.rdma,
     peerIndicatedSmc: true,
     ipArea: proposalAreaFor(tcp.localAddress ?? '0.0.0.0'),
@@ -158,12 +161,19 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
         conn.counter('rdma', ctx.metrics.byteCounter('rdma')),
       );
       clog.debug({ result }, 'SMC-R connection finished');
-      tcp.end();
+      if (result.resetCause !== undefined) {
+        ctx.metrics.appReset(result.resetCause);
+        clog.warn(
+          { cause: result.resetCause, tx: result.tx, rx: result.rx },
+          'sidecar reset the application connection',
+        );
+      }
+      endInOrder(tcp);
       return;
     }
     case 'fallback': {
       const next = afterFailure(ctx.identity, outcome.reason, 'peer-sidecar');
-      log.info(
+      log[next.action === 'reject' ? 'warn' : fallbackLogLevel(outcome.reason)](
         {
           reason: outcome.reason,
           code: outcome.code,
@@ -173,6 +183,8 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
         next.action === 'reject' ? 'SMC-R required but not established; resetting' : 'falling back to TCP',
       );
       const decline = { code: outcome.code, origin: outcome.origin };
+      // Hostile input (or a misconfigured peer) counts where every such kind does, on both sides.
+      if (outcome.reason === FallbackReason.PeerRmbTooLarge) ctx.metrics.rdmaError(outcome.reason);
       if (next.action === 'reject') {
         ctx.metrics.connection('declined', outcome.reason);
         conn.declined(outcome.reason, decline);
@@ -191,13 +203,47 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     }
     case 'aborted': {
       const reason = outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError;
+      if (peer !== null && afterFailure(ctx.identity, reason, 'direct').action !== 'reject') {
+        await continueDirect(u, held, reason, outcome.reason);
+        return;
+      }
       ctx.metrics.connection('declined', reason);
       conn.declined(reason);
-      log.info({ why: outcome.reason, reason }, 'CLC handshake aborted; resetting');
+      log.warn({ why: outcome.reason, reason }, 'CLC handshake aborted; resetting');
       resetBoth(app, tcp);
       return;
     }
   }
+}
+
+/**
+ * The peer sidecar ended the handshake without an answer (it reset or closed the connection: it
+ * was overloaded, restarting, or gave up waiting). Nothing was committed: the application's bytes
+ * are still held here and the peer's application received none of them. So the connection goes on
+ * as TCP over a new connection to the original destination, as if it had never been intercepted,
+ * instead of resetting an application whose connection TCP alone would have carried.
+ */
+async function continueDirect(
+  u: ClientUpgrade,
+  held: ReturnType<SocketHold['release']>,
+  reason: FallbackReason,
+  why: string,
+): Promise<void> {
+  const { ctx, conn, app, tcp, dst, log } = u;
+  if (!tcp.destroyed) tcp.resetAndDestroy();
+  const upstream = await connectOriginal(ctx, conn, app, dst, reason, log);
+  if (upstream === null) return;
+  await relayPlain(
+    ctx,
+    conn,
+    { socket: app, pending: held.pending, ended: held.ended },
+    { socket: upstream },
+    reason,
+    log,
+    'peer sidecar ended the handshake without an answer; continuing over a new TCP connection',
+    { why, via: 'direct' },
+    'warn',
+  );
 }
 
 /**

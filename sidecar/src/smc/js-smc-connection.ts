@@ -9,10 +9,11 @@ import type { ProtectionDomain } from '../../../native/index.js';
 import type { Logger } from '../log.js';
 import type { VerbsModule } from '../native-loader.js';
 import { CDC_MESSAGE_LENGTH, type CdcMessage, decodeCdcMessage, encodeCdcMessage } from '../protocol/cdc.js';
-import type { Direction, PipeEnd, PipeResult } from '../relay/pipe.js';
+import type { Direction, PipeEnd, PipeResult, SidecarResetCause } from '../relay/pipe.js';
 import { CdcFlow } from './cdc-flow.js';
 import type { LlcChannel } from './llc-channel.js';
 import type { SmcConnection } from './smc-connection.js';
+import { endInOrder } from '../relay/reset-on-exit.js';
 
 export interface JsSmcConnectionOptions {
   id: string;
@@ -46,6 +47,13 @@ const LINGER_MS = 1000;
  * after the RMBE drained. Same rule as the native pump (native/src/data_pump.cc).
  */
 const BLOCKED_END_GRACE_MS = 1000;
+
+/** The JS data path's abort reasons that are the sidecar's own doing (not an application's reset). */
+function jsResetCause(reason: string): SidecarResetCause | null {
+  if (reason.startsWith('application socket') || reason === 'peer aborted the connection') return null;
+  if (reason.startsWith('bad CDC message')) return 'cdc-protocol';
+  return 'link-failed';
+}
 
 /**
  * The SMC-R data path in JavaScript, standing in for the native DataPump
@@ -304,7 +312,7 @@ export class JsSmcConnection implements SmcConnection {
     if (this.peerDoneBlocked && !this.peerDone) this.armGrace(n > 0);
     if (this.peerDone && this.flow.rxPending() === 0 && !this.appWriteEnded) {
       this.appWriteEnded = true;
-      app.socket.end();
+      endInOrder(app.socket);
     }
     this.maybeFinish();
   }
@@ -347,10 +355,12 @@ export class JsSmcConnection implements SmcConnection {
     this.o.log.debug({ outcome, reason, ...this.counts }, 'SMC-R connection ended');
     const s = this.app?.socket;
     if (outcome === 'reset' && s !== undefined && !s.destroyed) s.resetAndDestroy();
+    const cause = outcome === 'reset' ? jsResetCause(reason) : null;
     this.resolveRun({
       ...this.counts,
       outcome,
       ...(outcome === 'reset' ? { resetBy: 'peer' as const } : {}),
+      ...(cause === null ? {} : { resetCause: cause }),
     });
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = null;

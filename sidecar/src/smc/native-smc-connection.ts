@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { DataPump, MemoryRegion, PumpEnd, PumpStats, SmcLink } from '../../../native/index.js';
 import type { Logger } from '../log.js';
 import type { VerbsModule } from '../native-loader.js';
-import type { Direction, PipeEnd, PipeResult } from '../relay/pipe.js';
+import type { Direction, PipeEnd, PipeResult, SidecarResetCause } from '../relay/pipe.js';
 import type { SmcConnection } from './smc-connection.js';
 
 export interface NativeSmcConnectionOptions {
@@ -30,6 +30,22 @@ export interface NativeSmcConnectionOptions {
 
 /** How long the pump stays on the link after the end, so the peer's last CDCs still land in it. */
 const LINGER_MS = 1000;
+
+/**
+ * Whether the sidecar caused a pump's abortive end, and why: a peer abort or a failing application
+ * socket is one of the applications resetting, anything else is ours.
+ */
+export function resetCauseOf(
+  type: PumpEnd['type'],
+  reason: string,
+  local: SidecarResetCause | null,
+): SidecarResetCause | null {
+  if (type === 'closed') return null;
+  if (type === 'error') return 'link-failed';
+  if (reason === 'invalid CDC cursor') return 'cdc-protocol';
+  if (reason === 'local abort') return local ?? 'link-failed';
+  return null;
+}
 
 /** The fd of a connected net.Socket (Node's TCPWrap exposes it on POSIX). */
 export function socketFd(socket: Socket): number | null {
@@ -70,6 +86,8 @@ export class NativeSmcConnection implements SmcConnection {
   private finished = false;
   private disposed = false;
   private abortRequested: string | null = null;
+  /** Why we aborted the pump ourselves, when we did. */
+  private localCause: SidecarResetCause | null = null;
   private reported = { tx: 0, rx: 0, badCdc: 0 };
   private onBytes: (d: Direction, n: number) => void = () => undefined;
   private statsTimer: NodeJS.Timeout | null = null;
@@ -92,7 +110,7 @@ export class NativeSmcConnection implements SmcConnection {
       this.o.log.warn({ err }, 'native data pump did not start; resetting the connection');
       const s = app.socket;
       if (!s.destroyed) s.resetAndDestroy();
-      this.finish({ tx: 0, rx: 0, outcome: 'reset', resetBy: 'peer' }, null);
+      this.finish({ tx: 0, rx: 0, outcome: 'reset', resetBy: 'peer', resetCause: 'pump-start' }, null);
     }
     return done;
   }
@@ -159,6 +177,7 @@ export class NativeSmcConnection implements SmcConnection {
         if (st.peerDoneWriting) return; // the peer finished its side; ours completes on its own
         this.o.log.info({ why }, 'peer sidecar connection ended before the SMC-R connection; resetting');
         this.o.onRdmaError('peer-gone');
+        this.localCause = 'peer-gone';
         pump.abort();
       }, graceMs);
       this.graceTimer.unref();
@@ -177,16 +196,16 @@ export class NativeSmcConnection implements SmcConnection {
     if (end.type === 'error') this.o.onRdmaError(reason === '' ? 'pump-error' : reason);
     else if (end.type === 'aborted' && reason === 'invalid CDC cursor') this.o.onRdmaError('cdc-protocol');
     const counts = { tx: st?.bytesFromSocket ?? this.reported.tx, rx: st?.bytesToSocket ?? this.reported.rx };
+    const byApp = reason === 'socket read' || reason === 'socket write' || reason === 'socket poll';
+    const cause = resetCauseOf(end.type, reason, this.localCause);
     const result: PipeResult =
       end.type === 'closed'
         ? { ...counts, outcome: 'closed' }
         : {
             ...counts,
             outcome: 'reset',
-            resetBy:
-              reason === 'socket read' || reason === 'socket write' || reason === 'socket poll'
-                ? 'app'
-                : 'peer',
+            resetBy: byApp ? 'app' : 'peer',
+            ...(cause === null ? {} : { resetCause: cause }),
           };
     this.o.log.debug({ end: end.type, detail: end.detail, stats: st }, 'SMC-R connection ended');
     this.finish(result, end);
@@ -209,6 +228,7 @@ export class NativeSmcConnection implements SmcConnection {
 
   abort(reason: string): void {
     if (this.finished) return;
+    this.localCause ??= 'link-failed';
     this.o.log.debug({ reason }, 'aborting SMC-R connection');
     if (this.pump === null) this.abortRequested = reason;
     else this.pump.abort();

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import { canonicalIp } from '../net/ip.js';
 import type { TrackedConnection } from '../ops/connections.js';
 import { afterFailure, decideInbound } from '../policy/decide.js';
-import { declineCodeFor, FallbackReason } from '../policy/reasons.js';
+import { maxPeerRmbSize } from '../config/schema.js';
+import { declineCodeFor, fallbackLogLevel, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { connectTcp } from '../relay/connect.js';
 import { relay } from '../relay/pipe.js';
@@ -15,9 +16,10 @@ import { SocketHold } from './hold.js';
 import { asLinkSetupError } from './link-errors.js';
 import type { PreparedSmcConnection } from './link-group-manager.js';
 import { interfaceAddressesFor } from './local-subnet.js';
-import { decodePreamble, PREAMBLE_LENGTH } from './preamble.js';
+import { decodePreamble, PREAMBLE_LENGTH, preamblePortRefusal } from './preamble.js';
 import { readExactly } from './read-exactly.js';
 import { smcrV2Options } from './smcr-v2-options.js';
+import { endInOrder } from '../relay/reset-on-exit.js';
 
 /**
  * Stands in for our RDMA parameters when we already know we will decline: the
@@ -75,13 +77,29 @@ async function serve(ctx: ProxyContext, tcp: Socket, conn: TrackedConnection, lo
     preamble = decodePreamble(read.bytes);
     rest = read.rest;
   } catch (err) {
-    log.info({ err }, 'no valid preamble from the peer sidecar; resetting');
+    log.warn({ err }, 'no valid preamble from the peer sidecar; resetting');
     conn.declined(FallbackReason.ProtocolError, null, 'no valid preamble');
     resetBoth(null, tcp);
     return;
   }
   const localAddress = canonicalIp(tcp.localAddress ?? '::1');
   conn.setLocal(localAddress, preamble.port);
+  const refusal = preamblePortRefusal(
+    preamble.port,
+    ctx.ownPorts?.() ?? ctx.config.ports,
+    ctx.config.intercept.excludeInboundPorts,
+  );
+  if (refusal !== null) {
+    // A peer asking for a port no application connection could reach through us: a probe.
+    log.warn(
+      { port: preamble.port, why: refusal },
+      'peer sidecar asked for a port it may not reach; resetting',
+    );
+    ctx.metrics.rdmaError('preamble-port');
+    conn.declined(FallbackReason.ProtocolError, null, refusal);
+    resetBoth(null, tcp);
+    return;
+  }
   let app: Socket;
   try {
     app = await connectTcp({ address: localAddress, port: preamble.port }, ctx.config.timeouts.connectMs);
@@ -171,6 +189,7 @@ export async function serveClc(
     peerId: ctx.links.peerId,
     clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
     linkTimeoutMs: ctx.config.timeouts.linkSetupMs,
+    maxPeerRmbeSize: maxPeerRmbSize(ctx.config.limits),
     rdma: prepared?.rdma ?? UNUSED_RDMA,
     peerIndicatedSmc: true,
     localAddresses: interfaceAddressesFor(tcp.localAddress ?? '::1'),
@@ -201,26 +220,38 @@ export async function serveClc(
       count('upgraded', 'none');
       conn.upgraded(outcome.connection);
       clog.info({ peerKind }, 'connection upgraded to SMC-R');
-      await outcome.connection.run(
+      const result = await outcome.connection.run(
         { socket: app, pending: held.pending, ended: held.ended },
         conn.counter('rdma', ctx.metrics.byteCounter('rdma')),
       );
-      tcp.end();
+      if (result.resetCause !== undefined) {
+        ctx.metrics.appReset(result.resetCause);
+        clog.warn(
+          { cause: result.resetCause, tx: result.tx, rx: result.rx },
+          'sidecar reset the application connection',
+        );
+      }
+      endInOrder(tcp);
       return;
     }
     case 'fallback': {
       const reason = refusal ?? outcome.reason;
       const decline = { code: outcome.code, origin: outcome.origin };
+      // Hostile input is counted here too: a peer sidecar's connections are counted by that peer.
+      if (reason === FallbackReason.PeerRmbTooLarge) ctx.metrics.rdmaError(reason);
       if (afterFailure(ctx.identity, reason, 'peer-sidecar').action === 'reject') {
         count('declined', reason);
         conn.declined(reason, decline);
-        log.info({ reason, code: outcome.code }, 'SMC-R required but not established; resetting');
+        log.warn({ reason, code: outcome.code }, 'SMC-R required but not established; resetting');
         resetBoth(app, tcp);
         return;
       }
       count('fallback', reason);
       conn.fallback(reason, decline);
-      log.info({ reason, code: outcome.code, origin: outcome.origin, peerKind }, 'falling back to TCP');
+      log[fallbackLogLevel(reason)](
+        { reason, code: outcome.code, origin: outcome.origin, peerKind },
+        'falling back to TCP',
+      );
       await relay(
         { socket: app, pending: held.pending, ended: held.ended },
         { socket: tcp, pending: outcome.residual },
@@ -232,7 +263,7 @@ export async function serveClc(
       const reason = outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError;
       count('declined', reason);
       conn.declined(reason);
-      log.info({ why: outcome.reason }, 'CLC handshake aborted; resetting');
+      log.warn({ why: outcome.reason }, 'CLC handshake aborted; resetting');
       resetBoth(app, tcp);
       return;
     }

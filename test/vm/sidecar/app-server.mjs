@@ -1,6 +1,7 @@
 // The server pod's HTTP application (unmodified, knows nothing of SMC): /hello, /upload (answers
 // "<n> <sha256>" of the body), /download?n=N (N random bytes; logs "DOWNLOAD <n> <sha256>" once
-// sent), /endless (streams until the client goes away), /reset (resets the connection at the
+// sent), /endless (streams until the client goes away; logs
+// "ENDLESS_END error <code>" or "ENDLESS_END eof"), /reset (resets the connection at the
 // first body bytes, with the rest of the upload unread).
 
 import http from 'node:http';
@@ -29,6 +30,14 @@ http
       return;
     }
     if (url.pathname === '/endless') {
+      // How the stream ended for this application: a reset (an error) or a clean end of data.
+      let told = false;
+      const tell = (how) => {
+        if (!told) console.log(`ENDLESS_END ${how}`);
+        told = true;
+      };
+      q.socket.once('error', (e) => tell(`error ${e.code}`));
+      q.socket.once('end', () => tell('eof'));
       const chunk = Buffer.alloc(1 << 16, 0x61);
       const more = () => {
         while (!s.destroyed && s.write(chunk));

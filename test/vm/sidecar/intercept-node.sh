@@ -41,13 +41,13 @@ fi
 
 $main run --config "$cfg" >"$LAB_OUT/sidecar.log" 2>&1 &
 sidecar=$!
-lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
+lab_retry 60 curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
 # A second address of pod b that is not in the directory: connections to it fall back to TCP
 # (added after the sidecar checked its GID index).
 if [[ $role == server ]]; then ip addr add 10.77.0.11/24 dev "$LAB_NETDEV"; fi
 
 metrics() {
-  curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|data_path_info|link_groups|links)[{ ]' |
+  curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|data_path_info|link_groups|links)[{ ]' |
     sed 's/^/METRIC /'
 }
 now() { date +%s.%N; }
@@ -62,6 +62,7 @@ if [[ $role == server ]]; then
   kill -9 "$sidecar"
   echo "SIDECAR_KILLED"
   sleep 20
+  grep '^ENDLESS_END' "$LAB_OUT/http.log" | sed 's/^/AFTER_KILL_APP /' || true
   kill "${apps[@]}"
   wait || true
   $main intercept remove --config "$cfg"
@@ -105,7 +106,7 @@ else
   t1=$(now)
   echo "SHORT_OK $ok $(secs "$t0" "$t1")"
   # Every connection so far ran over one link group with the server's sidecar.
-  echo "LINK_GROUPS_AFTER_SHORT $(curl -sf http://127.0.0.1:15090/metrics | awk '$1 == "smc_link_groups" { print $2 }')"
+  echo "LINK_GROUPS_AFTER_SHORT $(curl -sf http://127.0.0.1:15190/metrics | awk '$1 == "smc_link_groups" { print $2 }')"
   # 100 concurrent connections.
   t0=$(now)
   app timeout 300 redis-benchmark -h 10.77.0.1 -c 100 -n 2000 -t ping_inline -q >/tmp/bench.txt 2>&1 || true
@@ -114,6 +115,24 @@ else
   # Fallback in the same run: an address of pod b that is not in the directory.
   echo "FALLBACK_CURL $(app curl -sS --max-time 30 http://10.77.0.11:8080/fallback)"
   metrics
+  # This pod's own sidecar dies mid-download (kill -9): the application must read a reset, never a
+  # clean end of a truncated stream. Then the sidecar starts again for the next step.
+  t0=$(now)
+  app curl -sS --max-time 60 -o /dev/null http://10.77.0.1:8080/endless 2>"$LAB_OUT/own-kill-curl.err" &
+  kc=$!
+  sleep 4
+  kill -9 "$sidecar"
+  wait "$sidecar" || true
+  rc=0
+  wait "$kc" || rc=$?
+  t1=$(now)
+  echo "OWN_KILL_CURL $rc $(secs "$t0" "$t1") $(tr '\n' ' ' <"$LAB_OUT/own-kill-curl.err")"
+  $main run --config "$cfg" >"$LAB_OUT/sidecar-restarted.log" 2>&1 &
+  sidecar=$!
+  lab_retry 60 curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
+  # Pod b's sidecar still holds the link group of our previous instance. As with the kernel, our
+  # first connection declines its reuse (SYNCERR) and goes on over TCP, and pod b ends that group.
+  echo "AFTER_RESTART_CURL $(app curl -sS --max-time 30 http://10.77.0.1:8080/hello)"
   # The server kills its sidecar during this download: curl must fail with a reset, not hang.
   t0=$(now)
   app curl -sS --max-time 60 -o /dev/null http://10.77.0.1:8080/endless 2>"$LAB_OUT/kill-curl.err" &
@@ -124,7 +143,7 @@ else
   wait "$kc" || rc=$?
   t1=$(now)
   echo "KILL_CURL $rc $(secs "$t0" "$t1") $(tr '\n' ' ' <"$LAB_OUT/kill-curl.err")"
-  curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_rdma_errors_total' | sed 's/^/AFTER_KILL /' || true
+  curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_rdma_errors_total' | sed 's/^/AFTER_KILL /' || true
 fi
 kill "$sidecar" "${apps[@]}"
 wait || true

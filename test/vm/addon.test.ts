@@ -207,6 +207,12 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
       expect(x, msg).toMatchObject({ end: 'closed', state: 'closed', stats: { badCdc: 0 } });
       expect([...(x['events'] as string[])].sort()).toEqual(['eof', 'peerDone']);
     }
+    // Memory of another protection domain never backs a pump.
+    for (const rows_ of [init, target])
+      expect(pick(rows_, 'scenario', 'foreign-pd'), msg).toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringMatching(/protection domain/),
+      });
     // node0's application resets its connection: node1's application sees the reset.
     const [ai, at] = [pick(init, 'scenario', 'abort'), pick(target, 'scenario', 'abort')];
     expect(ai, msg).toMatchObject({ end: 'aborted', detail: { code: 'ECONNRESET' } });

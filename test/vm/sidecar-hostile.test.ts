@@ -124,6 +124,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     for (const name of [
       'bad-token',
       'cursor-past-rmbe',
+      'consumer-past-producer',
       'malformed-llc',
       'malformed-confirm-response',
       'blocked-end',
@@ -155,6 +156,17 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     expect(cursor?.['protocol'], ctx).toBe(1);
     expect(cursor?.['badToken'], ctx).toBe(cursor?.['badTokenBefore']);
     expect(cursor?.['tcp'], ctx).toMatch(/^(fin|reset)$/);
+
+    // 2b'. A consumer cursor past what the server produced (the native pump's consumer-side
+    // check): the same abort, counted once as cdc-protocol.
+    const consumer = rdma('consumer-past-producer');
+    expect(consumer, ctx).toMatchObject({
+      before: 'ECHO TAG consumer-past-producer',
+      abortSeen: true,
+      protocolBefore: 1,
+      protocol: 2,
+    });
+    expect(consumer?.['tcp'], ctx).toMatch(/^(fin|reset)$/);
 
     // 2c. Malformed v2 LLC (unknown type 0x2A, length_v2 16, a truncated SEND) and a CDC with a
     // bad length: ignored, the connection still carries data and closes in order. The LLC
@@ -196,6 +208,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     // The applications behind the server sidecar: the aborted connection saw a reset, the others
     // an orderly end.
     expect(srv).toContain('APP_EVENT cursor-past-rmbe error ECONNRESET');
+    expect(srv).toContain('APP_EVENT consumer-past-producer error ECONNRESET');
     for (const name of [
       'bad-token',
       'malformed-llc',
@@ -215,8 +228,8 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     expect(results.find((x) => x['check'] === 'server-ready')?.['status'], ctx).toBe(200);
     expect(lineValue(srv, 'SIDECAR_ALIVE'), ctx).toBe('yes');
     expect(lineValue(srv, 'HEALTH_READY'), ctx).toBe('200');
-    // The cursor of 2b, only.
-    expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-protocol"}'), ctx).toBe(1);
+    // The cursors of 2b and 2b', only.
+    expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-protocol"}'), ctx).toBe(2);
     // The three malformed LLC messages of 2c, dropped by the link as the kernel does.
     expect(metric(srv, 'smc_rdma_errors_total{kind="llc-malformed"}'), ctx).toBe(3);
     // CDCs the shared links dropped: the wrong token of 2a, the bad length of 2c.

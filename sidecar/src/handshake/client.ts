@@ -182,7 +182,8 @@ export class ClcClient extends ClcMachine {
     if (!isValidIbMtu(accept.qpMtu)) {
       return this.decline(SMC_CLC_DECL.CNFERR, `peer QP MTU ${accept.qpMtu} is not an IB MTU`);
     }
-    return null;
+    // Before localFor: a server starting a new link group would otherwise get one made for it.
+    return this.checkPeerRmbe(accept);
   }
 
   /** Our half of the link for this Accept: a new link when the server starts a new link group. */

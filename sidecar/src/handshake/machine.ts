@@ -5,10 +5,22 @@ import { type ClcDecline, encodeClcDecline } from '../protocol/clc/decline.js';
 import { type ClcMessage, decodeClcMessage } from '../protocol/clc/message.js';
 import { ProtocolDecodeError } from '../protocol/errors.js';
 import { ClcFramer } from './framer.js';
-import type { HandshakeAction, HandshakeEvent, HandshakeState, PeerRdmaParams } from './types.js';
+import type {
+  DeclineCause,
+  HandshakeAction,
+  HandshakeEvent,
+  HandshakeState,
+  PeerRdmaParams,
+} from './types.js';
 
 /** SMC_LLC_WAIT_FIRST_TIME (smc_llc.h): how long the first link's LLC Confirm Link may take. */
 export const LLC_WAIT_FIRST_TIME_MS = 5000;
+
+/**
+ * Largest peer RMBE taken when the caller sets no limit: 1 MiB, the largest `rmbSize` an SmcPolicy
+ * may give a sidecar, and above the kernel's default RMBE (half of net.smc.rmem, 64 KiB).
+ */
+export const DEFAULT_MAX_PEER_RMBE_SIZE = 1024 * 1024;
 
 export interface CommonOptions {
   /** Our 8-byte SMC system id (peer id), sent in every CLC message including Declines. */
@@ -17,6 +29,12 @@ export interface CommonOptions {
   clcTimeoutMs?: number;
   /** Wait for link setup after Accept/Confirm; defaults to SMC_LLC_WAIT_FIRST_TIME (5 s). */
   linkTimeoutMs?: number;
+  /**
+   * Largest RMBE (bytes) we take from the peer's Accept/Confirm; default DEFAULT_MAX_PEER_RMBE_SIZE.
+   * Our staging ring for that connection is as large as the peer's RMBE, so a larger one is declined
+   * before anything is allocated for it.
+   */
+  maxPeerRmbeSize?: number;
 }
 
 /** Maps a decode failure to the code we decline with. */
@@ -57,6 +75,7 @@ export abstract class ClcMachine {
   protected readonly clcTimeoutMs: number;
   protected readonly linkTimeoutMs: number;
   protected readonly peerId: Buffer;
+  protected readonly maxPeerRmbeSize: number;
 
   protected constructor(options: CommonOptions) {
     if (options.peerId.byteLength !== SMC_SYSTEMID_LEN) {
@@ -65,6 +84,7 @@ export abstract class ClcMachine {
     this.peerId = options.peerId;
     this.clcTimeoutMs = options.clcTimeoutMs ?? 6000;
     this.linkTimeoutMs = options.linkTimeoutMs ?? LLC_WAIT_FIRST_TIME_MS;
+    this.maxPeerRmbeSize = options.maxPeerRmbeSize ?? DEFAULT_MAX_PEER_RMBE_SIZE;
   }
 
   get state(): HandshakeState {
@@ -187,7 +207,7 @@ export abstract class ClcMachine {
   }
 
   /** Sends a Decline with `reasonCode` and falls back. */
-  protected decline(reasonCode: number, detail?: string, cause?: 'no-common-eid'): HandshakeAction[] {
+  protected decline(reasonCode: number, detail?: string, cause?: DeclineCause): HandshakeAction[] {
     const v2 = this.declineVersion() === 2;
     const message: ClcDecline = {
       kind: 'decline',
@@ -215,6 +235,20 @@ export abstract class ClcMachine {
         ...(cause === undefined ? {} : { cause }),
       },
     ];
+  }
+
+  /**
+   * Declines (MEM, cause `peer-rmb-too-large`) a peer RMBE above our limit; null when it fits. Runs
+   * before any resource is made for the link: the staging ring would be as large as the peer's RMBE.
+   */
+  protected checkPeerRmbe(m: { rmbeSize: number }): HandshakeAction[] | null {
+    const bytes = rmbeSizeFromCompressed(m.rmbeSize);
+    if (bytes <= this.maxPeerRmbeSize) return null;
+    return this.decline(
+      SMC_CLC_DECL.MEM,
+      `peer RMBE of ${bytes} bytes (compressed ${m.rmbeSize}) exceeds our limit of ${this.maxPeerRmbeSize}`,
+      'peer-rmb-too-large',
+    );
   }
 
   protected unexpected(message: ClcMessage): HandshakeAction[] {

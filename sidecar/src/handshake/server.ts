@@ -256,7 +256,7 @@ export class ClcServer extends ClcMachine {
     }
     if (!isValidIbMtu(c.qpMtu))
       return this.decline(SMC_CLC_DECL.CNFERR, `peer QP MTU ${c.qpMtu} is not an IB MTU`);
-    return null;
+    return this.checkPeerRmbe(c);
   }
 
   private onConfirm(c: ClcAcceptConfirm): HandshakeAction[] {

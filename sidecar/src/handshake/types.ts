@@ -92,6 +92,9 @@ export type PolicyVerdict = { allow: true } | { allow: false; reasonCode: number
 /** Decides, e.g. on tenant or VLAN/PKey grounds, whether SMC-R may be used with this peer. */
 export type PeerPolicy = (peer: ClcPeerInfo) => PolicyVerdict;
 
+/** Local Declines whose code is shared with other causes (see the `fallback` action). */
+export type DeclineCause = 'no-common-eid' | 'peer-rmb-too-large';
+
 export type HandshakeStage = 'proposal' | 'accept' | 'confirm' | 'link';
 
 export type HandshakeEvent =
@@ -130,9 +133,10 @@ export type HandshakeAction =
       residual: Buffer;
       /**
        * Why we declined when the code alone does not say it: `no-common-eid` is the kernel's
-       * NOSMCDEV for a client of another tenant (the same code as "no device").
+       * NOSMCDEV for a client of another tenant (the same code as "no device");
+       * `peer-rmb-too-large` is MEM for a peer RMBE above our limit (not a shortage of our own).
        */
-      cause?: 'no-common-eid';
+      cause?: DeclineCause;
     }
   /** Neither SMC nor TCP can continue (the TCP connection is gone). */
   | { type: 'abort'; reason: string }

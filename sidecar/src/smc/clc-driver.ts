@@ -195,7 +195,9 @@ export function runClcHandshake(opts: ClcDriverOptions): Promise<ClcOutcome> {
           ? FallbackReason.PeerDeclined
           : a.cause === 'no-common-eid'
             ? FallbackReason.TenantNotAllowed
-            : (linkError?.reason ?? reasonForLocalDecline(a.reasonCode));
+            : a.cause === 'peer-rmb-too-large'
+              ? FallbackReason.PeerRmbTooLarge
+              : (linkError?.reason ?? reasonForLocalDecline(a.reasonCode));
       const outcome = {
         kind: 'fallback' as const,
         reason,

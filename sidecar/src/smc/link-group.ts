@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { LLC_DELETE_REASON } from '../protocol/llc/constants.js';
 import { LlcChannel } from './llc-channel.js';
 import { type AnyLlcMessage, asLlcVersion, decodeLlc, encodeLlc } from './llc-codec.js';
+import { answerLlcRequest, PeerRkeyTable } from './llc-responder.js';
 import type { RdmaDevice } from './rdma-device.js';
 
 /**
@@ -69,8 +70,6 @@ const SEND_WRS = 128;
  */
 const RECV_SLOTS = 256;
 
-const rkeyId = (rkey: number, vaddr: bigint): string => `${rkey >>> 0}@${vaddr.toString(16)}`;
-
 /**
  * An SMC-R link group with one link (RFC 7609 "link group"; kernel smc_core's
  * struct smc_link_group): the RC QP and its CQ, the LLC exchange on it, and
@@ -98,7 +97,10 @@ export class LinkGroup {
   native: SmcLink | null = null;
   private readonly rmbs = new Set<Rmb>();
   private readonly free: Rmb[] = [];
-  private readonly peerRkeys = new Set<string>();
+  /** The peer's confirmed RMBs: at most SMC_RMBS_PER_LGR_MAX, however many CONFIRM RKEYs arrive. */
+  private readonly peerRkeys = new PeerRkeyTable();
+  /** LLC trouble already logged at info (malformed, unsupported kinds): a flood logs once per kind. */
+  private readonly logged = new Set<string>();
   private readonly waiters = new Set<LlcWaiter>();
   private connections = 0;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -243,7 +245,12 @@ export class LinkGroup {
 
   /** The peer confirmed this rkey of its RMB (first contact CLC, or CONFIRM RKEY). */
   peerKnows(rkey: number, vaddr: bigint): boolean {
-    return this.peerRkeys.has(rkeyId(rkey, vaddr));
+    return this.peerRkeys.has(rkey, vaddr);
+  }
+
+  /** How many peer RMBs the group holds (bounded by SMC_RMBS_PER_LGR_MAX). */
+  get peerRkeyCount(): number {
+    return this.peerRkeys.size;
   }
 
   /** After the first link is confirmed: the native link takes the QP and carries every connection. */
@@ -253,7 +260,7 @@ export class LinkGroup {
     firstToken: number,
   ): Promise<void> {
     this.peer = peer;
-    this.peerRkeys.add(rkeyId(firstPeerRmb.rkey, firstPeerRmb.vaddr));
+    this.peerRkeys.add(firstPeerRmb.rkey, firstPeerRmb.vaddr);
     // Messages that arrived before the link (CDCs the peer's pump sent right after CONFIRM LINK)
     // sit in the CQ's queue; only microtasks run until the link owns the CQ, so none is missed.
     const early: Buffer[] = [];
@@ -336,7 +343,10 @@ export class LinkGroup {
     } catch (err) {
       // As the kernel: an LLC message it cannot parse is dropped; the link stays up.
       this.o.onRdmaError('llc-malformed');
-      this.o.log.info({ err, link: this.id, type: data[0] }, 'malformed LLC message dropped');
+      this.o.log[this.firstTime('malformed') ? 'info' : 'debug'](
+        { err, link: this.id, type: data[0] },
+        'malformed LLC message dropped',
+      );
       return;
     }
     if (m.response) {
@@ -350,36 +360,35 @@ export class LinkGroup {
       this.o.log.debug({ llc: m.kind, link: this.id }, 'unsolicited LLC response ignored');
       return;
     }
-    try {
-      switch (m.kind) {
-        case 'confirm-rkey':
-          this.peerRkeys.add(rkeyId(m.own.rmbKey, m.own.rmbVaddr));
-          this.send({ ...m, response: true, negative: false, retry: false });
-          return;
-        case 'delete-rkey':
-          for (const key of m.rkeys) {
-            for (const id of this.peerRkeys) if (id.startsWith(`${key >>> 0}@`)) this.peerRkeys.delete(id);
-          }
-          this.send(
-            'version' in m
-              ? { ...m, response: true, negative: false, invalidCount: 0 }
-              : { ...m, response: true, negative: false, errorMask: 0 },
-          );
-          return;
-        case 'test-link':
-          this.send({ ...m, response: true });
-          return;
-        case 'delete-link':
-          this.o.log.info({ link: this.id, reason: m.reason, orderly: m.orderly }, 'peer deleted the link');
-          this.send({ ...m, response: true });
-          this.end('peer deleted the link', false);
-          return;
-        default:
-          this.o.log.info({ llc: m.kind, link: this.id }, 'LLC request not supported on this link; ignored');
-      }
-    } catch (err) {
-      this.o.log.info({ err, llc: m.kind, link: this.id }, 'LLC response could not be sent');
+    const answer = answerLlcRequest(m, this.peerRkeys);
+    if (answer.refused !== null) {
+      this.o.onRdmaError(answer.refused);
+      this.o.log[this.firstTime(`${answer.refused}:${m.kind}`) ? 'info' : 'debug'](
+        { llc: m.kind, link: this.id, rkeys: this.peerRkeys.size },
+        answer.refused === 'llc-rkey-refused'
+          ? 'CONFIRM RKEY refused: the link group holds SMC_RMBS_PER_LGR_MAX peer RMBs'
+          : 'LLC request not supported on this link; ignored',
+      );
     }
+    if (m.kind === 'delete-link')
+      this.o.log.info({ link: this.id, reason: m.reason, orderly: m.orderly }, 'peer deleted the link');
+    try {
+      if (answer.reply !== null) this.send(answer.reply);
+    } catch (err) {
+      // E.g. a full send queue under a flood of requests: that answer is lost, the link stays.
+      this.o.log[this.firstTime('send-failed') ? 'info' : 'debug'](
+        { err, llc: m.kind, link: this.id },
+        'LLC response could not be sent',
+      );
+    }
+    if (answer.endLink) this.end('peer deleted the link', false);
+  }
+
+  /** True the first time `what` happens on this group (bounded: one entry per LLC kind and refusal). */
+  private firstTime(what: string): boolean {
+    if (this.logged.has(what)) return false;
+    this.logged.add(what);
+    return true;
   }
 
   /**

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { decodePreamble, encodePreamble, PREAMBLE_LENGTH, PreambleError } from './preamble.js';
+import {
+  decodePreamble,
+  encodePreamble,
+  PREAMBLE_LENGTH,
+  PreambleError,
+  preamblePortRefusal,
+} from './preamble.js';
 
 describe('sidecar preamble', () => {
   it('round-trips', () => {
@@ -23,5 +29,19 @@ describe('sidecar preamble', () => {
     expect(bad((b) => b.writeUInt16BE(0, 6))).toThrow(/port 0/);
     expect(() => decodePreamble(good.subarray(0, 4))).toThrow(/need 8/);
     expect(() => encodePreamble({ clc: false, port: 70000 })).toThrow(PreambleError);
+  });
+
+  it("never lets a peer name the sidecar's own ports or excluded ones", () => {
+    const ports = {
+      outbound: 15101,
+      inbound: 15106,
+      smc: 15100,
+      metrics: 15190,
+      health: 15121,
+      admin: 15104,
+    };
+    for (const p of Object.values(ports)) expect(preamblePortRefusal(p, ports, [9090])).toMatch(/sidecar's/);
+    expect(preamblePortRefusal(9090, ports, [9090])).toMatch(/excluded/);
+    expect(preamblePortRefusal(8080, ports, [9090])).toBeNull();
   });
 });

@@ -51,3 +51,22 @@ export function decodePreamble(b: Uint8Array): Preamble {
   if (port === 0) throw new PreambleError('port 0');
   return { clc: (flags & FLAG_CLC) !== 0, port };
 }
+
+/**
+ * Whether the server sidecar may dial `port` of its own pod for a peer. The peer names the port,
+ * and our dial comes from the pod's own address and the exempt uid, past the interception rules and
+ * NetworkPolicy: so never one of the sidecar's own ports (its metrics, health and admin endpoints,
+ * or its listeners, which would loop), nor a port the pod keeps out of the sidecar's reach
+ * (`intercept.excludeInboundPorts`), which a direct connection would reach without us. Returns why
+ * not, or null.
+ */
+export function preamblePortRefusal(
+  port: number,
+  sidecarPorts: Readonly<Record<string, number>>,
+  excludedInbound: readonly number[],
+): string | null {
+  for (const [role, p] of Object.entries(sidecarPorts))
+    if (p === port) return `port ${port} is the sidecar's ${role} port`;
+  if (excludedInbound.includes(port)) return `port ${port} is excluded from interception`;
+  return null;
+}

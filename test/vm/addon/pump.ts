@@ -176,6 +176,39 @@ async function abort(ctl: Ctl, b: Base): Promise<void> {
   p.close();
 }
 
+/** A pump over memory of another protection domain is refused before anything is posted. */
+async function foreignPd(b: Base): Promise<void> {
+  const { fd, release } = await appConnection();
+  const other = b.ctx.allocPd();
+  const ch = b.ctx.createCompletionChannel();
+  const cq = b.ctx.createCq(ch, 16);
+  const qp = b.pd.createQp({ sendCq: cq, maxSendWr: 16, maxRecvWr: 64, maxInlineData: 64 });
+  const stage = other.registerMr(allocBuffer(RMBE));
+  const rmb = b.pd.registerMr(allocBuffer(RMBE), { remoteWrite: true });
+  let code = 'none';
+  let message = '';
+  try {
+    new DataPump(qp, {
+      fd,
+      stageMr: stage,
+      rmbMr: rmb,
+      localToken: 1,
+      peer: { addr: 0, rkey: 1, size: RMBE, token: 2 },
+    });
+  } catch (e) {
+    code = (e as { code?: string }).code ?? String(e);
+    message = (e as Error).message;
+  }
+  result('foreign-pd', { code, message });
+  release();
+  qp.close();
+  stage.close();
+  rmb.close();
+  other.close();
+  cq.close();
+  ch.close();
+}
+
 async function main(): Promise<void> {
   const ctx = openDevice(process.env['LAB_RXE'] ?? 'rxe0');
   const gid = ctx.queryGidTable(1).find((g) => g.index === 1)?.gid;
@@ -183,6 +216,7 @@ async function main(): Promise<void> {
   const b: Base = { ctx, pd: ctx.allocPd(), gid };
   const ctl = await openCtl(!isInit, 18610, peerIp);
   log('control channel up');
+  await foreignPd(b);
   await bulk(ctl, b);
   log('bulk done');
   await abort(ctl, b);

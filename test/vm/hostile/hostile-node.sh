@@ -2,7 +2,7 @@
 # One node of test/vm/sidecar-hostile.test.ts. Usage: hostile-node.sh server|client
 #   server (node0, pod b): the compiled sidecar (dataPath native) in front of app-server.mjs (:8080)
 #     and the line echo app of hostile-node.js (:9000); its directory lists pod a (10.77.0.2) and
-#     the hostile addresses 10.77.0.20-27 and 10.77.0.30-35, all tenant team-a.
+#     the hostile addresses 10.77.0.20-27 and 10.77.0.30-36, all tenant team-a.
 #   client (node1, pod a): the sidecar with its nftables interception, curl uploading 16 MiB to
 #     pod b over SMC-R, held at half way while `hostile-node.js attack` (uid 0, so not redirected)
 #     attacks pod b's sidecar from the extra addresses; then the rest of the upload and a 16 MiB
@@ -15,7 +15,7 @@ export SMC_VERBS_ADDON="$LAB_REPO/native/build/Release/smc_verbs.node"
 main="node dist/sidecar/src/main.js"
 prog="node dist/test/vm/hostile/hostile-node.js"
 app() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
-HOSTILE=(20 21 22 23 24 25 26 27 30 31 32 33 34 35)
+HOSTILE=(20 21 22 23 24 25 26 27 30 31 32 33 34 35 36)
 MIB=$((1 << 20))
 
 endpoint() { echo "{\"podIP\":\"$1\",\"node\":\"node$2\",\"namespace\":\"lab\",\"pod\":\"$3\",\"tenant\":\"team-a\",\"sidecarPort\":15100,\"allowedPeerTenants\":[]}"; }
@@ -40,7 +40,7 @@ cat >"$LAB_OUT/sidecar.json" <<JSON
  "timeouts":{"clcHandshakeMs":15000,"linkSetupMs":20000}}
 JSON
 cfg="$LAB_OUT/sidecar.json"
-metrics() { curl -sf http://127.0.0.1:15090/metrics | grep -E '^smc_' | sed 's/^/METRIC /'; }
+metrics() { curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_' | sed 's/^/METRIC /'; }
 
 if [[ $role == server ]]; then
   app node test/vm/sidecar/app-server.mjs >"$LAB_OUT/http.log" 2>&1 &
@@ -51,12 +51,12 @@ if [[ $role == server ]]; then
   lab_wait_tcp 127.0.0.1 9000 60
   $main run --config "$cfg" >"$LAB_OUT/sidecar.log" 2>&1 &
   sidecar=$!
-  lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
+  lab_retry 60 curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
   echo "SERVER_READY"
   # Until the client says it is done (a TCP connect to 15999).
   node -e "require('net').createServer(()=>process.exit(0)).listen(15999,'0.0.0.0');setTimeout(()=>process.exit(1),600000)"
   if kill -0 "$sidecar" 2>/dev/null; then echo "SIDECAR_ALIVE yes"; else echo "SIDECAR_ALIVE no"; fi
-  echo "HEALTH_READY $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15021/healthz/ready)"
+  echo "HEALTH_READY $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15121/healthz/ready)"
   metrics || true
   sed 's/^/APP /' "$LAB_OUT/http.log"
   cat "$LAB_OUT/echo-app.log"
@@ -68,7 +68,7 @@ fi
 $main intercept install --config "$cfg"
 $main run --config "$cfg" >"$LAB_OUT/sidecar.log" 2>&1 &
 sidecar=$!
-lab_retry 60 curl -sf http://127.0.0.1:15021/healthz/ready >/dev/null
+lab_retry 60 curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
 # The hostile pod's addresses (after the sidecar checked its GID index).
 for h in "${HOSTILE[@]}"; do ip addr add "10.77.0.$h/24" dev "$LAB_NETDEV"; done
 lab_wait_tcp 10.77.0.1 15100 120
@@ -86,7 +86,7 @@ legit=$!
 # Wait until the first half went over RDMA (the pump's counters reach the metrics every second).
 inflight=0
 for _ in $(seq 600); do
-  inflight=$(curl -sf http://127.0.0.1:15090/metrics | awk '/^smc_bytes_total\{path="rdma",direction="tx"\}/ { print $2 }' || true)
+  inflight=$(curl -sf http://127.0.0.1:15190/metrics | awk '/^smc_bytes_total\{path="rdma",direction="tx"\}/ { print $2 }' || true)
   inflight=${inflight:-0}
   if awk -v n="$inflight" -v m=$((8 * MIB)) 'BEGIN { exit !(n >= m) }'; then break; fi
   sleep 0.3

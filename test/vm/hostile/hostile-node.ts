@@ -77,8 +77,8 @@ import { V2_MAX_CONNS, V2_MAX_LINKS } from '../../../sidecar/src/smc/smcr-v2-opt
 
 const SERVER = '10.77.0.1';
 const SMC_PORT = 15100;
-const METRICS_PORT = 15090;
-const HEALTH_PORT = 15021;
+const METRICS_PORT = 15190;
+const HEALTH_PORT = 15121;
 /** The line echo application behind the server sidecar. */
 const APP_PORT = 9000;
 const RMB_SIZE = 64 * 1024;
@@ -597,6 +597,7 @@ class HostileLink {
     o: {
       token?: number;
       producerCount?: number;
+      consumerCount?: number;
       state?: Partial<CdcConnectionState>;
       writeBlocked?: boolean;
     } = {},
@@ -607,7 +608,7 @@ class HostileLink {
       seqno: this.seq,
       token: o.token ?? this.peerToken,
       producer: { wrap: 0, count: o.producerCount ?? this.prod },
-      consumer: { wrap: 0, count: this.cons },
+      consumer: { wrap: 0, count: o.consumerCount ?? this.cons },
       producerFlags: { ...NO_PRODUCER_FLAGS, writeBlocked: o.writeBlocked ?? false },
       connectionState: { ...NO_CONN_STATE, ...o.state },
     });
@@ -911,6 +912,24 @@ async function rdmaCases(dev: Device): Promise<void> {
       badTokenBefore,
       badToken: await rdmaErrors('cdc-bad-token'),
     };
+  });
+
+  // (b2) A CDC whose consumer cursor claims we consumed more than the server ever produced: taken
+  // as is, it would let the server overwrite RMBE bytes we have not read.
+  await rdmaCase(dev, 'consumer-past-producer', '10.77.0.36', async (link) => {
+    await link.clc();
+    await link.awaitConfirmLink();
+    await link.confirmLink();
+    const before = await link.exchange('TAG consumer-past-producer');
+    const protocolBefore = await rdmaErrors('cdc-protocol');
+    // The server has produced only the echo above (tens of bytes) into our RMBE.
+    await link.send(link.cdc({ consumerCount: 4096 }));
+    await link.readData(() => false);
+    const abortSeen = link.serverConnFlags.some((f) => (f & CDC_CONN_STATE_FLAG.peerConnectionAbort) !== 0);
+    const tcp = await link.tcp?.waitEnded();
+    await awaitRdmaErrors('cdc-protocol', protocolBefore + 1);
+    await sleep(STATS_SETTLE_MS);
+    return { before, abortSeen, tcp, protocolBefore, protocol: await rdmaErrors('cdc-protocol') };
   });
 
   // (c) Malformed SMC-Rv2 LLC messages and a malformed CDC on an established connection.

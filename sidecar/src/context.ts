@@ -1,3 +1,4 @@
+import type { SidecarPorts } from '../../operator/src/api/sidecar.js';
 import type { SidecarConfig } from './config/schema.js';
 import { tenantUeidBytes } from './eid/tenant.js';
 import type { EndpointDirectory } from './directory/endpoint-directory.js';
@@ -31,7 +32,7 @@ export interface ProxyContext {
   limiter: ConnectionLimiter;
   log: Logger;
   /** The ports this sidecar listens on, once bound (configured port 0 = an ephemeral one); config.ports otherwise. */
-  ownPorts?: () => Readonly<Record<string, number>>;
+  ownPorts?: () => SidecarPorts;
 }
 
 /** How much of one side's data is held in memory while the CLC handshake decides the path. */

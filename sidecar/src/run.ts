@@ -1,3 +1,4 @@
+import type { SidecarPorts } from '../../operator/src/api/sidecar.js';
 import type { Server, Socket } from 'node:net';
 import type { SidecarConfig } from './config/schema.js';
 import { identityFromConfig, type ProxyContext, ueidsFromConfig } from './context.js';
@@ -127,7 +128,7 @@ export async function runSidecar(
     trust,
   });
   watcher.on('rejected', (r) => metrics?.directoryRejected(r.reason));
-  let boundPorts: Readonly<Record<string, number>> = cfg.ports;
+  let boundPorts: SidecarPorts = cfg.ports;
   const ctx: ProxyContext = {
     ownPorts: () => boundPorts,
     config: cfg,

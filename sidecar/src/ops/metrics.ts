@@ -27,6 +27,8 @@ export const RDMA_ERROR_KINDS = [
   'peer-rmb-too-large',
   'llc-rkey-refused',
   'llc-unsupported',
+  // A peer sidecar's preamble naming one of our own ports or an excluded one (reset).
+  'preamble-port',
 ] as const;
 
 /** The metric names are fixed: the Grafana dashboard queries them. */

@@ -18,7 +18,7 @@ import type { PreparedSmcConnection } from './link-group-manager.js';
 import { proposalAreaFor } from './local-subnet.js';
 import { encodePreamble } from './preamble.js';
 import { smcrV2Options } from './smcr-v2-options.js';
-import { endInOrder } from '../relay/reset-on-exit.js';
+import { carryUpgraded } from './carry-upgraded.js';
 
 export interface ClientUpgrade {
   ctx: ProxyContext;
@@ -156,19 +156,7 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
       conn.upgraded(outcome.connection);
       const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
       clog.info({ peer: peer?.pod ?? 'kernel' }, 'connection upgraded to SMC-R');
-      const result = await outcome.connection.run(
-        { socket: app, pending: held.pending, ended: held.ended },
-        conn.counter('rdma', ctx.metrics.byteCounter('rdma')),
-      );
-      clog.debug({ result }, 'SMC-R connection finished');
-      if (result.resetCause !== undefined) {
-        ctx.metrics.appReset(result.resetCause);
-        clog.warn(
-          { cause: result.resetCause, tx: result.tx, rx: result.rx },
-          'sidecar reset the application connection',
-        );
-      }
-      endInOrder(tcp);
+      await carryUpgraded(ctx, conn, app, tcp, held, outcome.connection, clog);
       return;
     }
     case 'fallback': {
@@ -229,10 +217,26 @@ async function continueDirect(
   reason: FallbackReason,
   why: string,
 ): Promise<void> {
-  const { ctx, conn, app, tcp, dst, log } = u;
-  if (!tcp.destroyed) tcp.resetAndDestroy();
+  if (!u.tcp.destroyed) u.tcp.resetAndDestroy();
+  await relayHeldOverNewConnection(u, held, reason, 'warn', {
+    msg: 'peer sidecar ended the handshake without an answer; continuing over a new TCP connection',
+    why,
+    via: 'direct',
+  });
+}
+
+/** Carries the application's connection over a new TCP connection to where it was going, held bytes first. */
+async function relayHeldOverNewConnection(
+  u: ClientUpgrade,
+  held: ReturnType<SocketHold['release']>,
+  reason: FallbackReason,
+  level: 'info' | 'warn',
+  detail: { msg: string } & Record<string, unknown>,
+): Promise<void> {
+  const { ctx, conn, app, dst, log } = u;
   const upstream = await connectOriginal(ctx, conn, app, dst, reason, log);
   if (upstream === null) return;
+  const { msg, ...rest } = detail;
   await relayPlain(
     ctx,
     conn,
@@ -240,9 +244,9 @@ async function continueDirect(
     { socket: upstream },
     reason,
     log,
-    'peer sidecar ended the handshake without an answer; continuing over a new TCP connection',
-    { why, via: 'direct' },
-    'warn',
+    msg,
+    rest,
+    level,
   );
 }
 
@@ -257,7 +261,7 @@ async function reconnectPlain(
   held: ReturnType<SocketHold['release']>,
   why: string,
 ): Promise<void> {
-  const { ctx, conn, app, tcp, dst, log } = u;
+  const { ctx, conn, app, tcp } = u;
   const skipMs = ctx.config.policy.kernelPeerSkipMs;
   const skipped = skipMs > 0 && ctx.syn !== undefined && ctx.syn.skipPeer(tcp, skipMs);
   tcp.destroy();
@@ -268,16 +272,9 @@ async function reconnectPlain(
     app.resetAndDestroy();
     return;
   }
-  const upstream = await connectOriginal(ctx, conn, app, dst, reason, log);
-  if (upstream === null) return;
-  await relayPlain(
-    ctx,
-    conn,
-    { socket: app, pending: held.pending, ended: held.ended },
-    { socket: upstream },
-    reason,
-    log,
-    'peer echoed the SMC option but does not speak CLC; relaying over a new TCP connection',
-    { why, skippedForMs: skipped ? skipMs : 0 },
-  );
+  await relayHeldOverNewConnection(u, held, reason, 'info', {
+    msg: 'peer echoed the SMC option but does not speak CLC; relaying over a new TCP connection',
+    why,
+    skippedForMs: skipped ? skipMs : 0,
+  });
 }

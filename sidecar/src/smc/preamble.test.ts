@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { SIDECAR_DEFAULT_PORTS } from '../../../operator/src/api/sidecar.js';
 import {
   decodePreamble,
   encodePreamble,
@@ -32,14 +33,7 @@ describe('sidecar preamble', () => {
   });
 
   it("never lets a peer name the sidecar's own ports or excluded ones", () => {
-    const ports = {
-      outbound: 15101,
-      inbound: 15106,
-      smc: 15100,
-      metrics: 15190,
-      health: 15121,
-      admin: 15104,
-    };
+    const ports = SIDECAR_DEFAULT_PORTS;
     for (const p of Object.values(ports)) expect(preamblePortRefusal(p, ports, [9090])).toMatch(/sidecar's/);
     expect(preamblePortRefusal(9090, ports, [9090])).toMatch(/excluded/);
     expect(preamblePortRefusal(8080, ports, [9090])).toBeNull();

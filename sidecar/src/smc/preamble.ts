@@ -1,3 +1,5 @@
+import type { SidecarPorts } from '../../../operator/src/api/sidecar.js';
+
 /**
  * The sidecar-to-sidecar preamble: the first bytes the client sidecar sends on
  * the TCP connection to the peer sidecar's SMC port. It stands in for the SMC
@@ -62,7 +64,7 @@ export function decodePreamble(b: Uint8Array): Preamble {
  */
 export function preamblePortRefusal(
   port: number,
-  sidecarPorts: Readonly<Record<string, number>>,
+  sidecarPorts: SidecarPorts,
   excludedInbound: readonly number[],
 ): string | null {
   for (const [role, p] of Object.entries(sidecarPorts))

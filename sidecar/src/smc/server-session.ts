@@ -19,7 +19,7 @@ import { interfaceAddressesFor } from './local-subnet.js';
 import { decodePreamble, PREAMBLE_LENGTH, preamblePortRefusal } from './preamble.js';
 import { readExactly } from './read-exactly.js';
 import { smcrV2Options } from './smcr-v2-options.js';
-import { endInOrder } from '../relay/reset-on-exit.js';
+import { carryUpgraded } from './carry-upgraded.js';
 
 /**
  * Stands in for our RDMA parameters when we already know we will decline: the
@@ -220,18 +220,7 @@ export async function serveClc(
       count('upgraded', 'none');
       conn.upgraded(outcome.connection);
       clog.info({ peerKind }, 'connection upgraded to SMC-R');
-      const result = await outcome.connection.run(
-        { socket: app, pending: held.pending, ended: held.ended },
-        conn.counter('rdma', ctx.metrics.byteCounter('rdma')),
-      );
-      if (result.resetCause !== undefined) {
-        ctx.metrics.appReset(result.resetCause);
-        clog.warn(
-          { cause: result.resetCause, tx: result.tx, rx: result.rx },
-          'sidecar reset the application connection',
-        );
-      }
-      endInOrder(tcp);
+      await carryUpgraded(ctx, conn, app, tcp, held, outcome.connection, clog);
       return;
     }
     case 'fallback': {

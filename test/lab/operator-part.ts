@@ -294,6 +294,9 @@ export async function runOperatorPart(progress: (msg: string) => void): Promise<
       const sidecar = created.spec.containers.find((c) => c.name === 'smc-sidecar');
       const sidecarEnv: Record<string, string> = {};
       for (const e of sidecar?.env ?? []) if (e.value !== undefined) sidecarEnv[e.name] = e.value;
+      // What a kubelet resolves from the downward API (POD_NAMESPACE = metadata.namespace): the
+      // sidecar accepts only directory shards signed for its own namespace.
+      if (sidecar !== undefined) sidecarEnv['SMC_DIRECTORY_NAMESPACE'] = NAMESPACE;
       pods.push({
         pod: p,
         containers,

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { socketFd } from '../intercept/original-dst.js';
 
 /** setsockopt(SO_LINGER) on a descriptor: 0 = reset on close, null = the default orderly close. */
 export type SetLinger = (fd: number, seconds: number | null) => void;
@@ -22,15 +23,10 @@ export function resetOnExitInstalled(): boolean {
   return setLinger !== null;
 }
 
-function fdOf(socket: Socket): number | null {
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : null;
-}
-
 function apply(socket: Socket, seconds: number | null): void {
   if (setLinger === null) return;
-  const fd = fdOf(socket);
-  if (fd === null) return;
+  const fd = socketFd(socket);
+  if (fd < 0) return;
   try {
     setLinger(fd, seconds);
   } catch {

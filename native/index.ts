@@ -4,10 +4,12 @@
 // EBUSY while children are open, it never closes them for you):
 //
 //   Context ─┬─ ProtectionDomain ─┬─ MemoryRegion
+//            │                    ├─ MemoryWindow ──(bound through)── QueuePair
 //            │                    └─ QueuePair ──(uses)── CompletionQueue (send / recv)
 //            ├─ CompletionChannel ─── CompletionQueue
 //            └─ CompletionQueue
 //
+// A memory window once bound through a QP counts as that QP's child until the window is closed.
 // Objects that are dropped without close() are released by finalizers when collected; the native
 // side keeps parents alive until their children are gone, whatever order that happens in.
 
@@ -34,7 +36,7 @@ import type {
   RecvWr,
   RegistrableMemory,
   SendOpcode,
-  SendWr,
+  SendWorkRequest,
   WcOpcode,
   WcStatus,
   WorkCompletion,
@@ -182,6 +184,11 @@ export class ProtectionDomain extends binding.ProtectionDomain {
     return new MemoryRegion(this, buf, access);
   }
 
+  /** A type 2 memory window (ibv_alloc_mw); bound with a 'BIND_MW' work request on a QP of this PD. */
+  allocMw(): MemoryWindow {
+    return new MemoryWindow(this);
+  }
+
   createQp(opts: { sendCq: CompletionQueue; recvCq?: CompletionQueue } & QpCaps): QueuePair {
     const { sendCq, recvCq = sendCq, ...caps } = opts;
     return new QueuePair(this, sendCq, recvCq, caps);
@@ -195,6 +202,12 @@ export class MemoryRegion extends binding.MemoryRegion {
     access?: MrAccess,
   ) {
     super(pd, buf, access);
+  }
+}
+
+export class MemoryWindow extends binding.MemoryWindow {
+  constructor(readonly pd: ProtectionDomain) {
+    super(pd);
   }
 }
 
@@ -453,8 +466,8 @@ export class QueuePair extends binding.QueuePair {
   }
 
   /** Posts send work requests; a single WR with at most one SGE takes the positional fast path. */
-  override postSend(wr: SendWr | SendWr[]): void {
-    if (Array.isArray(wr)) return super.postSend(wr);
+  override postSend(wr: SendWorkRequest | SendWorkRequest[]): void {
+    if (Array.isArray(wr) || wr.opcode === 'BIND_MW' || wr.opcode === 'LOCAL_INV') return super.postSend(wr);
     const sg = wr.sgList;
     const s = sg?.[0];
     const op = Object.hasOwn(SEND_OPCODE, wr.opcode) ? SEND_OPCODE[wr.opcode] : undefined;

@@ -133,12 +133,15 @@ export interface MrAccess {
   remoteWrite?: boolean;
   remoteRead?: boolean;
   allowRemoteRead?: boolean;
+  /** MW_BIND: type 2 memory windows may be bound to the region (grants no remote access itself). */
+  mwBind?: boolean;
 }
 
 export interface MrAccessFlags {
   readonly localWrite: boolean;
   readonly remoteWrite: boolean;
   readonly remoteRead: boolean;
+  readonly mwBind: boolean;
 }
 
 /** Memory that can be registered. */
@@ -241,6 +244,42 @@ export interface SendWr {
   rkey?: number;
 }
 
+/**
+ * Binds a type 2 memory window to `length` bytes (default: to the end) at `offset` of `mr`, for
+ * remote access through this QP only (mw, mr and QP in one PD; mr registered with `mwBind`, and with
+ * localWrite for remoteWrite). Once posted, `mw.rkey` is the bound rkey. Its completion has opcode
+ * 'BIND_MW'; if it fails, the window's rkey is stale: close the window.
+ */
+export interface BindMwWr {
+  wrId?: number;
+  opcode: 'BIND_MW';
+  mw: NativeMemoryWindow;
+  mr: NativeMemoryRegion;
+  offset?: number;
+  length?: number;
+  /** Default false. */
+  remoteWrite?: boolean;
+  /** Refused (EACCES) unless allowRemoteRead is set. */
+  remoteRead?: boolean;
+  allowRemoteRead?: boolean;
+  /** Generate a completion. Default true. */
+  signaled?: boolean;
+  fence?: boolean;
+}
+
+/** Invalidates `invalidateRkey` (a bound type 2 window's rkey): the window can then be bound again. */
+export interface LocalInvWr {
+  wrId?: number;
+  opcode: 'LOCAL_INV';
+  invalidateRkey: number;
+  /** Generate a completion. Default true. */
+  signaled?: boolean;
+  fence?: boolean;
+}
+
+/** Any work request of the send queue. */
+export type SendWorkRequest = SendWr | BindMwWr | LocalInvWr;
+
 export interface RecvWr {
   wrId?: number;
   sgList?: Sge[];
@@ -256,6 +295,7 @@ export interface DebugCounters {
   readonly buffers: number;
   readonly pumps: number;
   readonly links: number;
+  readonly mws: number;
 }
 
 export interface DebugStats {
@@ -310,6 +350,13 @@ export interface NativeMemoryRegion {
   close(): void;
 }
 
+export interface NativeMemoryWindow {
+  readonly closed: boolean;
+  /** The rkey of the last bind posted (before any, the allocation's, which grants nothing). */
+  readonly rkey: number;
+  close(): void;
+}
+
 export interface NativeCompletionChannel {
   readonly closed: boolean;
   readonly fd: number;
@@ -334,7 +381,7 @@ export interface NativeQueuePair {
   modifyToRts(attr: QpRtsAttr): void;
   modifyToError(): void;
   modifyToReset(): void;
-  postSend(wr: SendWr | SendWr[]): void;
+  postSend(wr: SendWorkRequest | SendWorkRequest[]): void;
   postRecv(wr: RecvWr | RecvWr[]): void;
   /** Positional single-WR forms (the hot path of postSend/postRecv in index.ts). */
   postSend1(
@@ -481,6 +528,7 @@ export interface NativeBinding {
     buf: RegistrableMemory,
     access?: MrAccess,
   ) => NativeMemoryRegion;
+  MemoryWindow: new (pd: NativeProtectionDomain) => NativeMemoryWindow;
   CompletionChannel: new (ctx: NativeContext) => NativeCompletionChannel;
   CompletionQueue: new (
     ctx: NativeContext,

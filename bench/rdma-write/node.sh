@@ -2,7 +2,8 @@
 # VM side of the RDMA WRITE benchmark (both nodes; run by run.sh through test/vm/lab-run).
 # node1 serves, node0 drives and prints the results. Besides ib_write_bw / ib_write_lat, each
 # round runs ib_send_lat -e (event-driven, like the addon) as a second latency reference. Steps alternate perftest and the addon so
-# that drift of the emulated link hits both alike.
+# that drift of the emulated link hits both alike. BENCH_ISOLATION=1 adds the addon's isolation step
+# after the rounds.
 set -u
 : "${LAB_NODE:?}" "${LAB_RXE:?}" "${LAB_PEER_IP:?}" "${BENCH_REPO:?}"
 ITERS_BW=${BENCH_ITERS_BW:-1000}
@@ -61,4 +62,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   echo "== round $r perftest ib_send_lat -e"
   client "$LAB_OUT/send_lat_e.txt" ib_send_lat "${PT[@]}" -e -p $((p + 5)) -s 64 -n "$ITERS_LAT" || rc=1
 done
+if [[ ${BENCH_ISOLATION:-0} == 1 ]]; then
+  p=$((18700 + 20 * (ROUNDS + 1)))
+  [[ $LAB_NODE == 0 ]] && echo "== isolation"
+  addon isolation $((p + 2)) "${BENCH_ITERS_ISOLATION:-200}" 65536 "$ITERS_BW" "$ITERS_LAT" || rc=1
+fi
 exit $rc

@@ -5,9 +5,12 @@
 # under TCG drift between runs; compare ratios).
 #
 #   bench/rdma-write/run.sh [--keep DIR]
-#   env: BENCH_ROUNDS (default 3), BENCH_ITERS_BW, BENCH_ITERS_LAT (default 1000)
+#   env: BENCH_ROUNDS (default 3), BENCH_ITERS_BW, BENCH_ITERS_LAT (default 1000),
+#        BENCH_ISOLATION=1 (adds the isolation step), BENCH_ITERS_ISOLATION (default 200)
 # Each round runs ib_write_bw, the addon's bw, ib_write_lat, the addon's lat back to back; the
-# report gives per-round ratios and their median.
+# report gives per-round ratios and their median. With BENCH_ISOLATION=1, one isolation step
+# follows the rounds (PD per link group vs type 2 memory windows, README.md); BENCH_ROUNDS=0 runs
+# it alone.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -24,6 +27,8 @@ export BENCH_REPO=$(printf '%q' "$REPO")
 export BENCH_ITERS_BW=${BENCH_ITERS_BW:-1000}
 export BENCH_ITERS_LAT=${BENCH_ITERS_LAT:-1000}
 export BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+export BENCH_ISOLATION=${BENCH_ISOLATION:-0}
+export BENCH_ITERS_ISOLATION=${BENCH_ITERS_ISOLATION:-200}
 exec bash $(printf '%q' "$HERE/node.sh")
 SH
 rc=0

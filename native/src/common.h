@@ -3,7 +3,7 @@
 //
 // Ownership model
 // ---------------
-// Every verbs object lives in a "Res" record (DeviceRes, PdRes, MrRes, ChannelRes, CqRes, QpRes)
+// Every verbs object lives in a "Res" record (DeviceRes, PdRes, MrRes, MwRes, ChannelRes, CqRes, QpRes)
 // held by std::shared_ptr. A child record holds a shared_ptr to each parent record, so the memory
 // of a parent record outlives its children whatever order the JS finalizers run in. The verbs
 // object itself is destroyed either explicitly (close() from JS, which refuses with EBUSY while the
@@ -24,7 +24,7 @@
 namespace smc {
 
 // ---- live object counters (debugCounters()) -----------------------------------------------------
-enum Counter { kContexts, kPds, kMrs, kChannels, kCqs, kQps, kBuffers, kPumps, kLinks, kCounterCount };
+enum Counter { kContexts, kPds, kMrs, kChannels, kCqs, kQps, kBuffers, kPumps, kLinks, kMws, kCounterCount };
 extern int64_t g_live[kCounterCount];
 extern const char* const kCounterNames[kCounterCount];
 // Event statistics (debugStats()).
@@ -59,7 +59,7 @@ void ParseGid(Napi::Env env, const Napi::Value& v, uint8_t out[16]);
 bool BufferSpan(const Napi::Value& v, uint8_t** data, size_t* len);
 
 // ---- type tags --------------------------------------------------------------------------------------
-extern const napi_type_tag kTagContext, kTagPd, kTagMr, kTagChannel, kTagCq, kTagQp, kTagPump;
+extern const napi_type_tag kTagContext, kTagPd, kTagMr, kTagChannel, kTagCq, kTagQp, kTagPump, kTagMw;
 
 template <class T>
 T* UnwrapTagged(Napi::Env env, const Napi::Value& v, const napi_type_tag& tag, const char* what) {
@@ -102,9 +102,26 @@ struct MrRes {
   uint8_t* base = nullptr;
   size_t length = 0;
   int access = 0;
+  int children = 0;  // memory windows bound to it (the kernel refuses to deregister it meanwhile)
   MrRes(std::shared_ptr<PdRes> p, ibv_mr* m, uint8_t* b, size_t len, int acc);
   ~MrRes();
   int Destroy();
+};
+
+struct QpRes;
+
+// A type 2 memory window. A bind posted through a QP makes that QP and the bound MR parents until
+// the window is deallocated: the kernel keeps references to both while the window is bound, and the
+// addon cannot see when a LOCAL_INV completes, so closing either first is refused (EBUSY).
+struct MwRes {
+  std::shared_ptr<PdRes> pd;
+  ibv_mw* mw = nullptr;
+  std::vector<std::shared_ptr<QpRes>> boundQps;
+  std::vector<std::shared_ptr<MrRes>> boundMrs;
+  MwRes(std::shared_ptr<PdRes> p, ibv_mw* m);
+  ~MwRes();
+  int Destroy();
+  void BoundTo(const std::shared_ptr<QpRes>& qp, const std::shared_ptr<MrRes>& mr);
 };
 
 struct CqRes;
@@ -149,6 +166,7 @@ struct QpRes {
   std::shared_ptr<CqRes> sendCq, recvCq;
   ibv_qp* qp = nullptr;
   bool busy = false;  // owned by a data pump: JS posts are refused
+  int children = 0;   // memory windows bound to it (rxe holds the QP until the window goes)
   QpRes(std::shared_ptr<PdRes> p, std::shared_ptr<CqRes> s, std::shared_ptr<CqRes> r, ibv_qp* q);
   ~QpRes();
   int Destroy();
@@ -158,6 +176,7 @@ struct QpRes {
 std::shared_ptr<DeviceRes> ContextRes(Napi::Env env, const Napi::Value& v);
 std::shared_ptr<PdRes> PdResOf(Napi::Env env, const Napi::Value& v);
 std::shared_ptr<MrRes> MrResOf(Napi::Env env, const Napi::Value& v);
+std::shared_ptr<MwRes> MwResOf(Napi::Env env, const Napi::Value& v);
 std::shared_ptr<ChannelRes> ChannelResOf(Napi::Env env, const Napi::Value& v);
 std::shared_ptr<CqRes> CqResOf(Napi::Env env, const Napi::Value& v);
 std::shared_ptr<QpRes> QpResOf(Napi::Env env, const Napi::Value& v);

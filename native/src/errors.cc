@@ -11,8 +11,8 @@ namespace smc {
 
 int64_t g_live[kCounterCount] = {};
 uint64_t g_cqEvents = 0, g_channelPollErrors = 0;
-const char* const kCounterNames[kCounterCount] = {"contexts", "pds",     "mrs",     "channels",
-                                                  "cqs",      "qps",     "buffers", "pumps", "links"};
+const char* const kCounterNames[kCounterCount] = {"contexts", "pds",     "mrs",   "channels", "cqs",
+                                                  "qps",      "buffers", "pumps", "links",    "mws"};
 
 // Random 128-bit tags, one per class.
 const napi_type_tag kTagContext = {0x6d2b1f0a4c3e5d71ULL, 0x91a0c3b2e4f50617ULL};
@@ -22,6 +22,7 @@ const napi_type_tag kTagChannel = {0x6d2b1f0a4c3e5d74ULL, 0x91a0c3b2e4f5061aULL}
 const napi_type_tag kTagCq = {0x6d2b1f0a4c3e5d75ULL, 0x91a0c3b2e4f5061bULL};
 const napi_type_tag kTagQp = {0x6d2b1f0a4c3e5d76ULL, 0x91a0c3b2e4f5061cULL};
 const napi_type_tag kTagPump = {0x6d2b1f0a4c3e5d77ULL, 0x91a0c3b2e4f5061dULL};
+const napi_type_tag kTagMw = {0x6d2b1f0a4c3e5d79ULL, 0x91a0c3b2e4f5061fULL};
 
 const char* ErrnoName(int err) {
   const char* n = strerrorname_np(err);

@@ -1,4 +1,4 @@
-// Protection domains, memory regions and page-aligned buffers for registration.
+// Protection domains, memory regions, memory windows and page-aligned buffers for registration.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -39,6 +39,37 @@ int MrRes::Destroy() {
   return 0;
 }
 
+MwRes::MwRes(std::shared_ptr<PdRes> p, ibv_mw* m) : pd(std::move(p)), mw(m) {
+  pd->children++;
+  g_live[kMws]++;
+}
+MwRes::~MwRes() { Destroy(); }
+int MwRes::Destroy() {
+  if (!mw) return 0;
+  int r = ibv_dealloc_mw(mw);
+  if (r) return r;
+  mw = nullptr;
+  // The kernel dropped its references to the QPs and MRs with the window: they may go now.
+  for (auto& qp : boundQps) qp->children--;
+  boundQps.clear();
+  for (auto& mr : boundMrs) mr->children--;
+  boundMrs.clear();
+  pd->children--;
+  g_live[kMws]--;
+  return 0;
+}
+template <class R>
+static void AddParent(std::vector<std::shared_ptr<R>>& list, const std::shared_ptr<R>& r) {
+  for (auto& x : list)
+    if (x == r) return;
+  list.push_back(r);
+  r->children++;
+}
+void MwRes::BoundTo(const std::shared_ptr<QpRes>& qp, const std::shared_ptr<MrRes>& mr) {
+  AddParent(boundQps, qp);
+  AddParent(boundMrs, mr);
+}
+
 class ProtectionDomain : public Napi::ObjectWrap<ProtectionDomain> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -77,7 +108,7 @@ class ProtectionDomain : public Napi::ObjectWrap<ProtectionDomain> {
     if (!res_) return;
     if (res_->children > 0)
       ThrowVerbs(info.Env(), EBUSY, "ibv_dealloc_pd",
-                 std::to_string(res_->children) + " memory region(s) or queue pair(s) still open");
+                 std::to_string(res_->children) + " memory region(s), memory window(s) or queue pair(s) still open");
     int r = res_->Destroy();
     if (r) ThrowVerbs(info.Env(), r, "ibv_dealloc_pd");
     res_.reset();
@@ -104,10 +135,11 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
                        });
   }
 
-  // new MemoryRegion(pd, buffer, access?: { localWrite?, remoteWrite?, remoteRead?, allowRemoteRead? })
+  // new MemoryRegion(pd, buffer, access?: { localWrite?, remoteWrite?, remoteRead?, allowRemoteRead?, mwBind? })
   //
   // Default access is LOCAL_WRITE only. REMOTE_WRITE must be asked for. REMOTE_READ exposes the
   // region to any peer holding the rkey and is refused (EACCES) unless allowRemoteRead is also set.
+  // mwBind (MW_BIND) lets type 2 memory windows be bound to the region; it grants no remote access.
   explicit MemoryRegion(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MemoryRegion>(info) {
     Napi::Env env = info.Env();
     napi_type_tag_object(env, info.This(), &kTagMr);
@@ -121,6 +153,7 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
     bool remoteWrite = GetBool(env, acc, "remoteWrite", false);
     bool remoteRead = GetBool(env, acc, "remoteRead", false);
     bool allowRemoteRead = GetBool(env, acc, "allowRemoteRead", false);
+    bool mwBind = GetBool(env, acc, "mwBind", false);
     if (remoteRead && !allowRemoteRead)
       ThrowVerbs(env, EACCES, "ibv_reg_mr",
                  "remote read access exposes the region to any peer holding the rkey; "
@@ -128,7 +161,7 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
     if (remoteWrite && !localWrite) ThrowVerbs(env, EINVAL, "ibv_reg_mr", "remoteWrite requires localWrite");
     auto pd = PdResOf(env, info[0]);  // after argument checks, so they work without a device
     int flags = (localWrite ? IBV_ACCESS_LOCAL_WRITE : 0) | (remoteWrite ? IBV_ACCESS_REMOTE_WRITE : 0) |
-                (remoteRead ? IBV_ACCESS_REMOTE_READ : 0);
+                (remoteRead ? IBV_ACCESS_REMOTE_READ : 0) | (mwBind ? IBV_ACCESS_MW_BIND : 0);
     errno = 0;
     ibv_mr* mr = ibv_reg_mr(pd->pd, data, len, flags);
     if (!mr) ThrowVerbs(env, errno ? errno : ENOMEM, "ibv_reg_mr");
@@ -170,6 +203,7 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
     o.Set("localWrite", (a & IBV_ACCESS_LOCAL_WRITE) != 0);
     o.Set("remoteWrite", (a & IBV_ACCESS_REMOTE_WRITE) != 0);
     o.Set("remoteRead", (a & IBV_ACCESS_REMOTE_READ) != 0);
+    o.Set("mwBind", (a & IBV_ACCESS_MW_BIND) != 0);
     return o;
   }
   Napi::Value GetBuffer(const Napi::CallbackInfo& info) {
@@ -177,6 +211,9 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
   }
   void Close(const Napi::CallbackInfo& info) {
     if (!res_) return;
+    if (res_->children > 0)
+      ThrowVerbs(info.Env(), EBUSY, "ibv_dereg_mr",
+                 std::to_string(res_->children) + " memory window(s) bound to it still open");
     int r = res_->Destroy();
     if (r) ThrowVerbs(info.Env(), r, "ibv_dereg_mr");
     res_.reset();
@@ -186,6 +223,55 @@ class MemoryRegion : public Napi::ObjectWrap<MemoryRegion> {
 
 std::shared_ptr<MrRes> MrResOf(Napi::Env env, const Napi::Value& v) {
   return UnwrapTagged<MemoryRegion>(env, v, kTagMr, "MemoryRegion")->Res(env, "MemoryRegion");
+}
+
+// A type 2 memory window of a PD: no access until a BIND_MW work request (QueuePair.postSend) binds
+// it to part of a memory region through one QP; only that QP then accepts its rkey.
+class MemoryWindow : public Napi::ObjectWrap<MemoryWindow> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "MemoryWindow",
+                       {
+                           InstanceAccessor<&MemoryWindow::GetClosed>("closed"),
+                           InstanceAccessor<&MemoryWindow::GetRkey>("rkey"),
+                           InstanceMethod<&MemoryWindow::Close>("close"),
+                       });
+  }
+
+  // new MemoryWindow(pd)
+  explicit MemoryWindow(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MemoryWindow>(info) {
+    Napi::Env env = info.Env();
+    napi_type_tag_object(env, info.This(), &kTagMw);
+    auto pd = PdResOf(env, info[0]);
+    errno = 0;
+    ibv_mw* mw = ibv_alloc_mw(pd->pd, IBV_MW_TYPE_2);
+    if (!mw) ThrowVerbs(env, errno ? errno : ENOMEM, "ibv_alloc_mw");
+    res_ = std::make_shared<MwRes>(pd, mw);
+  }
+
+  std::shared_ptr<MwRes> Res(Napi::Env env, const char* op) {
+    if (!res_ || !res_->mw) ThrowClosed(env, "MemoryWindow", op);
+    return res_;
+  }
+
+ private:
+  std::shared_ptr<MwRes> res_;
+
+  Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !res_); }
+  // The rkey of the last bind posted (the allocation's before any): what the peer writes with.
+  Napi::Value GetRkey(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), res_ ? res_->mw->rkey : 0);
+  }
+  void Close(const Napi::CallbackInfo& info) {
+    if (!res_) return;
+    int r = res_->Destroy();
+    if (r) ThrowVerbs(info.Env(), r, "ibv_dealloc_mw");
+    res_.reset();
+  }
+};
+
+std::shared_ptr<MwRes> MwResOf(Napi::Env env, const Napi::Value& v) {
+  return UnwrapTagged<MemoryWindow>(env, v, kTagMw, "MemoryWindow")->Res(env, "MemoryWindow");
 }
 
 // allocBuffer(size): a zero-filled, page-aligned Buffer backed by its own anonymous mapping (not
@@ -206,6 +292,7 @@ static Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
 void InitPdMr(Napi::Env env, Napi::Object exports) {
   exports.Set("ProtectionDomain", ProtectionDomain::Init(env));
   exports.Set("MemoryRegion", MemoryRegion::Init(env));
+  exports.Set("MemoryWindow", MemoryWindow::Init(env));
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer, "allocBuffer"));
 }
 

@@ -71,15 +71,24 @@ ibv_mtu MtuEnum(Napi::Env env, uint32_t bytes) {
   }
 }
 
+// `length` bytes (default: to the end) at `offset` of an MR, checked against it. Returns the length.
+uint64_t MrSpan(Napi::Env env, const MrRes& mr, const Napi::Value& offV, const Napi::Value& lenV, const char* what,
+                uint64_t* off) {
+  *off = offV.IsUndefined() ? 0 : ToU64(env, offV, "offset");
+  if (*off > mr.length) ThrowRange(env, std::string(what) + " offset beyond the end of the memory region");
+  uint64_t len = lenV.IsUndefined() ? mr.length - *off : ToU64(env, lenV, "length");
+  if (len > mr.length - *off)
+    ThrowRange(env, std::string(what) + " offset + length beyond the end of the memory region");
+  return len;
+}
+
 // One scatter/gather entry: `length` bytes (default: to the end) at `offset` of an MR. Offsets and
 // lengths are checked against the MR here; the HCA checks lkey ownership (PD) itself.
 uint64_t FillSge(Napi::Env env, const Napi::Value& mrV, const Napi::Value& offV, const Napi::Value& lenV,
                  ibv_sge* sge) {
   auto mr = MrResOf(env, mrV);
-  uint64_t off = offV.IsUndefined() ? 0 : ToU64(env, offV, "offset");
-  if (off > mr->length) ThrowRange(env, "sge offset beyond the end of the memory region");
-  uint64_t len = lenV.IsUndefined() ? mr->length - off : ToU64(env, lenV, "length");
-  if (len > mr->length - off) ThrowRange(env, "sge offset + length beyond the end of the memory region");
+  uint64_t off;
+  uint64_t len = MrSpan(env, *mr, offV, lenV, "sge", &off);
   if (len > UINT32_MAX) ThrowRange(env, "sge length exceeds 2^32-1");
   sge->addr = reinterpret_cast<uintptr_t>(mr->base) + off;
   sge->length = static_cast<uint32_t>(len);
@@ -135,6 +144,43 @@ void FinishSendWr(Napi::Env env, ibv_send_wr& wr, int op, const Napi::Value& imm
                           std::to_string(maxInline));
     wr.send_flags |= IBV_SEND_INLINE;
   }
+}
+
+struct BindMw {
+  std::shared_ptr<MwRes> mw;
+  std::shared_ptr<MrRes> mr;
+};
+
+// BIND_MW: binds a type 2 window to `length` bytes at `offset` of `mr` for remote access through
+// `qp` only. The new rkey is the window's with its 8-bit key incremented (ibv_inc_rkey); the caller
+// stores it in the window once the WR is posted. The checks here are the device's too, but the
+// device reports them only by failing the completion, and the QP with it.
+BindMw FillBindMw(Napi::Env env, const QpRes& qp, const Napi::Object& w, ibv_send_wr& wr) {
+  if (!w.Get("sgList").IsUndefined()) ThrowType(env, "BIND_MW takes no sgList");
+  auto mw = MwResOf(env, w.Get("mw"));
+  auto mr = MrResOf(env, w.Get("mr"));
+  uint64_t off;
+  uint64_t len = MrSpan(env, *mr, w.Get("offset"), w.Get("length"), "bind", &off);
+  if (len == 0) ThrowRange(env, "a type 2 memory window cannot be bound to zero bytes");
+  bool rw = GetBool(env, w, "remoteWrite", false);
+  bool rr = GetBool(env, w, "remoteRead", false);
+  if (rr && !GetBool(env, w, "allowRemoteRead", false))
+    ThrowVerbs(env, EACCES, "ibv_post_send", "remote read through a memory window requires allowRemoteRead: true");
+  if (mw->pd != qp.pd || mr->pd != qp.pd)
+    ThrowVerbs(env, EINVAL, "ibv_post_send",
+               "memory window, memory region and queue pair belong to different protection domains");
+  if (!(mr->access & IBV_ACCESS_MW_BIND))
+    ThrowVerbs(env, EACCES, "ibv_post_send", "the memory region was registered without mwBind");
+  if (rw && !(mr->access & IBV_ACCESS_LOCAL_WRITE))
+    ThrowVerbs(env, EINVAL, "ibv_post_send", "remoteWrite requires a memory region with localWrite");
+  wr.opcode = IBV_WR_BIND_MW;
+  wr.bind_mw.mw = mw->mw;
+  wr.bind_mw.rkey = ibv_inc_rkey(mw->mw->rkey);
+  wr.bind_mw.bind_info.mr = mr->mr;
+  wr.bind_mw.bind_info.addr = reinterpret_cast<uintptr_t>(mr->base) + off;
+  wr.bind_mw.bind_info.length = len;
+  wr.bind_mw.bind_info.mw_access_flags = (rw ? IBV_ACCESS_REMOTE_WRITE : 0) | (rr ? IBV_ACCESS_REMOTE_READ : 0);
+  return {mw, mr};
 }
 
 uint64_t WrId(Napi::Env env, const Napi::Object& o) {
@@ -328,6 +374,10 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
 
   // postSend(wr | wr[]), wr = { wrId?, opcode, sgList?, signaled = true, solicited = false,
   //   inline = false, fence = false, immData?, remoteAddr?, rkey? }
+  //   | { wrId?, opcode: 'BIND_MW', mw, mr, offset?, length?, remoteWrite?, signaled?, fence? }
+  //   | { wrId?, opcode: 'LOCAL_INV', invalidateRkey, signaled?, fence? }
+  // A posted BIND_MW sets the window's rkey to the bound one (rxe's ibv_bind_mw does the same); if
+  // its completion fails, the window's rkey is no longer the device's: close the window.
   void PostSend(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto res = Res(env, "ibv_post_send");
@@ -339,6 +389,7 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
     if (n == 0) return;
     std::vector<ibv_send_wr> wrs(n);
     std::vector<ibv_sge> sges(static_cast<size_t>(n) * kMaxSge);
+    std::vector<std::pair<uint32_t, BindMw>> binds;
     for (uint32_t i = 0; i < n; i++) {
       Napi::Value wv = isArr ? arg.As<Napi::Array>().Get(i) : arg;
       if (!wv.IsObject()) ThrowType(env, "work request must be an object");
@@ -349,10 +400,24 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
       Napi::Value opv = w.Get("opcode");
       if (!opv.IsString()) ThrowType(env, "opcode must be a string");
       std::string opName = opv.As<Napi::String>().Utf8Value();
+      if (opName == "BIND_MW" || opName == "LOCAL_INV") {
+        if (opName == "BIND_MW") {
+          binds.emplace_back(i, FillBindMw(env, *res, w, wr));
+        } else {
+          wr.opcode = IBV_WR_LOCAL_INV;
+          wr.invalidate_rkey = ReqU32(env, w, "invalidateRkey");
+        }
+        if (GetBool(env, w, "signaled", true)) wr.send_flags |= IBV_SEND_SIGNALED;
+        if (GetBool(env, w, "fence", false)) wr.send_flags |= IBV_SEND_FENCE;
+        wr.next = i + 1 < n ? &wrs[i + 1] : nullptr;
+        continue;
+      }
       int op = -1;
       for (int k = 0; k < 5; k++)
         if (opName == kSendOpNames[k]) op = k;
-      if (op < 0) ThrowType(env, "opcode must be SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM or RDMA_READ");
+      if (op < 0)
+        ThrowType(env, "opcode must be SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM, RDMA_READ, "
+                       "BIND_MW or LOCAL_INV");
       uint64_t total;
       wr.sg_list = &sges[static_cast<size_t>(i) * kMaxSge];
       wr.num_sge = ParseSgList(env, w.Get("sgList"), wr.sg_list, &total);
@@ -366,7 +431,14 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
     }
     ibv_send_wr* bad = nullptr;
     int r = ibv_post_send(res->qp, wrs.data(), &bad);
-    if (r) ThrowVerbs(env, r, "ibv_post_send", "failed at work request " + std::to_string(bad ? bad - wrs.data() : 0));
+    // The WRs before the failed one were posted.
+    size_t posted = r ? (bad ? static_cast<size_t>(bad - wrs.data()) : 0) : n;
+    for (auto& [idx, b] : binds) {
+      if (idx >= posted) continue;
+      b.mw->mw->rkey = wrs[idx].bind_mw.rkey;
+      b.mw->BoundTo(res, b.mr);
+    }
+    if (r) ThrowVerbs(env, r, "ibv_post_send", "failed at work request " + std::to_string(posted));
   }
 
   // postRecv(wr | wr[]), wr = { wrId?, sgList? }
@@ -444,6 +516,9 @@ class QueuePair : public Napi::ObjectWrap<QueuePair> {
   void Close(const Napi::CallbackInfo& info) {
     if (!res_) return;
     if (res_->busy) ThrowVerbs(info.Env(), EBUSY, "ibv_destroy_qp", "queue pair is driven by a data pump");
+    if (res_->children > 0)
+      ThrowVerbs(info.Env(), EBUSY, "ibv_destroy_qp",
+                 std::to_string(res_->children) + " memory window(s) bound through it still open");
     int r = res_->Destroy();
     if (r) ThrowVerbs(info.Env(), r, "ibv_destroy_qp");
     res_.reset();

@@ -11,6 +11,7 @@ import {
   Context,
   DataPump,
   MemoryRegion,
+  MemoryWindow,
   ProtectionDomain,
   QueuePair,
   VerbsError,
@@ -53,7 +54,7 @@ describe('smc_verbs on a host without RDMA devices', () => {
 
   it('reports all counters at zero', () => {
     const c = debugCounters();
-    expect(c).toMatchObject({ contexts: 0, pds: 0, mrs: 0, channels: 0, cqs: 0, qps: 0, pumps: 0 });
+    expect(c).toMatchObject({ contexts: 0, pds: 0, mrs: 0, mws: 0, channels: 0, cqs: 0, qps: 0, pumps: 0 });
   });
 
   it('rejects wrong argument types with TypeError ERR_INVALID_ARG_TYPE', () => {
@@ -102,6 +103,20 @@ describe('smc_verbs on a host without RDMA devices', () => {
     expect(
       caught(() => new MemoryRegion(pd, Buffer.alloc(64), { remoteRead: true, allowRemoteRead: true })),
     ).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  });
+
+  it('validates memory window and mwBind arguments', () => {
+    const pd = {} as unknown as ProtectionDomain;
+    expect(caught(() => new MemoryWindow(pd))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(
+      caught(() => new MemoryRegion(pd, Buffer.alloc(64), { mwBind: 1 as unknown as boolean })),
+    ).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: 'mwBind must be a boolean' });
+    // a valid mwBind passes on to the PD check
+    expect(caught(() => new MemoryRegion(pd, Buffer.alloc(64), { mwBind: true }))).toMatchObject({
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: 'expected a ProtectionDomain',
+    });
+    expect(debugCounters().mws).toBe(0);
   });
 
   it('allocates page-sized, zeroed buffers and counts them', () => {

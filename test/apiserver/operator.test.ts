@@ -7,6 +7,10 @@ import type { Operator } from '../../operator/src/controller/operator.js';
 import { ApiError } from '../../operator/src/errors.js';
 import type { KubeClient } from '../../operator/src/kube/client.js';
 import { Resources, resourcePath } from '../../operator/src/kube/resources.js';
+import { shardOf } from '../../operator/src/api/directory.js';
+import { EndpointDirectory } from '../../sidecar/src/directory/endpoint-directory.js';
+import { DirectoryRejection, acceptShard, directoryTrust } from '../../sidecar/src/directory/verify.js';
+import { linkGroupPeerKey } from '../../sidecar/src/smc/link-group-manager.js';
 import { startControlPlane, type ControlPlane } from './harness/control-plane.js';
 import {
   OPERATOR_NS,
@@ -15,6 +19,7 @@ import {
   condition,
   createNamespace,
   directoryOf,
+  directoryShardFiles,
   directoryVersions,
   eventsFor,
   eventually,
@@ -355,5 +360,69 @@ describe('smc-operator against a real API server', () => {
     // API server's watch cache answering 410 Gone for a resourceVersion older than its window.
     expect(o.pods.stats.lists - listsBefore).toBe(o.pods.stats.relistsOnGone - gonesBefore);
     expect(o.isLeader).toBe(true);
+  });
+
+  it('publishes every address of a dual-stack pod in its signed entry; a sidecar finds the pod by either', async () => {
+    const o = op;
+    const publicKey = o?.directoryPublicKey;
+    if (!o || publicKey === undefined) throw new Error('operator not running');
+    await admin.request('POST', resourcePath(Resources.smcpolicies, NS), Any, {
+      body: smcPolicy(NS, 'dual', { tenant: 'blue', podSelector: { matchLabels: { app: 'dual' } } }),
+    });
+    await admin.request('POST', resourcePath(Resources.pods, NS), Any, {
+      body: podBody(NS, 'dual-0', { app: 'dual' }),
+    });
+    // Published with its IPv4 address first; then the status lists the IPv6 one too, and that
+    // change alone (same podIP) reaches the directory.
+    await setPodStatus(admin, NS, 'dual-0', '10.1.0.50', true);
+    await eventually(
+      async () => check((await directoryOf(admin, NS)).get('10.1.0.50')?.pod === 'dual-0', 'not published'),
+      30_000,
+      'dual-0 published',
+    );
+    await setPodStatus(admin, NS, 'dual-0', '10.1.0.50', true, ['fd00:1::50']);
+    const trust = directoryTrust([publicKey], NS);
+    const { file, text, shard } = await eventually(
+      async () => {
+        for (const [f, t] of await directoryShardFiles(admin, NS)) {
+          const accepted = acceptShard(`/d/${f}`, t, trust);
+          const e = accepted.doc.endpoints.find((x) => x.pod === 'dual-0');
+          if (e !== undefined) {
+            check(e.podIPs?.length === 2, `podIPs ${JSON.stringify(e.podIPs)}`);
+            return { file: f, text: t, shard: accepted };
+          }
+        }
+        throw new Error('dual-0 not in any shard');
+      },
+      30_000,
+      'dual-0 with its IPv6 address',
+    );
+    // One entry, in the shard of its primary address, listing both, the primary first.
+    const entries = shard.doc.endpoints.filter((x) => x.pod === 'dual-0');
+    expect(entries.map((x) => [x.podIP, x.podIPs])).toEqual([['10.1.0.50', ['10.1.0.50', 'fd00:1::50']]]);
+    expect(file).toBe(`shard-${shardOf('10.1.0.50', shard.doc.shards)}.json`);
+    // The sidecar's index: either address, any spelling, is the same pod, hence one link-group key.
+    const dir = new EndpointDirectory(shard.doc.endpoints);
+    const keys = ['10.1.0.50', '::ffff:10.1.0.50', 'fd00:1::50', 'fd00:1:0:0:0:0:0:50'].map((a) => {
+      expect(dir.lookup(a)?.pod, a).toBe('dual-0');
+      return linkGroupPeerKey(dir.lookup(a), a);
+    });
+    expect(new Set(keys)).toEqual(new Set([`${NS}/dual-0`]));
+    // The signature covers the addresses: another IPv6 address put in (to draw that address's
+    // connections to this pod's entry) is refused.
+    const doc = JSON.parse(text) as { endpoints: Record<string, unknown>[] };
+    const forged = JSON.stringify({
+      ...doc,
+      endpoints: doc.endpoints.map((x) =>
+        x['pod'] === 'dual-0' ? { ...x, podIPs: ['10.1.0.50', 'fd00:1::66'] } : x,
+      ),
+    });
+    let reason = '';
+    try {
+      acceptShard(`/d/${file}`, forged, trust);
+    } catch (e) {
+      if (e instanceof DirectoryRejection) reason = e.reason;
+    }
+    expect(reason).toBe('bad-signature');
   });
 });

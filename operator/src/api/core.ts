@@ -29,6 +29,8 @@ export const PodSchema = z.object({
     .object({
       phase: z.string().optional(),
       podIP: z.string().optional(),
+      /** Every IP of the pod (one per family on a dual-stack cluster), podIP first. */
+      podIPs: z.array(z.object({ ip: z.string() })).nullish(),
       containerStatuses: z.array(ContainerStatusSchema).nullish(),
       initContainerStatuses: z.array(ContainerStatusSchema).nullish(),
     })

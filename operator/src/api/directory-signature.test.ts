@@ -54,6 +54,35 @@ describe('directory signatures', () => {
     expect(Object.keys(doc as object).slice(-2)).toEqual(['keyId', 'signature']);
   });
 
+  it('covers every address of a dual-stack endpoint', () => {
+    const { doc } = renderShard(
+      0,
+      1,
+      [
+        {
+          podIP: '10.0.0.1',
+          podIPs: ['10.0.0.1', 'fd00::1'],
+          node: 'n',
+          namespace: 'shop',
+          pod: 'web-0',
+          tenant: 'blue',
+          sidecarPort: 15100,
+          allowedPeerTenants: [],
+        },
+      ],
+      'shop',
+    );
+    const text = signDocument({ ...doc, issuedAt: 1 }, key);
+    expect(signatureProblem(JSON.parse(text), trusted)).toBeNull();
+    expect(DirectorySchema.parse(JSON.parse(text)).endpoints[0]?.podIPs).toEqual(['10.0.0.1', 'fd00::1']);
+    // Another pod's IPv6 address slipped into the list (to draw its connections here) is caught.
+    for (const podIPs of [['10.0.0.1', 'fd00::66'], ['10.0.0.1'], ['fd00::1', '10.0.0.1']]) {
+      const forged = JSON.parse(text) as { endpoints: Record<string, unknown>[] };
+      forged.endpoints[0] = { ...forged.endpoints[0], podIPs };
+      expect(signatureProblem(forged, trusted)).toBe('bad-signature');
+    }
+  });
+
   it('any change to the content breaks the signature', () => {
     const doc = JSON.parse(signedShard()) as Record<string, unknown> & {
       endpoints: { tenant: string; podIP: string }[];

@@ -6,9 +6,10 @@
  * one key `shard-<i>.json` holding a {@link Directory} document. The webhook mounts all of them
  * through one projected volume at {@link DIRECTORY_MOUNT_PATH}, so a sidecar reads every
  * `shard-*.json` file there and merges them with {@link mergeDirectories}. An endpoint lives in
- * shard `shardOf(podIP, shards)`. A namespace's copy only lists the endpoints its own pods may
- * talk to (same tenant, or both sides allow each other's tenant), so it stays small and a change
- * to a pod only rewrites the shards of namespaces that can see that pod.
+ * shard `shardOf(podIP, shards)` of its primary podIP and lists all its addresses in `podIPs`. A
+ * namespace's copy only lists the endpoints its own pods may talk to (same tenant, or both sides
+ * allow each other's tenant), so it stays small and a change to a pod only rewrites the shards of
+ * namespaces that can see that pod.
  *
  * Those ConfigMaps are writable by anyone with `edit` in the namespace, so the operator signs
  * every shard (Ed25519, operator/src/api/directory-signature.ts) and names the namespace it was
@@ -30,8 +31,17 @@ export const DIRECTORY_LABEL = 'smc.dev/directory';
 /** Annotation on every directory ConfigMap: sha256 of the shard's JSON, compared before writing. */
 export const DIRECTORY_HASH_ANNOTATION = 'smc.dev/directory-hash';
 
+/** An IPv4 or IPv6 address literal, as the API server reports pod IPs. */
+export const IpLiteralSchema = z.union([z.ipv4(), z.ipv6()]);
+
 export const DirectoryEndpointSchema = z.object({
+  /** The pod's primary IP (`status.podIP`): its shard and sort key, and all an older sidecar reads. */
   podIP: z.string().min(1),
+  /**
+   * Every IP of the pod (`status.podIPs`), the primary first: a dual-stack pod is found by its
+   * IPv4 and its IPv6 address. Absent from an older operator's shards (then only podIP counts).
+   */
+  podIPs: z.array(IpLiteralSchema).optional(),
   node: z.string(),
   namespace: z.string(),
   pod: z.string(),
@@ -67,6 +77,14 @@ export function directoryFileName(shard: number): string {
   return `shard-${shard}.json`;
 }
 
+/**
+ * All addresses of an endpoint, the primary first: `podIP` and `podIPs` (which the operator starts
+ * with podIP; an older operator's shards have podIP alone).
+ */
+export function endpointAddresses(e: Pick<DirectoryEndpoint, 'podIP' | 'podIPs'>): string[] {
+  return [...new Set([e.podIP, ...(e.podIPs ?? [])])];
+}
+
 /** FNV-1a 32-bit hash: the stable shard function (same result in the operator and the sidecar). */
 export function fnv1a32(s: string): number {
   let h = 0x811c9dc5;
@@ -90,7 +108,10 @@ export function tenantsMayPeer(
   return a.allowedPeerTenants.includes(b.tenant) && b.allowedPeerTenants.includes(a.tenant);
 }
 
-/** Parses shard documents (e.g. the files of the mounted directory) into one podIP -> endpoint map. */
+/**
+ * Parses shard documents (e.g. the files of the mounted directory) into one podIP -> endpoint map,
+ * keyed by the primary podIP (a later endpoint with the same one replaces an earlier one).
+ */
 export function mergeDirectories(docs: readonly unknown[]): Map<string, DirectoryEndpoint> {
   const out = new Map<string, DirectoryEndpoint>();
   for (const raw of docs) {

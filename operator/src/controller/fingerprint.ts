@@ -14,6 +14,7 @@ export function podFingerprint(pod: Pod): string {
   return [
     labels,
     pod.status?.podIP ?? '',
+    (pod.status?.podIPs ?? []).map((p) => p.ip).join(','),
     pod.status?.phase ?? '',
     pod.spec.nodeName ?? '',
     podInjected(pod) ? 'i' : '',

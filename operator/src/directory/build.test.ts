@@ -30,6 +30,7 @@ describe('endpointFor', () => {
     const e = endpointFor(pod('a', {}, { ip: '10.0.0.1', ready: true }), p, 15100, true);
     expect(e).toEqual({
       podIP: '10.0.0.1',
+      podIPs: ['10.0.0.1'],
       node: 'node-1',
       namespace: 'ns',
       pod: 'a',
@@ -54,6 +55,46 @@ describe('endpointFor', () => {
     const off = policy('off', { mode: 'Disabled' });
     expect(endpointFor(pod('a', {}, { ip: '1.1.1.1', ready: true }), off, 15100, true)).toBeUndefined();
     expect(endpointFor(pod('a', {}, { ip: '1.1.1.1', ready: true }), undefined, 15100, true)).toBeUndefined();
+  });
+});
+
+describe('dual-stack pods', () => {
+  const p = policy('p', { tenant: 'blue' });
+  const dual = pod('a', {}, { ip: '10.0.0.1', ips: ['10.0.0.1', 'fd00:10:244:1::5'], ready: true });
+
+  it('lists every pod IP, the primary first, and shards by the primary', () => {
+    const e = must(endpointFor(dual, p, 15100, true));
+    expect(e.podIP).toBe('10.0.0.1');
+    expect(e.podIPs).toEqual(['10.0.0.1', 'fd00:10:244:1::5']);
+    // An IPv6-primary pod (the cluster's first family is IPv6) keeps that order.
+    const v6first = pod('b', {}, { ip: 'fd00::7', ips: ['fd00::7', '10.0.0.7'], ready: true });
+    expect(endpointFor(v6first, p, 15100, true)?.podIPs).toEqual(['fd00::7', '10.0.0.7']);
+    // The primary goes first even if a status lists it later; duplicates and non-IPs are dropped
+    // (one would make the sidecars refuse the whole shard).
+    const odd = pod(
+      'c',
+      {},
+      { ip: '10.0.0.8', ips: ['fd00::8', '10.0.0.8', 'fd00::8', 'bogus'], ready: true },
+    );
+    expect(endpointFor(odd, p, 15100, true)?.podIPs).toEqual(['10.0.0.8', 'fd00::8']);
+    const views = buildViews([e], new Map([['ns', [{ tenant: 'blue', allowedPeerTenants: [] }]]]), 4);
+    const shards = views.get('ns') ?? [];
+    const holding = shards.filter((s) => s.endpoints > 0).map((s) => s.shard);
+    expect(holding).toEqual([shardOf('10.0.0.1', 4)]);
+    const doc = DirectorySchema.parse(JSON.parse(shards[holding[0] ?? 0]?.json ?? '{}'));
+    expect(doc.endpoints[0]?.podIPs).toEqual(['10.0.0.1', 'fd00:10:244:1::5']);
+  });
+
+  it('the directory schema takes IP literals only in podIPs, and an older shard without them', () => {
+    const base = { version: 1, shard: 0, shards: 1 };
+    const e = must(endpointFor(dual, p, 15100, true));
+    expect(DirectorySchema.safeParse({ ...base, endpoints: [e] }).success).toBe(true);
+    const { podIPs: _omitted, ...older } = e;
+    expect(DirectorySchema.safeParse({ ...base, endpoints: [older] }).success).toBe(true);
+    for (const bad of ['fd00::1%eth0', 'pod-a', '10.0.0.256', ''])
+      expect(DirectorySchema.safeParse({ ...base, endpoints: [{ ...e, podIPs: [bad] }] }).success).toBe(
+        false,
+      );
   });
 });
 

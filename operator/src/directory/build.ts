@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pod } from '../api/core.js';
 import {
   DIRECTORY_VERSION,
+  IpLiteralSchema,
   shardOf,
   tenantsMayPeer,
   type Directory,
@@ -9,6 +10,15 @@ import {
 } from '../api/directory.js';
 import type { SmcPolicy } from '../api/smcpolicy.js';
 import { podInjected, podLive, sidecarReady } from '../policy/pod.js';
+
+/**
+ * Every IP of a pod, the primary first (`status.podIPs`, which the API server starts with podIP),
+ * without duplicates or anything the sidecars' schema would refuse (it would reject the shard).
+ */
+export function podAddresses(pod: Pod, primary: string): string[] {
+  const all = [primary, ...(pod.status?.podIPs ?? []).map((p) => p.ip)];
+  return [...new Set(all)].filter((ip) => IpLiteralSchema.safeParse(ip).success);
+}
 
 /** The directory entry of a pod, or undefined when the pod must not be advertised. */
 export function endpointFor(
@@ -23,6 +33,7 @@ export function endpointFor(
   if (!podIP || !podInjected(pod) || !sidecarReady(pod) || !deviceOk) return undefined;
   const e: DirectoryEndpoint = {
     podIP,
+    podIPs: podAddresses(pod, podIP),
     node: pod.spec.nodeName ?? '',
     namespace: pod.metadata.namespace ?? '',
     pod: pod.metadata.name,
@@ -94,8 +105,8 @@ export function renderShard(
 
 /**
  * Each namespace's view of the directory: the endpoints some tenant of that namespace may talk
- * to, split into `shards` shards by podIP. `profiles` maps namespace -> tenant profiles; only
- * namespaces listed there get a view.
+ * to, split into `shards` shards by the primary podIP. `profiles` maps namespace -> tenant
+ * profiles; only namespaces listed there get a view.
  */
 export function buildViews(
   endpoints: readonly DirectoryEndpoint[],

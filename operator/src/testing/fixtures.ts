@@ -30,6 +30,8 @@ export function pod(
     injected?: boolean;
     ready?: boolean;
     ip?: string;
+    /** status.podIPs (the API server lists podIP first; tests may not). */
+    ips?: string[];
     node?: string;
     phase?: string;
     deleting?: boolean;
@@ -50,6 +52,7 @@ export function pod(
     status: {
       phase: o.phase ?? 'Running',
       podIP: o.ip,
+      ...(o.ips === undefined ? {} : { podIPs: o.ips.map((ip) => ({ ip })) }),
       containerStatuses: injected
         ? [{ name: 'smc-sidecar', ready: o.ready ?? false, state: o.ready ? { running: {} } : {} }]
         : [],

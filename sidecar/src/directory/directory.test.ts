@@ -20,6 +20,51 @@ describe('EndpointDirectory', () => {
   });
 });
 
+describe('EndpointDirectory with dual-stack endpoints', () => {
+  const dual = endpoint('10.1.0.5', { pod: 'web-0', podIPs: ['10.1.0.5', 'fd00:10:244:1::5'] });
+
+  it('finds a pod by its IPv4 and by its IPv6 address, in any spelling', () => {
+    const dir = new EndpointDirectory([dual, endpoint('10.1.0.6', { podIPs: ['10.1.0.6'] })]);
+    for (const ip of ['10.1.0.5', '::ffff:10.1.0.5', 'fd00:10:244:1::5', 'FD00:10:244:1:0:0:0:5'])
+      expect(dir.lookup(ip)?.pod, ip).toBe('web-0');
+    expect(dir.lookup('fd00:10:244:1::6')).toBeUndefined();
+    expect(dir.size).toBe(2); // endpoints, not addresses
+  });
+
+  it('reads an older shard (podIP alone), and always indexes podIP', () => {
+    const older = endpoint('10.1.0.7');
+    expect(new EndpointDirectory([older]).lookup('10.1.0.7')).toBe(older);
+    const withoutPrimary = endpoint('10.1.0.8', { podIPs: ['fd00::8'] });
+    const dir = new EndpointDirectory([withoutPrimary]);
+    expect(dir.lookup('10.1.0.8')).toBe(withoutPrimary);
+    expect(dir.lookup('fd00::8')).toBe(withoutPrimary);
+  });
+
+  it('gives an address two endpoints list to the later one, as with a repeated podIP', () => {
+    const first = endpoint('10.1.0.1', { pod: 'first', podIPs: ['10.1.0.1', 'fd00::1'] });
+    const second = endpoint('10.1.0.2', { pod: 'second', podIPs: ['10.1.0.2', 'fd00::1'] });
+    const dir = new EndpointDirectory([first, second]);
+    expect(dir.lookup('fd00::1')?.pod).toBe('second');
+    expect(dir.lookup('10.1.0.1')?.pod).toBe('first');
+    const samePodIp = new EndpointDirectory([
+      endpoint('10.1.0.3', { pod: 'x' }),
+      endpoint('10.1.0.3', { pod: 'y' }),
+    ]);
+    expect(samePodIp.lookup('10.1.0.3')?.pod).toBe('y');
+    expect(samePodIp.size).toBe(1);
+  });
+
+  it('parses shards with podIPs and refuses a shard whose podIPs holds anything but IP literals', () => {
+    const dir = parseDirectoryDocuments('/d', [JSON.stringify(directoryDoc([dual]))]);
+    expect(dir.lookup('fd00:10:244:1::5')?.pod).toBe('web-0');
+    expect(() =>
+      parseDirectoryDocuments('/d', [
+        JSON.stringify(directoryDoc([{ ...dual, podIPs: ['10.1.0.5', 'web-0.example'] }])),
+      ]),
+    ).toThrow(/does not match the directory schema/);
+  });
+});
+
 describe('parseDirectoryDocuments', () => {
   it('merges shards', () => {
     const dir = parseDirectoryDocuments('/d', [

@@ -10,6 +10,7 @@ import {
 import { renderShard } from '../../../operator/src/directory/build.js';
 import { silentLogger } from '../log.js';
 import { SidecarMetrics } from '../ops/metrics.js';
+import { NO_LINK_GROUPS } from '../smc/link-group-manager.js';
 import { endpoint } from './testing.js';
 import {
   DirectoryRejection,
@@ -120,7 +121,7 @@ describe('DirectoryWatcher with the operator key', () => {
   it('keeps the last good version of a tampered shard, counts the rejection, still follows the others', async () => {
     await put('shard-0.json', shard(['10.0.0.1'], { shard: 0, shards: 2, issuedAt: 1000 }));
     await put('shard-1.json', shard(['10.0.1.1'], { shard: 1, shards: 2, issuedAt: 1000 }));
-    const metrics = new SidecarMetrics(() => ({ linkGroups: 0, links: 0 }));
+    const metrics = new SidecarMetrics(() => ({ ...NO_LINK_GROUPS }));
     w = new DirectoryWatcher({ path: root, pollIntervalMs: 50, log: silentLogger(), debounceMs: 10, trust });
     const rejected: DirectoryRejectReason[] = [];
     w.on('rejected', (r) => {

@@ -271,13 +271,17 @@ export function podBody(
   };
 }
 
-/** Sets a pod's status as a kubelet would: Running with an IP, the sidecar ready or not. */
+/**
+ * Sets a pod's status as a kubelet would: Running with an IP (and, dual-stack, the other family's
+ * in `moreIps`), the sidecar ready or not.
+ */
 export async function setPodStatus(
   c: KubeClient,
   ns: string,
   name: string,
   ip: string,
   sidecarReady: boolean,
+  moreIps: readonly string[] = [],
 ): Promise<void> {
   const running = { running: { startedAt: '2026-01-01T00:00:00Z' } };
   await c.request('PATCH', `${resourcePath(Resources.pods, ns, name)}/status`, Any, {
@@ -286,7 +290,7 @@ export async function setPodStatus(
       status: {
         phase: 'Running',
         podIP: ip,
-        podIPs: [{ ip }],
+        podIPs: [ip, ...moreIps].map((a) => ({ ip: a })),
         conditions: [{ type: 'Ready', status: sidecarReady ? 'True' : 'False' }],
         containerStatuses: [
           { name: 'app', ready: true, restartCount: 0, image: 'app', imageID: '', state: running },
@@ -362,6 +366,14 @@ export async function directoryOf(
     }
   }
   return out;
+}
+
+/** The directory's shard files as pods of `ns` would read them: [file name, text]. */
+export async function directoryShardFiles(c: KubeClient, ns: string): Promise<[string, string][]> {
+  const list = await c.request('GET', resourcePath(Resources.configmaps, ns), ConfigMapList, {
+    query: { labelSelector: 'smc.dev/directory=true' },
+  });
+  return list.items.flatMap((cm) => Object.entries(cm.data ?? {}));
 }
 
 export async function directoryVersions(c: KubeClient, ns: string): Promise<string[]> {

@@ -120,6 +120,7 @@ describe('smc operator command line', () => {
       excludeOutboundUids: [],
       interceptInbound: true,
       timeouts: { clcHandshakeMs: 6000, linkSetupMs: 5000 },
+      maxConcurrentHandshakes: 64,
     });
     const c = operatorOptions(
       parseConfig(
@@ -131,6 +132,7 @@ describe('smc operator command line', () => {
           '--sidecar-intercept-inbound=false',
           '--sidecar-clc-timeout=30s',
           '--sidecar-link-setup-timeout=20000ms',
+          '--sidecar-max-concurrent-handshakes=256',
         ],
         { SIDECAR_IMAGE: 'i', SMC_OPERATOR_SIDECAR_PORT_METRICS: '16090' },
       ),
@@ -138,6 +140,7 @@ describe('smc operator command line', () => {
     expect(c).toMatchObject({ mode: 'container', uid: 4242, excludeOutboundUids: [1337, 2102] });
     expect(c.interceptInbound).toBe(false);
     expect(c.timeouts).toEqual({ clcHandshakeMs: 30_000, linkSetupMs: 20_000 });
+    expect(c.maxConcurrentHandshakes).toBe(256);
     expect(c.ports).toMatchObject({ admin: 16000, metrics: 16090, smc: 15100 });
     const bad = (argv: string[]) => () => parseConfig(argv, { SIDECAR_IMAGE: 'i' });
     expect(bad(['--sidecar-mode=sometimes'])).toThrow(/sidecar-mode/);

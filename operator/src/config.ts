@@ -110,6 +110,10 @@ export const FLAGS = {
     default: '5s',
     help: "the sidecar's link setup and LLC exchanges (CONFIRM LINK, CONFIRM RKEY) before it falls back (the kernel's first LLC wait is 5 s)",
   },
+  'sidecar-max-concurrent-handshakes': {
+    default: '64',
+    help: "the sidecar's CLC exchanges and link set-ups in flight; a connection beyond it falls back to TCP at once (handshake-overload) instead of waiting into a timeout",
+  },
   'sidecar-intercept-inbound': {
     default: 'true',
     help: "redirect the pod's inbound TCP to the sidecar (false next to Istio's sidecar, docs/istio.md)",
@@ -210,6 +214,7 @@ const ConfigSchema = z
     'sidecar-intercept-inbound': bool,
     'sidecar-clc-timeout': duration,
     'sidecar-link-setup-timeout': duration,
+    'sidecar-max-concurrent-handshakes': z.coerce.number().int().min(1).max(65_535),
     'bind-address': z.string().min(1),
     'metrics-port': port,
     'health-port': port,

@@ -28,6 +28,7 @@ export function operatorOptions(c: Config): OperatorOptions {
       excludeOutboundUids: c['sidecar-exclude-outbound-uids'],
       interceptInbound: c['sidecar-intercept-inbound'],
       timeouts: { clcHandshakeMs: c['sidecar-clc-timeout'], linkSetupMs: c['sidecar-link-setup-timeout'] },
+      maxConcurrentHandshakes: c['sidecar-max-concurrent-handshakes'],
     },
     bindAddress: c['bind-address'],
     metricsPort: c['metrics-port'],

@@ -7,8 +7,8 @@ import type { Logger } from './log.js';
 import type { ConnectionRegistry } from './ops/connections.js';
 import type { SidecarMetrics } from './ops/metrics.js';
 import type { LocalIdentity } from './policy/decide.js';
-import type { ConnectionLimiter } from './relay/limiter.js';
 import type { LinkGroupManager } from './smc/link-group-manager.js';
+import type { SmcBudget } from './smc/smc-budget.js';
 import type { SynInspector } from './smc/syn-inspector.js';
 
 /** Everything a proxied connection's handler needs; built once by `run`, injected everywhere. */
@@ -29,7 +29,8 @@ export interface ProxyContext {
   metrics: SidecarMetrics;
   /** Every connection being carried, and the last closed ones (GET /connections on the admin port). */
   connections: ConnectionRegistry;
-  limiter: ConnectionLimiter;
+  /** The SmcPolicy limits on SMC-R connections: upgrades reserve here, plain TCP relays do not. */
+  budget: SmcBudget;
   log: Logger;
   /** The ports this sidecar listens on, once bound (configured port 0 = an ephemeral one); config.ports otherwise. */
   ownPorts?: () => SidecarPorts;

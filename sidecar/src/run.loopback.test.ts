@@ -18,6 +18,7 @@ import { FakeLinkGroupManager } from './smc/testing.js';
 import { UnavailableLinkGroupManager } from './smc/unavailable-link-group-manager.js';
 import { FallbackReason } from './policy/reasons.js';
 import { encodePreamble } from './smc/preamble.js';
+import { SMC_CLC_DECL } from './protocol/clc/decline-codes.js';
 
 const run = promisify(execFile);
 
@@ -37,6 +38,7 @@ function config(
   dirPath: string,
   over: Partial<SidecarConfig['policy']> = {},
   tenant = 'team-a',
+  limits: Partial<SidecarConfig['limits']> = {},
 ): SidecarConfig {
   const cfg = SidecarConfigSchema.parse({ tenant, directory: { path: dirPath, pollIntervalMs: 100 } });
   return {
@@ -44,6 +46,7 @@ function config(
     logLevel: 'silent',
     ports: { outbound: 0, inbound: 0, smc: 0, metrics: 0, health: 0, admin: 0 },
     policy: { ...cfg.policy, ...over },
+    limits: { ...cfg.limits, ...limits },
     timeouts: { ...cfg.timeouts, clcHandshakeMs: 2000, connectMs: 2000 },
   };
 }
@@ -101,6 +104,8 @@ describe('two sidecars on loopback', () => {
     linksB: LinkGroupManager;
     policyA?: Partial<SidecarConfig['policy']>;
     policyB?: Partial<SidecarConfig['policy']>;
+    limitsA?: Partial<SidecarConfig['limits']>;
+    limitsB?: Partial<SidecarConfig['limits']>;
     tenantB?: string;
     inDirectory?: boolean;
     dstPort?: () => number;
@@ -108,12 +113,12 @@ describe('two sidecars on loopback', () => {
     const path = join(dir, `dir-${Math.random().toString(36).slice(2)}.json`);
     await writeFile(path, JSON.stringify(directoryDoc([])));
     const dstPort = opts.dstPort ?? (() => httpPort);
-    const a = await runSidecar(config(path, opts.policyA), silentLogger(), {
+    const a = await runSidecar(config(path, opts.policyA, 'team-a', opts.limitsA), silentLogger(), {
       originalDst: fixedDst(POD_B, dstPort),
       links: opts.linksA,
     });
     running.push(a);
-    const b = await runSidecar(config(path, opts.policyB, opts.tenantB), silentLogger(), {
+    const b = await runSidecar(config(path, opts.policyB, opts.tenantB, opts.limitsB), silentLogger(), {
       originalDst: fixedDst(POD_B, dstPort),
       links: opts.linksB,
     });
@@ -202,6 +207,65 @@ describe('two sidecars on loopback', () => {
     expect(await curl(p)).toBe('hello from B: GET /x 0\n');
     const m = await metricsOf(p.a);
     expect(metricValue(m, 'smc_connections_total', 'outcome="fallback",reason="no-rdma-device"')).toBe(1);
+  });
+
+  it('relays straight to the destination while the SMC-R budget is used up, and upgrades once it is free', async () => {
+    const linksA = new FakeLinkGroupManager({ seed: 1 });
+    const linksB = new FakeLinkGroupManager({ seed: 2 });
+    const p = await startPair({ linksA, linksB, limitsA: { maxConnections: 1 } });
+    // The one slot is held, as by a live SMC-R connection.
+    const live = p.a.ctx.budget.reserve();
+    if (!live.admitted) throw new Error('budget refused the first reservation');
+    expect(await curl(p)).toBe('hello from B: GET /x 0\n');
+    // No CLC and no peer sidecar: B's sidecar never saw the connection.
+    expect(linksA.prepared).toHaveLength(0);
+    expect(linksB.prepared).toHaveLength(0);
+    expect(p.b.ctx.connections.report().connections).toEqual([]);
+    let m = await metricsOf(p.a);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="fallback",reason="limit-reached"')).toBe(1);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="declined",reason="limit-reached"')).toBe(0);
+    expect(metricValue(m, 'smc_app_resets_total', 'reason="limit-reached"')).toBe(0);
+    expect(p.a.ctx.connections.closedConnections()[0]).toMatchObject({
+      outcome: 'fallback',
+      reason: 'limit-reached',
+      mode: 'TCP',
+      decline: null,
+    });
+
+    live.release();
+    expect(await curl(p)).toBe('hello from B: GET /x 0\n');
+    expect(linksA.prepared).toHaveLength(1);
+    m = await metricsOf(p.a);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="fallback",reason="link-setup-failed"')).toBe(1);
+    // The failed upgrade gave its reservation back on both sides.
+    await until(() => p.a.ctx.budget.connections === 0 && p.b.ctx.budget.connections === 0);
+    expect(p.a.ctx.budget.reservedBytes).toBe(0);
+  });
+
+  it('declines a Proposal with SMC_CLC_DECL_MEM when the server budget is used up; TCP carries on', async () => {
+    const linksA = new FakeLinkGroupManager({ seed: 1 });
+    const linksB = new FakeLinkGroupManager({ seed: 2 });
+    // Below one RMB: B admits no SMC-R connection at all.
+    const p = await startPair({ linksA, linksB, limitsB: { maxRegisteredMemory: 0 } });
+    expect(await curl(p, 'z'.repeat(50_000))).toBe('hello from B: POST /x 50000\n');
+    expect(linksA.prepared).toHaveLength(1);
+    expect(linksB.prepared).toHaveLength(0);
+    const m = await metricsOf(p.a);
+    expect(metricValue(m, 'smc_connections_total', 'outcome="fallback",reason="peer-declined"')).toBe(1);
+    const mem = { code: SMC_CLC_DECL.MEM, hex: '0x01010000' };
+    await until(() => p.b.ctx.connections.closedConnections().length === 1);
+    expect(p.b.ctx.connections.report().connections[0]).toMatchObject({
+      outcome: 'fallback',
+      reason: 'limit-reached',
+      mode: 'TCP',
+      decline: { ...mem, origin: 'local' },
+    });
+    await until(() => p.a.ctx.connections.closedConnections().length === 1);
+    expect(p.a.ctx.connections.report().connections[0]).toMatchObject({
+      reason: 'peer-declined',
+      decline: { ...mem, origin: 'peer' },
+    });
+    expect(p.a.ctx.budget.connections).toBe(0);
   });
 
   it('resets the application connection in Require mode when the upgrade fails', async () => {

@@ -1,6 +1,6 @@
 import type { SidecarPorts } from '../../operator/src/api/sidecar.js';
 import type { Server, Socket } from 'node:net';
-import type { SidecarConfig } from './config/schema.js';
+import { maxRegisteredMemory, type SidecarConfig } from './config/schema.js';
 import { identityFromConfig, type ProxyContext, ueidsFromConfig } from './context.js';
 import { directoryTrust, verifying } from './directory/verify.js';
 import { DirectoryWatcher } from './directory/watcher.js';
@@ -18,11 +18,11 @@ import { SidecarMetrics } from './ops/metrics.js';
 import { handleInbound } from './relay/inbound.js';
 import { nativeSynInspector, type SynInspector } from './smc/syn-inspector.js';
 import { newConnectionId } from './relay/ids.js';
-import { ConnectionLimiter } from './relay/limiter.js';
 import { closeServer, listen } from './relay/listener.js';
 import { handleOutbound } from './relay/outbound.js';
 import type { LinkGroupManager } from './smc/link-group-manager.js';
 import { serveSmcConnection } from './smc/server-session.js';
+import { SmcBudget } from './smc/smc-budget.js';
 import { openRdmaDevice } from './smc/rdma-device.js';
 import { UnavailableLinkGroupManager } from './smc/unavailable-link-group-manager.js';
 import { VerbsLinkGroupManager } from './smc/verbs-link-group-manager.js';
@@ -140,7 +140,12 @@ export async function runSidecar(
     ...(syn === undefined ? {} : { syn }),
     metrics,
     connections: new ConnectionRegistry(),
-    limiter: new ConnectionLimiter(cfg.limits.maxConnections),
+    budget: new SmcBudget({
+      maxConnections: cfg.limits.maxConnections,
+      maxRegisteredMemory: maxRegisteredMemory(cfg.limits),
+      rmbSize: cfg.limits.rmbSize,
+      maxHandshakes: cfg.limits.maxConcurrentHandshakes,
+    }),
     log,
   };
   watcher.on('change', () => health.set('directory', true));
@@ -199,9 +204,15 @@ export async function runSidecar(
         mode: cfg.policy.mode,
         rdma: links.available(),
         originalDst: originalDst.name,
+        limits: ctx.budget.limits,
       },
       'sidecar running',
     );
+    if (ctx.budget.limits.maxRegisteredMemory < ctx.budget.limits.rmbSize)
+      log.warn(
+        { limits: ctx.budget.limits },
+        'limits.maxRegisteredMemory is below limits.rmbSize: every SMC-R connection falls back to TCP',
+      );
     return {
       ctx,
       health,

@@ -34,15 +34,18 @@ import {
 const INJECT_NS = 'inject-me';
 const PLAIN_NS = 'plain';
 
+const EnvView = z.array(z.object({ name: z.string(), value: z.string().optional() })).optional();
+
 const PodView = z.object({
   metadata: z.object({ name: z.string(), annotations: z.record(z.string(), z.string()).nullish() }),
   spec: z.object({
-    containers: z.array(z.object({ name: z.string(), image: z.string().optional() })),
+    containers: z.array(z.object({ name: z.string(), image: z.string().optional(), env: EnvView })),
     initContainers: z
       .array(
         z.object({
           name: z.string(),
           image: z.string().optional(),
+          env: EnvView,
           restartPolicy: z.string().optional(),
           startupProbe: z.object({ httpGet: z.object({ port: z.number() }) }).optional(),
           command: z.array(z.string()).optional(),
@@ -238,6 +241,14 @@ describe('mutating webhook', () => {
       ['conflict-a', { tenant: 'blue', podSelector: { matchLabels: { app: 'both' } } }],
       ['conflict-b', { tenant: 'red', podSelector: { matchLabels: { app: 'both' } } }],
       ['off', { tenant: 'blue', mode: 'Disabled', podSelector: { matchLabels: { app: 'off' } } }],
+      [
+        'limited',
+        {
+          tenant: 'blue',
+          podSelector: { matchLabels: { app: 'limited' } },
+          limits: { maxConnections: 64, rmbSize: '64Ki', maxRegisteredMemory: '500M' },
+        },
+      ],
     ] as const) {
       await admin.request('POST', resourcePath(Resources.smcpolicies, INJECT_NS), z.unknown(), {
         body: smcPolicy(INJECT_NS, name, spec),
@@ -346,6 +357,33 @@ describe('mutating webhook', () => {
     );
     expect(pod.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
     expect(pod.spec.initContainers?.map((c) => c.name)).toEqual(['smc-init']);
+  });
+
+  it("gives the sidecar the policy's limits, in bytes", async () => {
+    // The webhook reads policies from the operator's cache: retry until it has this one.
+    const pod = await eventually(
+      async () => {
+        const p = await create(INJECT_NS, { app: 'limited' });
+        check(injected(p), 'not injected yet');
+        return p;
+      },
+      30_000,
+      'pod of the limited policy',
+    );
+    const sidecar = [...pod.spec.containers, ...(pod.spec.initContainers ?? [])].find(
+      (c) => c.name === 'smc-sidecar',
+    );
+    const env = Object.fromEntries((sidecar?.env ?? []).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      SMC_POLICY: 'limited',
+      SMC_MAX_CONNECTIONS: '64',
+      SMC_RMB_SIZE: '65536',
+      SMC_MAX_REGISTERED_MEMORY: '500000000',
+    });
+    // A policy without limits leaves the sidecar's defaults.
+    const plain = await create(INJECT_NS, { app: 'web' });
+    const plainSidecar = plain.spec.initContainers?.find((c) => c.name === 'smc-sidecar');
+    expect(plainSidecar?.env?.map((e) => e.name)).not.toContain('SMC_MAX_REGISTERED_MEMORY');
   });
 
   it('respects opt-in, opt-out, selection and existing sidecars', async () => {

@@ -89,6 +89,8 @@ export interface OperatorOptions {
     readonly interceptInbound: boolean;
     /** The sidecar's handshake timeouts (SMC_CLC_TIMEOUT_MS, SMC_LINK_SETUP_TIMEOUT_MS); its defaults when absent. */
     readonly timeouts?: SidecarTimeouts | undefined;
+    /** SMC_MAX_CONCURRENT_HANDSHAKES; the sidecar's default when absent. */
+    readonly maxConcurrentHandshakes?: number | undefined;
   };
   readonly bindAddress: string;
   readonly metricsPort: number; // 0 = disabled
@@ -299,6 +301,7 @@ export class Operator {
         excludeOutboundUids: opts.sidecar.excludeOutboundUids,
         interceptInbound: opts.sidecar.interceptInbound,
         timeouts: opts.sidecar.timeouts,
+        maxConcurrentHandshakes: opts.sidecar.maxConcurrentHandshakes,
       },
       this.metrics,
       log.child({ c: 'webhook' }),

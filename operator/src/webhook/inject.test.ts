@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ISTIO_PORTS, ISTIO_PROXY_UID, SIDECAR_DEFAULT_PORTS, SIDECAR_DEFAULT_UID } from '../api/sidecar.js';
-import { SidecarConfigSchema } from '../../../sidecar/src/config/schema.js';
+import { loadConfig } from '../../../sidecar/src/config/load.js';
+import { maxRegisteredMemory, SidecarConfigSchema } from '../../../sidecar/src/config/schema.js';
 import { applyPatch } from '../testing/jsonpatch.js';
 import { policy } from '../testing/fixtures.js';
 import {
@@ -20,6 +21,7 @@ import {
   POD_TENANT_LABEL,
   notInjectedReason,
   podSidecarMode,
+  policyLimitsEnv,
   type AdmissionPod,
   type InjectionSettings,
 } from './inject.js';
@@ -542,6 +544,72 @@ describe('ports and uid', () => {
       SMC_LINK_SETUP_TIMEOUT_MS: '20000',
     });
     expect(envOf(injectedPod(basePod, settings).spec.containers[1])).not.toHaveProperty('SMC_CLC_TIMEOUT_MS');
+  });
+
+  it('passes the bound on handshakes in flight to the sidecar', () => {
+    const busy = injectedPod(basePod, { ...settings, maxConcurrentHandshakes: 256 });
+    expect(envOf(busy.spec.containers[1])).toMatchObject({ SMC_MAX_CONCURRENT_HANDSHAKES: '256' });
+    expect(envOf(injectedPod(basePod, settings).spec.containers[1])).not.toHaveProperty(
+      'SMC_MAX_CONCURRENT_HANDSHAKES',
+    );
+  });
+});
+
+describe('policy limits', () => {
+  const limited = policy('limited', {
+    tenant: 'blue',
+    limits: { maxConnections: 64, rmbSize: '64Ki', maxRegisteredMemory: '16Mi' },
+  });
+
+  function containers(p: ReturnType<typeof policy>): Container[] {
+    const out = applyPatch(basePod, injectionPatch(podOf(basePod), p, settings)) as unknown as Injected;
+    return [...out.spec.initContainers, ...out.spec.containers];
+  }
+
+  it('gives the sidecar maxConnections, rmbSize and maxRegisteredMemory in bytes', () => {
+    const [init, , sidecar] = containers(limited);
+    expect(sidecar?.name).toBe('smc-sidecar');
+    expect(envOf(sidecar)).toMatchObject({
+      SMC_MAX_CONNECTIONS: '64',
+      SMC_RMB_SIZE: '65536',
+      SMC_MAX_REGISTERED_MEMORY: String(16 * 1024 * 1024),
+    });
+    // The interception rules do not depend on them.
+    expect(envOf(init)).not.toHaveProperty('SMC_MAX_CONNECTIONS');
+  });
+
+  it('are what the sidecar enforces: its configuration reads the injected values', () => {
+    const env = Object.fromEntries(policyLimitsEnv(limited).map((e) => [e.name, e.value]));
+    const cfg = loadConfig({ env: { SMC_TENANT: 'blue', ...env } });
+    expect(cfg.limits).toMatchObject({ maxConnections: 64, rmbSize: 65536 });
+    expect(maxRegisteredMemory(cfg.limits)).toBe(16 * 1024 * 1024);
+  });
+
+  it('reads every quantity form the CRD admits', () => {
+    const env = (maxRegisteredMemory: string | number, rmbSize = '1Mi') =>
+      policyLimitsEnv(policy('q', { limits: { maxRegisteredMemory, rmbSize } }));
+    expect(env('1Gi')).toEqual([
+      { name: 'SMC_RMB_SIZE', value: '1048576' },
+      { name: 'SMC_MAX_REGISTERED_MEMORY', value: '1073741824' },
+    ]);
+    expect(env('500M')).toContainEqual({ name: 'SMC_MAX_REGISTERED_MEMORY', value: '500000000' });
+    expect(env(268435456)).toContainEqual({ name: 'SMC_MAX_REGISTERED_MEMORY', value: '268435456' });
+    expect(env('268435456', '16Ki')).toEqual([
+      { name: 'SMC_RMB_SIZE', value: '16384' },
+      { name: 'SMC_MAX_REGISTERED_MEMORY', value: '268435456' },
+    ]);
+  });
+
+  it("leaves out what the policy does not set: the sidecar's defaults apply", () => {
+    expect(policyLimitsEnv(policy('none', {}))).toEqual([]);
+    expect(policyLimitsEnv(policy('null', { limits: null }))).toEqual([]);
+    expect(policyLimitsEnv(policy('one', { limits: { maxConnections: 10 } }))).toEqual([
+      { name: 'SMC_MAX_CONNECTIONS', value: '10' },
+    ]);
+    const names = (c: Container | undefined) => (c?.env ?? []).map((e) => e.name);
+    expect(names(containers(policy('plain', { tenant: 'blue' }))[2])).not.toContain('SMC_RMB_SIZE');
+    // Not a quantity (the API server's schema would not have let it in): not passed on.
+    expect(policyLimitsEnv(policy('bad', { limits: { maxRegisteredMemory: 'lots' } }))).toEqual([]);
   });
 });
 

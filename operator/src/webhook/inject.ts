@@ -5,6 +5,7 @@ import {
   directoryConfigMapName,
   directoryFileName,
 } from '../api/directory.js';
+import { quantityValue } from '../api/quantity.js';
 import type { SidecarPorts, SidecarTimeouts } from '../api/sidecar.js';
 import type { SmcPolicy } from '../api/smcpolicy.js';
 import { INIT_CONTAINER, SIDECAR_CONTAINER, SMC_PORT_NAME } from '../policy/pod.js';
@@ -73,6 +74,8 @@ export interface InjectionSettings {
   readonly interceptInbound: boolean;
   /** The sidecar's handshake timeouts; the sidecar's own defaults when absent. */
   readonly timeouts?: SidecarTimeouts | undefined;
+  /** The sidecar's bound on handshakes in flight (limits.maxConcurrentHandshakes); its default when absent. */
+  readonly maxConcurrentHandshakes?: number | undefined;
   /**
    * The operator's directory signing public keys (base64): the sidecar accepts only directory
    * shards signed with one of them for its own namespace (SMC_DIRECTORY_PUBLIC_KEYS). A pod's env
@@ -330,10 +333,13 @@ export function sidecarContainer(
   if (vlan !== undefined) env.push({ name: 'SMC_VLAN', value: String(vlan) });
   const pkey = policy.spec.pkeys?.[0];
   if (pkey !== undefined) env.push({ name: 'SMC_PKEY', value: pkey.toLowerCase() });
+  env.push(...policyLimitsEnv(policy));
   if (s.timeouts !== undefined) {
     env.push({ name: 'SMC_CLC_TIMEOUT_MS', value: String(s.timeouts.clcHandshakeMs) });
     env.push({ name: 'SMC_LINK_SETUP_TIMEOUT_MS', value: String(s.timeouts.linkSetupMs) });
   }
+  if (s.maxConcurrentHandshakes !== undefined)
+    env.push({ name: 'SMC_MAX_CONCURRENT_HANDSHAKES', value: String(s.maxConcurrentHandshakes) });
   if (s.directoryPublicKeys && s.directoryPublicKeys.length > 0)
     env.push({ name: 'SMC_DIRECTORY_PUBLIC_KEYS', value: s.directoryPublicKeys.join(',') });
   const ready = { path: '/healthz/ready', port: s.ports.health };
@@ -370,6 +376,23 @@ export function sidecarContainer(
     volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],
     resources: sidecarResources(s.rdmaResource),
   };
+}
+
+/**
+ * The policy's `limits` as the sidecar's environment, in bytes; a limit the policy leaves out keeps
+ * the sidecar's default. A pod's env is fixed at creation, so a changed policy applies to new pods.
+ */
+export function policyLimitsEnv(policy: SmcPolicy): { name: string; value: string }[] {
+  const limits = policy.spec.limits;
+  if (limits === null || limits === undefined) return [];
+  const env: { name: string; value: string }[] = [];
+  if (limits.maxConnections !== undefined)
+    env.push({ name: 'SMC_MAX_CONNECTIONS', value: String(limits.maxConnections) });
+  const rmbSize = limits.rmbSize === undefined ? null : quantityValue(limits.rmbSize);
+  if (rmbSize !== null) env.push({ name: 'SMC_RMB_SIZE', value: String(rmbSize) });
+  const memory = limits.maxRegisteredMemory === undefined ? null : quantityValue(limits.maxRegisteredMemory);
+  if (memory !== null) env.push({ name: 'SMC_MAX_REGISTERED_MEMORY', value: String(memory) });
+  return env;
 }
 
 /** The device names a policy pins (in its order), or `auto`: whatever the pod was given. */

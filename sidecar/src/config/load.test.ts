@@ -44,6 +44,8 @@ describe('loadConfig', () => {
     });
     expect(cfg.cluster).toBe('cluster.local');
     expect(cfg.limits.rmbSize).toBe(65536);
+    expect(cfg.limits.maxConnections).toBe(4096);
+    expect(cfg.limits.maxRegisteredMemory).toBeNull();
     expect(cfg.timeouts.clcHandshakeMs).toBe(6000);
     expect(cfg.rdma.vlan).toBeNull();
   });

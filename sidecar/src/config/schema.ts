@@ -168,7 +168,11 @@ export const SidecarConfigSchema = z
       .prefault({}),
     limits: z
       .object({
-        /** Concurrent proxied connections (both directions); more are reset. */
+        /**
+         * Concurrent SMC-R connections (both directions, each with one RMB). One more falls back
+         * to TCP: the client relays it straight to its destination, the server declines it
+         * (SMC_CLC_DECL_MEM); reason `limit-reached`. Plain TCP relays are not counted.
+         */
         maxConnections: z.number().int().min(1).max(1_000_000).default(4096),
         /** Receive buffer (RMBE) per SMC connection, bytes; a power of two. */
         rmbSize: z
@@ -192,6 +196,27 @@ export const SidecarConfigSchema = z
           .refine(isPowerOfTwo, { message: 'must be a power of two' })
           .nullable()
           .default(null),
+        /**
+         * Bytes of RMBs (rmbSize per SMC-R connection) reserved at once; a connection that would
+         * exceed it falls back as for maxConnections. null: the larger of 256 MiB (half the
+         * injected sidecar's 512Mi memory limit) and rmbSize. A value below rmbSize is accepted
+         * and admits no SMC-R connection: an SmcPolicy may set it without rmbSize, and refusing
+         * the configuration would stop the pod's sidecar instead.
+         */
+        maxRegisteredMemory: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().default(null),
+        /**
+         * RMBs a link group keeps registered for its next connections after their connection
+         * closed in order (a join then needs no CONFIRM RKEY). Beyond it, and for every RMB of an
+         * aborted connection, the peer deletes the rkey (LLC DELETE RKEY) and the RMB is
+         * deregistered. 0: no pool.
+         */
+        rmbPoolSize: z.number().int().min(0).max(255).default(16),
+        /**
+         * CLC exchanges and link set-ups in flight at once. A connection beyond it falls back at
+         * once (reason `handshake-overload`: the client relays to the destination over TCP, the
+         * server declines with SMC_CLC_DECL_MEM) rather than queue into a handshake timeout.
+         */
+        maxConcurrentHandshakes: z.number().int().min(1).max(65_535).default(64),
       })
       .strict()
       .prefault({})
@@ -226,5 +251,14 @@ export type SidecarConfig = z.output<typeof SidecarConfigSchema>;
 export function maxPeerRmbSize(limits: SidecarConfig['limits']): number {
   return limits.maxPeerRmbSize ?? Math.max(DEFAULT_MAX_PEER_RMBE_SIZE, limits.rmbSize);
 }
+
+/** The default RMB budget: 4096 connections (the default maxConnections) of 64 KiB. */
+export const DEFAULT_MAX_REGISTERED_MEMORY = 256 * 1024 * 1024;
+
+/** The RMB budget in effect: `limits.maxRegisteredMemory`, or the default, at least one rmbSize. */
+export function maxRegisteredMemory(limits: SidecarConfig['limits']): number {
+  return limits.maxRegisteredMemory ?? Math.max(DEFAULT_MAX_REGISTERED_MEMORY, limits.rmbSize);
+}
+
 /** What a config file may contain: every field but `tenant` is optional. */
 export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>;

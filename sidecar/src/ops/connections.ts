@@ -213,10 +213,7 @@ export interface ConnectionRegistryOptions {
   now?: () => number;
 }
 
-/**
- * The live connections (as many as the connection limit lets in, plus those it resets right
- * away) and a fixed ring of the last closed ones.
- */
+/** The live connections and a fixed ring of the last closed ones. */
 export class ConnectionRegistry {
   private readonly live = new Set<TrackedConnection>();
   private readonly ring: (TrackedConnection | undefined)[];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { endpoint } from '../directory/testing.js';
-import { decideInbound, decideOutbound, type LocalIdentity, parsePkey } from './decide.js';
+import { decideInbound, decideOutbound, type LocalIdentity, parsePkey, withinBudget } from './decide.js';
 import { ALL_FALLBACK_REASONS, declineCodeFor, FallbackReason } from './reasons.js';
 
 const local: LocalIdentity = {
@@ -81,11 +81,49 @@ describe('decideInbound', () => {
   });
 });
 
+describe('withinBudget', () => {
+  const upgrade = decideOutbound(local, endpoint('10.0.0.2'), up);
+
+  it('keeps an admitted upgrade', () => {
+    expect(withinBudget(local, upgrade, null)).toEqual({ action: 'upgrade' });
+  });
+
+  it('turns a refused upgrade into TCP straight to the destination, reason limit-reached', () => {
+    expect(withinBudget(local, upgrade, 'limit-reached')).toEqual({
+      action: 'relay',
+      via: 'direct',
+      reason: 'limit-reached',
+    });
+    // Require mode resets as it does for every other fallback of a peer with a sidecar.
+    expect(withinBudget({ ...local, mode: 'Require' }, upgrade, 'limit-reached')).toEqual({
+      action: 'reject',
+      reason: 'limit-reached',
+    });
+  });
+
+  it('an overloaded handshake stage falls back with its own reason', () => {
+    expect(withinBudget(local, upgrade, 'handshake-overload')).toEqual({
+      action: 'relay',
+      via: 'direct',
+      reason: 'handshake-overload',
+    });
+  });
+
+  it('leaves plain relays alone: they take no SMC-R resources', () => {
+    const direct = decideOutbound(local, undefined, up);
+    const viaPeer = decideOutbound(local, endpoint('10.0.0.2', { vlan: 3 }), up);
+    expect(withinBudget(local, direct, 'limit-reached')).toBe(direct);
+    expect(withinBudget(local, viaPeer, 'limit-reached')).toBe(viaPeer);
+  });
+});
+
 describe('reasons', () => {
   it('map to kernel decline codes where one exists', () => {
     expect(declineCodeFor(FallbackReason.NoRdmaDevice)).toBe(SMC_CLC_DECL.NOSMCRDEV);
     expect(declineCodeFor(FallbackReason.HandshakeTimeout)).toBe(SMC_CLC_DECL.TIMEOUT);
     expect(declineCodeFor(FallbackReason.PeerNotInDirectory)).toBeNull();
+    // The kernel's code for buffers it cannot provide: a full SMC-R budget is one.
+    expect(declineCodeFor(FallbackReason.LimitReached)).toBe(SMC_CLC_DECL.MEM);
     for (const r of ALL_FALLBACK_REASONS) expect(() => declineCodeFor(r)).not.toThrow();
   });
 

@@ -90,3 +90,18 @@ export function afterFailure(
   if (local.mode === 'Require') return { action: 'reject', reason };
   return { action: 'relay', via, reason };
 }
+
+/**
+ * An upgrade the SMC-R budget (limits.maxConnections, limits.maxRegisteredMemory,
+ * limits.maxConcurrentHandshakes) did not admit: the connection goes straight to its destination
+ * over TCP with the refusal's reason, `limit-reached` or `handshake-overload` (Require mode:
+ * reset, as every fallback). Other decisions take no SMC-R resources and stand as they are.
+ */
+export function withinBudget(
+  local: LocalIdentity,
+  decision: PolicyDecision,
+  refusal: FallbackReason | null,
+): PolicyDecision {
+  if (decision.action !== 'upgrade' || refusal === null) return decision;
+  return afterFailure(local, refusal, 'direct');
+}

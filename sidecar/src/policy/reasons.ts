@@ -16,8 +16,17 @@ export const FallbackReason = {
   PkeyMismatch: 'pkey-mismatch',
   /** No usable RDMA device (addon missing, device absent, port down). */
   NoRdmaDevice: 'no-rdma-device',
-  /** Connection or link limits reached. */
+  /**
+   * This pod's SMC-R budget (limits.maxConnections, limits.maxRegisteredMemory) is used up: the
+   * client relays over TCP, the server declines (SMC_CLC_DECL_MEM).
+   */
   LimitReached: 'limit-reached',
+  /**
+   * limits.maxConcurrentHandshakes CLC exchanges and link set-ups were already in flight: the
+   * connection falls back at once instead of queueing into a handshake timeout (client: TCP to
+   * the destination; server: SMC_CLC_DECL_MEM).
+   */
+  HandshakeOverload: 'handshake-overload',
   /** The peer sidecar sent a CLC Decline. */
   PeerDeclined: 'peer-declined',
   /** The peer sidecar's port could not be reached; relayed to the original destination instead. */
@@ -60,6 +69,8 @@ export const ALL_FALLBACK_REASONS: readonly FallbackReason[] = Object.values(Fal
 export function fallbackLogLevel(reason: FallbackReason): 'info' | 'warn' {
   switch (reason) {
     case FallbackReason.HandshakeTimeout:
+    case FallbackReason.HandshakeOverload:
+    case FallbackReason.LimitReached:
     case FallbackReason.LinkSetupFailed:
     case FallbackReason.BufferRegistrationFailed:
     case FallbackReason.PeerRmbTooLarge:
@@ -90,7 +101,9 @@ export function declineCodeFor(reason: FallbackReason): number | null {
     case FallbackReason.NoRdmaDevice:
       return SMC_CLC_DECL.NOSMCRDEV;
     case FallbackReason.LimitReached:
-      return SMC_CLC_DECL.MAXCONNERR;
+    case FallbackReason.HandshakeOverload:
+      // The kernel's code for resources it cannot provide: the RMB budget, or handshake capacity.
+      return SMC_CLC_DECL.MEM;
     case FallbackReason.PeerDeclined:
       return SMC_CLC_DECL.PEERDECL;
     case FallbackReason.HandshakeTimeout:

@@ -36,65 +36,54 @@ async function handle(ctx: ProxyContext, conn: Socket, entry: TrackedConnection)
     srcPort: conn.remotePort,
   });
   conn.on('error', (err) => log.debug({ err }, 'inbound socket error'));
-  const release = ctx.limiter.acquire();
-  if (release === null) {
-    ctx.metrics.connection('declined', FallbackReason.LimitReached);
-    entry.declined(FallbackReason.LimitReached);
+  // Read before anything else: the kernel frees the saved SYN once it is read.
+  const kernelPeer = ctx.syn?.smcAnnounced(conn) ?? false;
+  let dst: SocketAddress;
+  try {
+    dst = await ctx.originalDst.resolve(conn);
+  } catch (err) {
+    ctx.metrics.connection('declined', FallbackReason.OriginalDstUnknown);
+    entry.declined(FallbackReason.OriginalDstUnknown);
+    log.warn({ err }, 'original destination unknown; resetting');
     conn.resetAndDestroy();
     return;
   }
+  // The destination is one of this pod's own addresses; as the sidecar's uid our connect is not redirected again.
+  const target = { address: dst.address, port: dst.port };
+  entry.setLocal(dst.address, dst.port);
+  let app: Socket;
   try {
-    // Read before anything else: the kernel frees the saved SYN once it is read.
-    const kernelPeer = ctx.syn?.smcAnnounced(conn) ?? false;
-    let dst: SocketAddress;
-    try {
-      dst = await ctx.originalDst.resolve(conn);
-    } catch (err) {
-      ctx.metrics.connection('declined', FallbackReason.OriginalDstUnknown);
-      entry.declined(FallbackReason.OriginalDstUnknown);
-      log.warn({ err }, 'original destination unknown; resetting');
-      conn.resetAndDestroy();
-      return;
-    }
-    // The destination is one of this pod's own addresses; as the sidecar's uid our connect is not redirected again.
-    const target = { address: dst.address, port: dst.port };
-    entry.setLocal(dst.address, dst.port);
-    let app: Socket;
-    try {
-      app = await connectTcp(target, ctx.config.timeouts.connectMs);
-    } catch (err) {
-      log.info({ err, target: formatSocketAddress(target) }, 'local application refused; resetting');
-      entry.declined(null, null, 'local application refused');
-      conn.resetAndDestroy();
-      return;
-    }
-    app.on('error', (err) => log.debug({ err }, 'application socket error'));
-    let first: FirstBytes | null = null;
-    if (kernelPeer) {
-      entry.handshake();
-      // A kernel SMC-R client: its CLC Proposal follows on this connection, no preamble. A client
-      // whose SYN carried the option but whose first bytes are not a Proposal does not speak SMC:
-      // those bytes are its application's, and the connection stays plain TCP (no Decline).
-      first = await readFirstMessage(conn, clientHelloVerdict, ctx.config.timeouts.clcHandshakeMs);
-      if (first.verdict === 'clc') {
-        await serveClc(ctx, conn, app, first.bytes, entry, log.child({ peerKind: 'kernel' }), 'kernel');
-        return;
-      }
-      log.info(
-        { reason: FallbackReason.PeerNotSmc, firstBytes: first.verdict, ended: first.ended },
-        'client announced SMC in its SYN but did not open with a CLC Proposal; relaying over TCP',
-      );
-    }
-    const reason = first === null ? FallbackReason.PeerNotInDirectory : FallbackReason.PeerNotSmc;
-    ctx.metrics.connection('fallback', reason);
-    entry.fallback(reason);
-    const result = await relay(
-      { socket: app },
-      { socket: conn, ...(first === null ? {} : { pending: first.bytes, ended: first.ended }) },
-      { onBytes: entry.counter('tcp', ctx.metrics.byteCounter('tcp')) },
-    );
-    log.debug({ result }, 'inbound relay finished');
-  } finally {
-    release();
+    app = await connectTcp(target, ctx.config.timeouts.connectMs);
+  } catch (err) {
+    log.info({ err, target: formatSocketAddress(target) }, 'local application refused; resetting');
+    entry.declined(null, null, 'local application refused');
+    conn.resetAndDestroy();
+    return;
   }
+  app.on('error', (err) => log.debug({ err }, 'application socket error'));
+  let first: FirstBytes | null = null;
+  if (kernelPeer) {
+    entry.handshake();
+    // A kernel SMC-R client: its CLC Proposal follows on this connection, no preamble. A client
+    // whose SYN carried the option but whose first bytes are not a Proposal does not speak SMC:
+    // those bytes are its application's, and the connection stays plain TCP (no Decline).
+    first = await readFirstMessage(conn, clientHelloVerdict, ctx.config.timeouts.clcHandshakeMs);
+    if (first.verdict === 'clc') {
+      await serveClc(ctx, conn, app, first.bytes, entry, log.child({ peerKind: 'kernel' }), 'kernel');
+      return;
+    }
+    log.info(
+      { reason: FallbackReason.PeerNotSmc, firstBytes: first.verdict, ended: first.ended },
+      'client announced SMC in its SYN but did not open with a CLC Proposal; relaying over TCP',
+    );
+  }
+  const reason = first === null ? FallbackReason.PeerNotInDirectory : FallbackReason.PeerNotSmc;
+  ctx.metrics.connection('fallback', reason);
+  entry.fallback(reason);
+  const result = await relay(
+    { socket: app },
+    { socket: conn, ...(first === null ? {} : { pending: first.bytes, ended: first.ended }) },
+    { onBytes: entry.counter('tcp', ctx.metrics.byteCounter('tcp')) },
+  );
+  log.debug({ result }, 'inbound relay finished');
 }

@@ -7,6 +7,9 @@ export interface ListenOptions {
   host?: string;
 }
 
+/** Accept queue of the sidecar's listeners. */
+export const LISTEN_BACKLOG = 4096;
+
 /**
  * A TCP listener for the relay: connections start paused (no byte is read
  * before the handler decides), with half-open allowed so FINs can be forwarded.
@@ -18,10 +21,15 @@ export async function listen(opts: ListenOptions, onConnection: (socket: Socket)
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: opts.port, host: opts.host ?? '::', ipv6Only: false }, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    // Every connection of the pod queues here: a burst must not overflow Node's default 511 (the
+    // kernel caps the backlog at net.core.somaxconn, 4096 by default).
+    server.listen(
+      { port: opts.port, host: opts.host ?? '::', ipv6Only: false, backlog: LISTEN_BACKLOG },
+      () => {
+        server.off('error', reject);
+        resolve();
+      },
+    );
   });
   return server;
 }

@@ -2,9 +2,10 @@ import type { Socket } from 'node:net';
 import type { ProxyContext } from '../context.js';
 import { canonicalIp, formatSocketAddress, type SocketAddress } from '../net/ip.js';
 import type { TrackedConnection } from '../ops/connections.js';
-import { afterFailure, decideOutbound } from '../policy/decide.js';
-import { FallbackReason } from '../policy/reasons.js';
-import { relayViaPeerSidecar, upgradeOutbound } from '../smc/client-session.js';
+import { afterFailure, decideOutbound, withinBudget } from '../policy/decide.js';
+import { fallbackLogLevel, FallbackReason } from '../policy/reasons.js';
+import { declineUpgrade, relayViaPeerSidecar, upgradeOutbound } from '../smc/client-session.js';
+import { refusalReason } from '../smc/smc-budget.js';
 import { connectTcp } from './connect.js';
 import { newConnectionId } from './ids.js';
 import { connectOriginal, relayPlain } from './original-destination.js';
@@ -33,14 +34,8 @@ async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): 
   const connId = conn.id;
   let log = ctx.log.child({ conn: connId, side: 'client', src: app.remoteAddress, srcPort: app.remotePort });
   app.on('error', (err) => log.debug({ err }, 'application socket error'));
-  const release = ctx.limiter.acquire();
-  if (release === null) {
-    ctx.metrics.connection('declined', FallbackReason.LimitReached);
-    conn.declined(FallbackReason.LimitReached);
-    log.warn({ max: ctx.config.limits.maxConnections }, 'connection limit reached; resetting');
-    app.resetAndDestroy();
-    return;
-  }
+  // Held while the connection may run over SMC-R: from the upgrade decision to its end or fallback.
+  let release = (): void => undefined;
   try {
     let dst: SocketAddress;
     try {
@@ -62,18 +57,31 @@ async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): 
       return;
     }
     const peer = ctx.directory().lookup(dst.address);
-    const decision = decideOutbound(ctx.identity, peer, { rdmaAvailable: ctx.links.available() });
+    const wanted = decideOutbound(ctx.identity, peer, { rdmaAvailable: ctx.links.available() });
+    // Only an upgrade takes SMC-R resources, so only an upgrade asks the budget.
+    const admission = wanted.action === 'upgrade' ? ctx.budget.reserve() : null;
+    let handshakeDone = (): void => undefined;
+    if (admission?.admitted === true) ({ release, handshakeDone } = admission);
+    const refused = admission?.admitted === false ? { budget: admission.refusal } : {};
+    const decision = withinBudget(
+      ctx.identity,
+      wanted,
+      admission?.admitted === false ? refusalReason(admission.refusal) : null,
+    );
     log.debug({ decision, peer: peer?.pod }, 'policy decision');
 
     if (decision.action === 'reject') {
       ctx.metrics.connection('declined', decision.reason);
       conn.declined(decision.reason);
-      log.info({ reason: decision.reason }, 'SMC-R required but not possible; resetting');
+      log[fallbackLogLevel(decision.reason)](
+        { reason: decision.reason, ...refused },
+        'SMC-R required but not possible; resetting',
+      );
       app.resetAndDestroy();
       return;
     }
     if (decision.action === 'relay' && decision.via === 'direct') {
-      await relayDirect(ctx, conn, app, dst, decision.reason, log);
+      await relayDirect(ctx, conn, app, dst, decision.reason, log, refused);
       return;
     }
     if (peer === undefined) return; // unreachable: only directory peers get here
@@ -83,6 +91,7 @@ async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): 
       tcp = await connectTcp({ address: dst.address, port: peer.sidecarPort }, ctx.config.timeouts.connectMs);
     } catch (err) {
       log.info({ err }, 'peer sidecar unreachable');
+      release();
       const next = afterFailure(ctx.identity, FallbackReason.PeerSidecarUnreachable, 'direct');
       if (next.action === 'reject') {
         ctx.metrics.connection('declined', FallbackReason.PeerSidecarUnreachable);
@@ -98,7 +107,7 @@ async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): 
       await relayViaPeerSidecar(ctx, conn, app, tcp, dst.port, decision.reason, log);
       return;
     }
-    await upgradeOutbound({ ctx, conn, app, tcp, dst, peer, connId, log });
+    await upgradeOutbound({ ctx, conn, app, tcp, dst, peer, connId, log, release, handshakeDone });
   } catch (err) {
     log.error({ err }, 'outbound connection failed');
     if (!app.destroyed) app.resetAndDestroy();
@@ -107,7 +116,10 @@ async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): 
   }
 }
 
-/** Plain relay to the original destination; a refused connect resets the application's connection. */
+/**
+ * Plain relay to the original destination; a refused connect resets the application's connection.
+ * `detail` goes into the one log line that says why.
+ */
 async function relayDirect(
   ctx: ProxyContext,
   conn: TrackedConnection,
@@ -115,6 +127,7 @@ async function relayDirect(
   dst: SocketAddress,
   reason: FallbackReason,
   log: ProxyContext['log'],
+  detail: Record<string, unknown> = {},
 ): Promise<void> {
   const upstream = await connectOriginal(ctx, conn, app, dst, reason, log);
   if (upstream === null) return;
@@ -125,7 +138,7 @@ async function relayDirect(
     ctx.syn.synAckAnnounced(upstream)
   ) {
     // A kernel SMC-R server answered our SYN's SMC option: its CLC follows on this connection.
-    await upgradeOutbound({
+    const kernel = {
       ctx,
       conn,
       app,
@@ -134,10 +147,32 @@ async function relayDirect(
       peer: null,
       connId: conn.id,
       log: log.child({ peerKind: 'kernel' }),
-    });
+    };
+    const admission = ctx.budget.reserve();
+    if (!admission.admitted) {
+      await declineUpgrade(kernel, refusalReason(admission.refusal), { budget: admission.refusal });
+      return;
+    }
+    try {
+      await upgradeOutbound({
+        ...kernel,
+        release: admission.release,
+        handshakeDone: admission.handshakeDone,
+      });
+    } finally {
+      admission.release();
+    }
     return;
   }
-  await relayPlain(ctx, conn, { socket: app }, { socket: upstream }, reason, log, 'relaying over TCP', {
-    via: 'direct',
-  });
+  await relayPlain(
+    ctx,
+    conn,
+    { socket: app },
+    { socket: upstream },
+    reason,
+    log,
+    'relaying over TCP',
+    { via: 'direct', ...detail },
+    fallbackLogLevel(reason),
+  );
 }

@@ -14,7 +14,7 @@ import { relay } from '../relay/pipe.js';
 import { encodePlainDecline, runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
 import { asLinkSetupError } from './link-errors.js';
-import type { PreparedSmcConnection } from './link-group-manager.js';
+import { linkGroupPeerKey, type PreparedSmcConnection } from './link-group-manager.js';
 import { proposalAreaFor } from './local-subnet.js';
 import { encodePreamble } from './preamble.js';
 import { smcrV2Options } from './smcr-v2-options.js';
@@ -32,6 +32,13 @@ export interface ClientUpgrade {
   peer: DirectoryEndpoint | null;
   connId: string;
   log: Logger;
+  /**
+   * Gives back the connection's SMC-R budget reservation (idempotent): called as soon as the
+   * connection will not run over SMC-R, else when it ends.
+   */
+  release: () => void;
+  /** Gives back only the handshake slot (limits.maxConcurrentHandshakes): the handshake is over. */
+  handshakeDone: () => void;
 }
 
 function resetBoth(app: Socket, tcp: Socket): void {
@@ -64,39 +71,69 @@ export async function relayViaPeerSidecar(
 /**
  * The client half of an upgrade: preamble, CLC Proposal/Accept/Confirm with
  * the ClcClient machine, then SMC-R, or TCP on the same connection with the
- * application's bytes (read meanwhile) replayed and nothing lost.
+ * application's bytes (read meanwhile) replayed and nothing lost. The budget reservation goes
+ * back at the fallback, or when the SMC-R connection ends.
  */
 export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
+  try {
+    await upgrade(u);
+  } finally {
+    u.release();
+  }
+}
+
+/**
+ * No CLC Proposal from us (no SMC-R resources, or the budget refused): TCP on the connection we
+ * have, through the peer sidecar (plain preamble) or, for a kernel SMC-R server, after a Decline.
+ */
+export async function declineUpgrade(
+  u: Omit<ClientUpgrade, 'release' | 'handshakeDone'>,
+  reason: FallbackReason,
+  detail: Record<string, unknown> = {},
+): Promise<void> {
+  const { ctx, conn, app, tcp, dst, peer, log } = u;
+  const next = afterFailure(ctx.identity, reason, 'peer-sidecar');
+  if (next.action === 'reject') {
+    ctx.metrics.connection('declined', reason);
+    conn.declined(reason);
+    log.warn({ reason, ...detail }, 'SMC-R required but not possible; resetting');
+    resetBoth(app, tcp);
+    return;
+  }
+  if (peer === null) {
+    // The kernel server waits for our Proposal: a Decline instead tells it to fall back.
+    const code = declineCodeFor(reason) ?? SMC_CLC_DECL.NOSMCRDEV;
+    tcp.write(encodePlainDecline(ctx.links.peerId, code));
+    ctx.metrics.connection('fallback', reason);
+    conn.fallback(reason, { code, origin: 'local' });
+    log[fallbackLogLevel(reason)]({ reason, code, ...detail }, 'declined the kernel peer; relaying over TCP');
+    await relay(
+      { socket: app },
+      { socket: tcp },
+      { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
+    );
+    return;
+  }
+  await relayViaPeerSidecar(ctx, conn, app, tcp, dst.port, reason, log);
+}
+
+async function upgrade(u: ClientUpgrade): Promise<void> {
   const { ctx, conn, app, tcp, dst, peer, log } = u;
   conn.handshake();
   let prepared: PreparedSmcConnection;
   try {
-    prepared = await ctx.links.prepare({ address: dst.address, role: 'client', connId: u.connId });
+    prepared = await ctx.links.prepare({
+      address: dst.address,
+      key: linkGroupPeerKey(peer, dst.address),
+      role: 'client',
+      connId: u.connId,
+    });
   } catch (err) {
     const e = asLinkSetupError(err);
     ctx.metrics.rdmaError(e.reason);
     log.info({ err: e }, 'no SMC-R resources for this connection');
-    const next = afterFailure(ctx.identity, e.reason, 'peer-sidecar');
-    if (next.action === 'reject') {
-      ctx.metrics.connection('declined', e.reason);
-      conn.declined(e.reason);
-      resetBoth(app, tcp);
-      return;
-    }
-    if (peer === null) {
-      // The kernel server waits for our Proposal: a Decline instead tells it to fall back.
-      const code = declineCodeFor(e.reason) ?? SMC_CLC_DECL.NOSMCRDEV;
-      tcp.write(encodePlainDecline(ctx.links.peerId, code));
-      ctx.metrics.connection('fallback', e.reason);
-      conn.fallback(e.reason, { code, origin: 'local' });
-      await relay(
-        { socket: app },
-        { socket: tcp },
-        { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
-      );
-      return;
-    }
-    await relayViaPeerSidecar(ctx, conn, app, tcp, dst.port, e.reason, log);
+    u.release();
+    await declineUpgrade(u, e.reason);
     return;
   }
 
@@ -135,7 +172,9 @@ export async function upgradeOutbound(u: ClientUpgrade): Promise<void> {
     log,
   });
   ctx.metrics.handshakeSeconds(Number(process.hrtime.bigint() - started) / 1e9);
+  u.handshakeDone();
   const held = hold.release();
+  if (outcome.kind !== 'established') u.release();
 
   if (held.error !== null) {
     ctx.metrics.connection('declined', 'internal-error');

@@ -1,16 +1,40 @@
 import type { Socket } from 'node:net';
 import type { LocalRdmaParams, NegotiatedLink } from '../handshake/types.js';
+import { canonicalIp } from '../net/ip.js';
 import type { SmcConnection } from './smc-connection.js';
 
 export interface LinkGroupStats {
   linkGroups: number;
   links: number;
+  /** Bytes registered with the RDMA device (RMBs, staging rings, LLC rings) by live link groups. */
+  registeredBytes: number;
+  /** RMBs held by a connection, and RMBs kept for the next connection of their link group. */
+  rmbsInUse: number;
+  rmbsPooled: number;
+  /** RMBs no connection will use again, registered until the peer answers their DELETE RKEY. */
+  rmbsRetiring: number;
 }
+
+/** The statistics of a sidecar without link groups. */
+export const NO_LINK_GROUPS: Readonly<LinkGroupStats> = {
+  linkGroups: 0,
+  links: 0,
+  registeredBytes: 0,
+  rmbsInUse: 0,
+  rmbsPooled: 0,
+  rmbsRetiring: 0,
+};
 
 /** The peer a connection is prepared for. */
 export interface SmcPeer {
-  /** The peer pod's IP (canonical). */
+  /** The address this connection uses to reach the peer (canonical); for logs. */
   address: string;
+  /**
+   * Who the peer is, which link groups are kept by (with the role): `namespace/pod` for a peer
+   * sidecar, whichever of its addresses the connection used; the address for a kernel peer.
+   * See {@link linkGroupPeerKey}.
+   */
+  key: string;
   role: 'client' | 'server';
   /** Connection id for logs. */
   connId: string;
@@ -70,6 +94,20 @@ export interface PreparedSmcConnection {
   establish(link: NegotiatedLink, tcp: Socket, gate?: LinkCommit): Promise<SmcConnection>;
   /** Gives the reserved resources back (the handshake fell back). Idempotent. */
   release(options?: ReleaseOptions): void;
+}
+
+/**
+ * Whom a link group belongs to (`SmcPeer.key`). A peer sidecar is its pod, `namespace/pod` of its
+ * directory entry: its IPv4 and IPv6 connections share one link group, as they reach the same
+ * sidecar and RoCE GID. A peer outside the directory (the kernel's SMC-R) is known by its address.
+ */
+export function linkGroupPeerKey(
+  endpoint: { readonly namespace: string; readonly pod: string } | null | undefined,
+  address: string,
+): string {
+  if (endpoint && endpoint.namespace !== '' && endpoint.pod !== '')
+    return `${endpoint.namespace}/${endpoint.pod}`;
+  return canonicalIp(address);
 }
 
 /**

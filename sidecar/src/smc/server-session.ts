@@ -7,19 +7,19 @@ import { canonicalIp } from '../net/ip.js';
 import type { TrackedConnection } from '../ops/connections.js';
 import { afterFailure, decideInbound } from '../policy/decide.js';
 import { maxPeerRmbSize } from '../config/schema.js';
-import { declineCodeFor, fallbackLogLevel, FallbackReason } from '../policy/reasons.js';
-import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
+import { fallbackLogLevel, FallbackReason } from '../policy/reasons.js';
 import { connectTcp } from '../relay/connect.js';
 import { relay } from '../relay/pipe.js';
 import { runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
 import { asLinkSetupError } from './link-errors.js';
-import type { PreparedSmcConnection } from './link-group-manager.js';
+import { linkGroupPeerKey, type PreparedSmcConnection } from './link-group-manager.js';
 import { interfaceAddressesFor } from './local-subnet.js';
 import { decodePreamble, PREAMBLE_LENGTH, preamblePortRefusal } from './preamble.js';
 import { readExactly } from './read-exactly.js';
 import { smcrV2Options } from './smcr-v2-options.js';
 import { carryUpgraded } from './carry-upgraded.js';
+import { admitProposal, declineWith } from './server-admission.js';
 
 /**
  * Stands in for our RDMA parameters when we already know we will decline: the
@@ -52,18 +52,9 @@ export async function serveSmcConnection(ctx: ProxyContext, tcp: Socket, connId:
   const conn = ctx.connections.open(connId, 'inbound', 'smc');
   conn.setPeer(tcp.remoteAddress, tcp.remotePort);
   const log = ctx.log.child({ conn: connId, side: 'server', peer: tcp.remoteAddress });
-  const release = ctx.limiter.acquire();
-  if (release === null) {
-    conn.declined(FallbackReason.LimitReached);
-    log.warn({ max: ctx.config.limits.maxConnections }, 'connection limit reached; resetting');
-    resetBoth(null, tcp);
-    ctx.connections.close(conn);
-    return;
-  }
   try {
     await serve(ctx, tcp, conn, log);
   } finally {
-    release();
     ctx.connections.close(conn);
   }
 }
@@ -145,116 +136,134 @@ export async function serveClc(
   const connId = conn.id;
   conn.handshake();
   const peerAddress = canonicalIp(tcp.remoteAddress ?? '::');
-  let refusal: FallbackReason | null;
+  // A peer sidecar is looked up by whichever of its pod's addresses it connected from.
+  const peer = peerKind === 'kernel' ? undefined : ctx.directory().lookup(peerAddress);
+  let eligibility: FallbackReason | null;
   if (peerKind === 'kernel') {
     // Not in the directory: the tenant check is the User EID alone (ClcServer, requireEidMatch).
-    refusal =
+    eligibility =
       ctx.identity.mode === 'Disabled'
         ? FallbackReason.ModeDisabled
         : ctx.links.available()
           ? null
           : FallbackReason.NoRdmaDevice;
   } else {
-    const peer = ctx.directory().lookup(peerAddress);
     const decision = decideInbound(ctx.identity, peer, { rdmaAvailable: ctx.links.available() });
-    refusal = decision.action === 'upgrade' ? null : decision.reason;
+    eligibility = decision.action === 'upgrade' ? null : decision.reason;
   }
-  const count = (outcome: 'upgraded' | 'fallback' | 'declined', reason: FallbackReason | 'none'): void => {
-    if (peerKind === 'kernel') ctx.metrics.connection(outcome, reason);
-  };
-  let prepared: PreparedSmcConnection | null = null;
-  if (refusal === null) {
-    try {
-      prepared = await ctx.links.prepare({ address: peerAddress, role: 'server', connId });
-    } catch (err) {
-      const e = asLinkSetupError(err);
-      ctx.metrics.rdmaError(e.reason);
-      refusal = e.reason;
-    }
-  }
-  const policy: PeerPolicy | undefined =
-    refusal === null
-      ? undefined
-      : () => ({
-          allow: false,
-          reasonCode: declineCodeFor(refusal ?? 'internal-error') ?? SMC_CLC_DECL.PEERDECL,
-          reason: refusal ?? undefined,
+  // The budget is one more reason to decline; its reservation lasts as long as the SMC-R connection.
+  const admission = admitProposal(eligibility, ctx.budget);
+  const release = admission.refusal === null ? admission.release : (): void => undefined;
+  const handshakeDone = admission.refusal === null ? admission.handshakeDone : (): void => undefined;
+  const budget = admission.refusal === null ? null : admission.budget;
+  let refusal = admission.refusal;
+  try {
+    const count = (outcome: 'upgraded' | 'fallback' | 'declined', reason: FallbackReason | 'none'): void => {
+      if (peerKind === 'kernel') ctx.metrics.connection(outcome, reason);
+    };
+    let prepared: PreparedSmcConnection | null = null;
+    if (refusal === null) {
+      try {
+        prepared = await ctx.links.prepare({
+          address: peerAddress,
+          key: linkGroupPeerKey(peer, peerAddress),
+          role: 'server',
+          connId,
         });
-
-  const hold = new SocketHold(app, HANDSHAKE_HOLD_BYTES);
-  void hold.whenFailed().then(() => {
-    if (!tcp.destroyed) tcp.resetAndDestroy();
-  });
-  const machine = new ClcServer({
-    peerId: ctx.links.peerId,
-    clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
-    linkTimeoutMs: ctx.config.timeouts.linkSetupMs,
-    maxPeerRmbeSize: maxPeerRmbSize(ctx.config.limits),
-    rdma: prepared?.rdma ?? UNUSED_RDMA,
-    peerIndicatedSmc: true,
-    localAddresses: interfaceAddressesFor(tcp.localAddress ?? '::1'),
-    firstContact: prepared?.firstContact ?? true,
-    ...(policy === undefined ? {} : { policy }),
-    smcrV2: { ...smcrV2Options(ctx, (prepared?.rdma ?? UNUSED_RDMA).gid), requireEidMatch: true },
-  });
-  const outcome = await runClcHandshake({
-    machine,
-    socket: tcp,
-    initial,
-    prepared,
-    peerId: ctx.links.peerId,
-    syncTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
-    kernelPeer: peerKind === 'kernel',
-    log,
-  });
-  const held = hold.release();
-  if (held.error !== null) {
-    conn.declined(FallbackReason.InternalError);
-    log.info({ err: held.error }, 'application failed during the handshake');
-    resetBoth(app, tcp);
-    return;
-  }
-  switch (outcome.kind) {
-    case 'established': {
-      const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
-      count('upgraded', 'none');
-      conn.upgraded(outcome.connection);
-      clog.info({ peerKind }, 'connection upgraded to SMC-R');
-      await carryUpgraded(ctx, conn, app, tcp, held, outcome.connection, clog);
-      return;
-    }
-    case 'fallback': {
-      const reason = refusal ?? outcome.reason;
-      const decline = { code: outcome.code, origin: outcome.origin };
-      // Hostile input is counted here too: a peer sidecar's connections are counted by that peer.
-      if (reason === FallbackReason.PeerRmbTooLarge) ctx.metrics.rdmaError(reason);
-      if (afterFailure(ctx.identity, reason, 'peer-sidecar').action === 'reject') {
-        count('declined', reason);
-        conn.declined(reason, decline);
-        log.warn({ reason, code: outcome.code }, 'SMC-R required but not established; resetting');
-        resetBoth(app, tcp);
-        return;
+      } catch (err) {
+        const e = asLinkSetupError(err);
+        ctx.metrics.rdmaError(e.reason);
+        refusal = e.reason;
+        release();
       }
-      count('fallback', reason);
-      conn.fallback(reason, decline);
-      log[fallbackLogLevel(reason)](
-        { reason, code: outcome.code, origin: outcome.origin, peerKind },
-        'falling back to TCP',
-      );
-      await relay(
-        { socket: app, pending: held.pending, ended: held.ended },
-        { socket: tcp, pending: outcome.residual },
-        { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
-      );
-      return;
     }
-    case 'aborted': {
-      const reason = outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError;
-      count('declined', reason);
-      conn.declined(reason);
-      log.warn({ why: outcome.reason }, 'CLC handshake aborted; resetting');
+    const policy: PeerPolicy | undefined = refusal === null ? undefined : declineWith(refusal);
+
+    const hold = new SocketHold(app, HANDSHAKE_HOLD_BYTES);
+    void hold.whenFailed().then(() => {
+      if (!tcp.destroyed) tcp.resetAndDestroy();
+    });
+    const machine = new ClcServer({
+      peerId: ctx.links.peerId,
+      clcTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+      linkTimeoutMs: ctx.config.timeouts.linkSetupMs,
+      maxPeerRmbeSize: maxPeerRmbSize(ctx.config.limits),
+      rdma: prepared?.rdma ?? UNUSED_RDMA,
+      peerIndicatedSmc: true,
+      localAddresses: interfaceAddressesFor(tcp.localAddress ?? '::1'),
+      firstContact: prepared?.firstContact ?? true,
+      ...(policy === undefined ? {} : { policy }),
+      smcrV2: { ...smcrV2Options(ctx, (prepared?.rdma ?? UNUSED_RDMA).gid), requireEidMatch: true },
+    });
+    const outcome = await runClcHandshake({
+      machine,
+      socket: tcp,
+      initial,
+      prepared,
+      peerId: ctx.links.peerId,
+      syncTimeoutMs: ctx.config.timeouts.clcHandshakeMs,
+      kernelPeer: peerKind === 'kernel',
+      log,
+    });
+    handshakeDone();
+    const held = hold.release();
+    if (outcome.kind !== 'established') release();
+    if (held.error !== null) {
+      conn.declined(FallbackReason.InternalError);
+      log.info({ err: held.error }, 'application failed during the handshake');
       resetBoth(app, tcp);
       return;
     }
+    switch (outcome.kind) {
+      case 'established': {
+        const clog = log.child({ smcConn: outcome.connection.id, link: outcome.connection.linkId });
+        count('upgraded', 'none');
+        conn.upgraded(outcome.connection);
+        clog.info({ peerKind }, 'connection upgraded to SMC-R');
+        await carryUpgraded(ctx, conn, app, tcp, held, outcome.connection, clog);
+        return;
+      }
+      case 'fallback': {
+        const reason = refusal ?? outcome.reason;
+        const decline = { code: outcome.code, origin: outcome.origin };
+        // Hostile input is counted here too: a peer sidecar's connections are counted by that peer.
+        if (reason === FallbackReason.PeerRmbTooLarge) ctx.metrics.rdmaError(reason);
+        if (afterFailure(ctx.identity, reason, 'peer-sidecar').action === 'reject') {
+          count('declined', reason);
+          conn.declined(reason, decline);
+          log.warn({ reason, code: outcome.code }, 'SMC-R required but not established; resetting');
+          resetBoth(app, tcp);
+          return;
+        }
+        count('fallback', reason);
+        conn.fallback(reason, decline);
+        log[fallbackLogLevel(reason)](
+          {
+            reason,
+            code: outcome.code,
+            origin: outcome.origin,
+            peerKind,
+            ...(reason === FallbackReason.LimitReached && budget !== null ? { budget } : {}),
+          },
+          'falling back to TCP',
+        );
+        await relay(
+          { socket: app, pending: held.pending, ended: held.ended },
+          { socket: tcp, pending: outcome.residual },
+          { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
+        );
+        return;
+      }
+      case 'aborted': {
+        const reason = outcome.cause === 'closed' ? FallbackReason.PeerReset : FallbackReason.ProtocolError;
+        count('declined', reason);
+        conn.declined(reason);
+        log.warn({ why: outcome.reason }, 'CLC handshake aborted; resetting');
+        resetBoth(app, tcp);
+        return;
+      }
+    }
+  } finally {
+    release();
   }
 }

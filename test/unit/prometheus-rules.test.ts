@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { OperatorMetrics } from '../../operator/src/metrics.js';
 import { createNodeAgentMetrics } from '../../sidecar/src/node-agent/agent.js';
 import { SidecarMetrics } from '../../sidecar/src/ops/metrics.js';
+import { NO_LINK_GROUPS } from '../../sidecar/src/smc/link-group-manager.js';
 import { isExecutable } from '../apiserver/harness/binaries.js';
 import { monitorsOf, renderChart } from '../cluster/monitoring/chart.js';
 import { durationMs } from '../cluster/monitoring/prometheus-config.js';
@@ -579,7 +580,7 @@ describe('the chart PrometheusRule', () => {
     const exported = new Map<string, Map<string, Set<string>>>();
     const registries = [
       new OperatorMetrics({ defaultMetrics: false }).registry,
-      new SidecarMetrics(() => ({ linkGroups: 0, links: 0 })).registry,
+      new SidecarMetrics(() => ({ ...NO_LINK_GROUPS })).registry,
       createNodeAgentMetrics().registry,
     ];
     for (const registry of registries) {

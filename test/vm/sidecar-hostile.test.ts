@@ -53,7 +53,7 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
   it('declines or aborts malformed CLC, LLC and CDC input, bad cursors and wrong tokens; keeps serving a concurrent SMC-R transfer', async () => {
     const r = await runLab({
       name: 'sidecar-hostile',
-      timeoutSec: 420,
+      timeoutSec: 720,
       scripts: [script('server'), script('client')],
       extraModules: NFT_MODULES,
     });
@@ -205,6 +205,61 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
       tcp: 'fin',
     });
 
+    // 3. Isolation between link groups: each link group of the server has its own protection
+    // domain, so the attacker's RDMA WRITE with the rkey and address of the victim's RMB (another
+    // link group of the same pod) fails with a remote access error on the attacker's own link,
+    // which the server then ends; the victim's connection carries on and closes in order.
+    // (With one protection domain per sidecar, the write completed: `write` was IBV_WC_SUCCESS.)
+    const iso = (name: string): Row | undefined =>
+      results.find((x) => x['check'] === 'isolation' && x['case'] === name);
+    const cross = iso('cross-link-group-write');
+    expect(cross, ctx).toMatchObject({
+      before: 'ECHO TAG cross-victim',
+      attackerBefore: 'ECHO TAG cross-attacker',
+      write: 'IBV_WC_REM_ACCESS_ERR',
+      after: 'ECHO PING cross-victim-after',
+      tcp: 'fin',
+    });
+    expect(cross?.['attackerTcp'], ctx).toMatch(/^(fin|reset)$/);
+    expect(Number(cross?.['linkErrors']), ctx).toBeGreaterThan(Number(cross?.['linkErrorsBefore']));
+    expect(srv).toContain('APP_EVENT cross-attacker error ECONNRESET');
+    expect(String(cross?.['serverFlags']).split(',').pop(), ctx).toBe('0xc0');
+
+    // 3b. A peer RMBE of 512 MiB in the Confirm: declined with MEM before anything is registered
+    // (the server's registered bytes do not move), counted, and the connection falls back to TCP.
+    const big = iso('peer-rmbe-too-large');
+    expect(big, ctx).toMatchObject({
+      decline: { code: hex(SMC_CLC_DECL.MEM), outOfSync: false, version: 2 },
+      relay: 'ECHO TAG peer-rmbe-too-large',
+      refused: 1,
+    });
+    const bigHeld = big?.['before'] as Record<string, number>;
+    const bigAfter = big?.['after'] as Record<string, number>;
+    expect(bigAfter['registered'], ctx).toBeLessThanOrEqual(Number(bigHeld['registered']));
+    expect(Number(bigAfter['rss']) - Number(bigHeld['rss']), ctx).toBeLessThan(64 * MIB);
+
+    // 3c. Floods on one link and first contacts abandoned after the Accept: every CONFIRM RKEY is
+    // answered, all beyond the link group's 255 RMBs negatively; every TEST LINK is answered; the
+    // link still carries data and closes in order; the server's registered memory and link groups
+    // are back where they were, its resident memory within 32 MiB of it.
+    const flood = iso('flood');
+    expect(flood, ctx).toMatchObject({
+      before: 'ECHO TAG flood',
+      afterLlc: 'ECHO PING after-llc-flood',
+      rkeyAnswers: 1000,
+      testLinkAnswers: 500,
+      accepts: 100,
+      tcp: 'fin',
+    });
+    // The first contact's own RMB is one of the 255: 254 accepted, the rest refused.
+    expect(flood?.['rkeyRefused'], ctx).toBe(1000 - 254);
+    const held = flood?.['held'] as Record<string, number>;
+    const after = flood?.['after'] as Record<string, number>;
+    expect(held['registered'], ctx).toBeGreaterThan(0);
+    expect(after['registered'], ctx).toBeLessThanOrEqual(Number(held['registered']));
+    expect(after['linkGroups'], ctx).toBeLessThanOrEqual(Number(held['linkGroups']));
+    expect(Number(after['rss']) - Number(held['rss']), ctx).toBeLessThan(32 * MIB);
+
     // The applications behind the server sidecar: the aborted connection saw a reset, the others
     // an orderly end.
     expect(srv).toContain('APP_EVENT cursor-past-rmbe error ECONNRESET');
@@ -220,6 +275,9 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
       'unknown-version',
       'v1-only',
       'other-tenant-eid',
+      'cross-victim',
+      'peer-rmbe-too-large',
+      'flood',
     ])
       expect(srv, name).toContain(`APP_EVENT ${name} end`);
     expect(srv).not.toMatch(/APP_EVENT (bad-token|malformed-llc|blocked-end|blocked-end-exact) error/);
@@ -230,8 +288,10 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar under hostile SMC-R 
     expect(lineValue(srv, 'HEALTH_READY'), ctx).toBe('200');
     // The cursors of 2b and 2b', only.
     expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-protocol"}'), ctx).toBe(2);
-    // The three malformed LLC messages of 2c, dropped by the link as the kernel does.
-    expect(metric(srv, 'smc_rdma_errors_total{kind="llc-malformed"}'), ctx).toBe(3);
+    // The three malformed LLC messages of 2c and the 1,000 of an undefined type of 3c, dropped by
+    // the link as the kernel does.
+    expect(metric(srv, 'smc_rdma_errors_total{kind="llc-malformed"}'), ctx).toBe(3 + 1000);
+    expect(metric(srv, 'smc_rdma_errors_total{kind="llc-rkey-refused"}'), ctx).toBe(1000 - 254);
     // CDCs the shared links dropped: the wrong token of 2a, the bad length of 2c.
     expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-bad-token"}'), ctx).toBe(1);
     expect(metric(srv, 'smc_rdma_errors_total{kind="cdc-malformed"}'), ctx).toBe(1);

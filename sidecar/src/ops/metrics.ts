@@ -42,6 +42,8 @@ export const METRIC_NAMES = {
   dataPath: 'smc_data_path_info',
   directoryRejected: 'smc_directory_rejected_total',
   appResets: 'smc_app_resets_total',
+  registeredMemory: 'smc_registered_memory_bytes',
+  rmbs: 'smc_rmbs',
 } as const;
 
 export class SidecarMetrics {
@@ -82,6 +84,26 @@ export class SidecarMetrics {
       registers,
       collect() {
         this.set(linkStats().links);
+      },
+    });
+    new Gauge({
+      name: METRIC_NAMES.registeredMemory,
+      help: 'Bytes registered with the RDMA device by live link groups: RMBs, their staging rings, LLC rings',
+      registers,
+      collect() {
+        this.set(linkStats().registeredBytes);
+      },
+    });
+    new Gauge({
+      name: METRIC_NAMES.rmbs,
+      help: 'RMBs of live link groups: in-use (held by a connection), pooled (kept for the next connection of the group), retiring (DELETE RKEY sent, deregistered once the peer answers)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const st = linkStats();
+        this.set({ state: 'in-use' }, st.rmbsInUse);
+        this.set({ state: 'pooled' }, st.rmbsPooled);
+        this.set({ state: 'retiring' }, st.rmbsRetiring);
       },
     });
     this.rdmaErrors = new Counter({

@@ -4,6 +4,7 @@ import { silentLogger } from '../log.js';
 import { HealthState } from './health.js';
 import { startHealthServer, startMetricsServer } from './http.js';
 import { METRIC_NAMES, SidecarMetrics } from './metrics.js';
+import { NO_LINK_GROUPS } from '../smc/link-group-manager.js';
 
 function portOf(s: Server): number {
   const a = s.address();
@@ -15,7 +16,15 @@ describe('ops endpoints', () => {
   afterEach(() => Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r)))));
 
   it('exposes the fixed metric names', async () => {
-    const m = new SidecarMetrics(() => ({ linkGroups: 2, links: 3 }));
+    const m = new SidecarMetrics(() => ({
+      ...NO_LINK_GROUPS,
+      linkGroups: 2,
+      links: 3,
+      registeredBytes: 5 * 65536,
+      rmbsInUse: 1,
+      rmbsPooled: 1,
+      rmbsRetiring: 1,
+    }));
     m.connection('upgraded', 'none');
     m.connection('fallback', 'peer-not-in-directory');
     m.byteCounter('rdma')('tx', 10);
@@ -32,13 +41,17 @@ describe('ops endpoints', () => {
     expect(text).toContain('smc_bytes_total{path="tcp",direction="rx"} 0');
     expect(text).toContain('smc_link_groups 2');
     expect(text).toContain('smc_links 3');
+    expect(text).toContain(`smc_registered_memory_bytes ${5 * 65536}`);
+    expect(text).toContain('smc_rmbs{state="in-use"} 1');
+    expect(text).toContain('smc_rmbs{state="pooled"} 1');
+    expect(text).toContain('smc_rmbs{state="retiring"} 1');
     expect(text).toContain('smc_rdma_errors_total{kind="wc-error"} 1');
     expect(text).toContain('smc_handshake_duration_seconds_count 1');
     expect((await fetch(`http://127.0.0.1:${portOf(s)}/other`)).status).toBe(404);
   });
 
   it('counts the application connections the sidecar reset: every decline, and resets after the upgrade', async () => {
-    const m = new SidecarMetrics(() => ({ linkGroups: 0, links: 0 }));
+    const m = new SidecarMetrics(() => ({ ...NO_LINK_GROUPS }));
     m.connection('fallback', 'handshake-timeout');
     m.connection('declined', 'limit-reached');
     m.appReset('peer-gone');

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { LLC_FLAG_RKEY_NEG } from '../protocol/llc/constants.js';
-import { LinkGroup } from './link-group.js';
-import { type AnyLlcMessage, encodeLlc } from './llc-codec.js';
+import { LinkGroup, type LinkGroupOptions, type LinkSlot } from './link-group.js';
+import { type AnyLlcMessage, decodeLlc, encodeLlc } from './llc-codec.js';
 import type { RdmaDevice } from './rdma-device.js';
 
 // Issue 12 item 4 on a whole LinkGroup: LLC requests arrive through a fake SmcLink (no RDMA device)
@@ -15,12 +15,18 @@ interface FakeLink {
   deliver(bytes: Buffer): void;
 }
 
+/** Rkeys of the memory regions the fake device deregistered. */
+const closedRkeys: number[] = [];
+
 /** Just enough of the verbs objects for a LinkGroup to be made, activated and ended. */
 function fakeDevice(): { device: RdmaDevice; link: () => FakeLink } {
   let current: FakeLink | null = null;
   const closable = { close: () => undefined };
   let nextRkey = 1;
-  const mr = (buf: Buffer) => ({ ...closable, addr: 0x10000, rkey: nextRkey++, length: buf.byteLength });
+  const mr = (buf: Buffer) => {
+    const rkey = nextRkey++;
+    return { close: () => closedRkeys.push(rkey), addr: 0x10000, rkey, length: buf.byteLength };
+  };
   class SmcLink {
     state: 'up' | 'closed' = 'up';
     sent: Buffer[] = [];
@@ -50,10 +56,13 @@ function fakeDevice(): { device: RdmaDevice; link: () => FakeLink } {
   }
   const device = {
     verbs: { allocBuffer: (n: number) => Buffer.alloc(n), randomPsn: () => 1, SmcLink },
-    context: { createCq: () => ({ ...closable, pendingCount: 0 }) },
-    pd: {
-      createQp: () => ({ ...closable, qpn: 7, modifyToInit: () => undefined, postRecv: () => undefined }),
-      registerMr: mr,
+    context: {
+      createCq: () => ({ ...closable, pendingCount: 0 }),
+      allocPd: () => ({
+        ...closable,
+        createQp: () => ({ ...closable, qpn: 7, modifyToInit: () => undefined, postRecv: () => undefined }),
+        registerMr: mr,
+      }),
     },
     channel: {},
     ibPort: 1,
@@ -70,8 +79,11 @@ function fakeDevice(): { device: RdmaDevice; link: () => FakeLink } {
 const groups: LinkGroup[] = [];
 afterEach(() => groups.splice(0).forEach((g) => g.end('test over', false)));
 
-async function readyGroup(): Promise<{ g: LinkGroup; link: FakeLink; errors: Map<string, number> }> {
+async function readyGroup(
+  over: Partial<Pick<LinkGroupOptions, 'rmbPoolSize' | 'llcTimeoutMs'>> = {},
+): Promise<{ g: LinkGroup; link: FakeLink; errors: Map<string, number> }> {
   const { device, link } = fakeDevice();
+  closedRkeys.length = 0;
   const errors = new Map<string, number>();
   const g = new LinkGroup({
     id: 'lg-test',
@@ -79,12 +91,14 @@ async function readyGroup(): Promise<{ g: LinkGroup; link: FakeLink; errors: Map
     peerAddress: '10.0.0.2',
     device,
     rmbSize: 16384,
+    rmbPoolSize: 16,
     shareable: true,
     idleMs: 60_000,
     llcTimeoutMs: 1000,
     log: silentLogger(),
     onEnded: () => undefined,
     onRdmaError: (kind) => errors.set(kind, (errors.get(kind) ?? 0) + 1),
+    ...over,
   });
   groups.push(g);
   await g.activate(
@@ -176,5 +190,81 @@ describe('LinkGroup under an LLC flood', () => {
     );
     expect(link.sent).toHaveLength(1);
     expect(g.state).toBe('ended');
+  });
+});
+
+/** The peer answers our last LLC request positively, as a correct peer does. */
+function answerLast(link: FakeLink): AnyLlcMessage {
+  const request = decodeLlc(link.sent[link.sent.length - 1] ?? Buffer.alloc(0));
+  link.deliver(encodeLlc({ ...request, response: true } as AnyLlcMessage));
+  return request;
+}
+
+/** A connection joins the ready group with a new RMB, which the peer confirms. */
+async function joinWithNewRmb(g: LinkGroup, link: FakeLink, token: number): Promise<LinkSlot> {
+  g.join();
+  const rmb = g.rmbForJoin();
+  await Promise.resolve();
+  answerLast(link);
+  return { rmb: await rmb, token };
+}
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('LinkGroup RMB pool (issue 15 item 3)', () => {
+  it('keeps at most rmbPoolSize RMBs of orderly closed connections; the peer deletes the others, then they are deregistered', async () => {
+    const { g, link } = await readyGroup({ rmbPoolSize: 2 });
+    const slots: LinkSlot[] = [];
+    for (let i = 0; i < 4; i++) slots.push(await joinWithNewRmb(g, link, 10 + i));
+    expect(g.rmbCounts).toEqual({ inUse: 4, pooled: 0, retiring: 0 });
+    const registered = g.registeredBytes;
+    const before = link.sent.length;
+    for (const slot of slots) g.leave(slot, true);
+    expect(g.rmbCounts).toEqual({ inUse: 0, pooled: 2, retiring: 2 });
+    const deletes = link.sent.slice(before).map((b) => decodeLlc(b));
+    expect(deletes.map((m) => m.kind)).toEqual(['delete-rkey', 'delete-rkey']);
+    const rkeys = deletes.flatMap((m) => (m.kind === 'delete-rkey' ? m.rkeys : []));
+    expect(rkeys).toEqual([slots[2]?.rmb.mr.rkey, slots[3]?.rmb.mr.rkey]);
+    // Registered until the peer answered.
+    expect(g.registeredBytes).toBe(registered);
+    for (const m of deletes) link.deliver(encodeLlc({ ...m, response: true } as AnyLlcMessage));
+    await settle();
+    expect(g.rmbCounts).toEqual({ inUse: 0, pooled: 2, retiring: 0 });
+    expect(g.registeredBytes).toBe(registered - 2 * 2 * 16384);
+    expect(closedRkeys).toEqual(expect.arrayContaining(rkeys));
+    // A pooled RMB serves the next join without CONFIRM RKEY.
+    const sent = link.sent.length;
+    g.join();
+    const reused = await g.rmbForJoin();
+    expect(link.sent.length).toBe(sent);
+    expect([slots[0]?.rmb, slots[1]?.rmb]).toContain(reused);
+  });
+
+  it("an aborted connection's RMB is never pooled: DELETE RKEY, and without an answer it stays registered and unused", async () => {
+    const { g, link } = await readyGroup({ llcTimeoutMs: 20 });
+    const slot = await joinWithNewRmb(g, link, 7);
+    const registered = g.registeredBytes;
+    g.leave(slot, false);
+    const request = decodeLlc(link.sent[link.sent.length - 1] ?? Buffer.alloc(0));
+    expect(request).toMatchObject({ kind: 'delete-rkey', response: false, rkeys: [slot.rmb.mr.rkey] });
+    await new Promise((r) => setTimeout(r, 60));
+    expect(g.rmbCounts).toEqual({ inUse: 0, pooled: 0, retiring: 1 });
+    expect(g.registeredBytes).toBe(registered);
+    expect(closedRkeys).not.toContain(slot.rmb.mr.rkey);
+    // Never handed to a later connection: the next join registers a new RMB.
+    const next = await joinWithNewRmb(g, link, 8);
+    expect(next.rmb).not.toBe(slot.rmb);
+    expect(g.state).toBe('ready');
+  });
+
+  it('an RMB the peer never learnt is deregistered at once, without LLC', async () => {
+    const { g, link } = await readyGroup();
+    g.join();
+    const rmb = g.newRmb();
+    const sent = link.sent.length;
+    g.leave({ rmb, token: 3 }, false);
+    expect(link.sent.length).toBe(sent);
+    expect(closedRkeys).toContain(rmb.mr.rkey);
+    expect(g.rmbCounts).toEqual({ inUse: 0, pooled: 0, retiring: 0 });
   });
 });

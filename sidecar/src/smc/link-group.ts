@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { CompletionQueue, MemoryRegion, QueuePair, SmcLink } from '../../../native/index.js';
+import type {
+  CompletionQueue,
+  MemoryRegion,
+  ProtectionDomain,
+  QueuePair,
+  SmcLink,
+} from '../../../native/index.js';
 import type { Logger } from '../log.js';
 import { LLC_DELETE_REASON } from '../protocol/llc/constants.js';
 import { LlcChannel } from './llc-channel.js';
@@ -37,6 +43,8 @@ export interface LinkGroupOptions {
   device: RdmaDevice;
   /** Bytes per RMB and per staging ring. */
   rmbSize: number;
+  /** RMBs kept for later connections (limits.rmbPoolSize); others are deleted at the peer. */
+  rmbPoolSize: number;
   /** Later connections may join (native data path); otherwise the group serves one connection. */
   shareable: boolean;
   /** An idle group (no connection) ends after this long; the server's timer is the shorter one. */
@@ -80,10 +88,16 @@ const RECV_SLOTS = 256;
  * close, so no late write of an aborted peer lands in a new connection) and
  * deregistered when the group ends: an rkey is only ever known to this
  * group's peer.
+ *
+ * Each group has its own protection domain (the kernel's smcr_link_init
+ * allocates a PD per link): its QP is the only one that can reach its RMBs,
+ * so a peer holding another link group of this pod gets a remote access error
+ * on its own link for any rkey of this group, guessed or learnt.
  */
 export class LinkGroup {
   readonly id: string;
   readonly uid = randomBytes(4);
+  readonly pd: ProtectionDomain;
   readonly cq: CompletionQueue;
   readonly qp: QueuePair;
   readonly llc: LlcChannel;
@@ -97,6 +111,8 @@ export class LinkGroup {
   native: SmcLink | null = null;
   private readonly rmbs = new Set<Rmb>();
   private readonly free: Rmb[] = [];
+  /** RMBs whose DELETE RKEY is out (or went unanswered): registered, used by no connection. */
+  private readonly retiring = new Set<Rmb>();
   /** The peer's confirmed RMBs: at most SMC_RMBS_PER_LGR_MAX, however many CONFIRM RKEYs arrive. */
   private readonly peerRkeys = new PeerRkeyTable();
   /** LLC trouble already logged at info (malformed, unsupported kinds): a flood logs once per kind. */
@@ -109,13 +125,16 @@ export class LinkGroup {
 
   constructor(private readonly o: LinkGroupOptions) {
     this.id = o.id;
-    const { verbs, context, pd, channel } = o.device;
+    const { verbs, context, channel } = o.device;
     const made: { close(): void }[] = [];
     try {
+      const pd = context.allocPd();
+      this.pd = pd;
+      made.push(pd);
       // Room for a shared link: RECV_SLOTS native receive slots beside the LLC ring, CQEs for every
       // posted receive and every signalled send, 44-byte inline CDCs.
       this.cq = context.createCq(channel, 1024);
-      made.push(this.cq);
+      made.unshift(this.cq);
       this.qp = pd.createQp({
         sendCq: this.cq,
         maxSendWr: SEND_WRS,
@@ -152,6 +171,29 @@ export class LinkGroup {
     return this.connections;
   }
 
+  /** State read after an await (TypeScript keeps the narrowing from before it). */
+  private get ended(): boolean {
+    return this.state === 'ended';
+  }
+
+  /** RMBs registered: in use by a connection, pooled for the next one, or retiring. */
+  get rmbCounts(): { inUse: number; pooled: number; retiring: number } {
+    const pooled = this.free.length;
+    const retiring = this.retiring.size;
+    return { inUse: this.rmbs.size - pooled - retiring, pooled, retiring };
+  }
+
+  /** Bytes registered for this group: RMBs with their staging rings, the LLC ring, extra staging rings. */
+  get registeredBytes(): number {
+    if (this.state === 'ended') return 0;
+    let bytes = this.llc.registeredBytes + this.extraStagingBytes;
+    for (const r of this.rmbs) bytes += r.buf.byteLength + r.stage.byteLength;
+    return bytes;
+  }
+
+  /** Staging rings a connection registered beside its RMB (a peer RMBE larger than ours). */
+  extraStagingBytes = 0;
+
   /** The group takes one more connection (cancels the idle timer). */
   join(): void {
     this.connections++;
@@ -161,12 +203,15 @@ export class LinkGroup {
 
   /**
    * A connection of the group is over. Its RMB goes back to the pool when it
-   * ended in order, else stays registered but unused until the group ends.
+   * ended in order and the pool has room; otherwise it is retired.
    */
   leave(slot: LinkSlot | null, orderly: boolean): void {
     if (slot !== null) {
       this.native?.forget(slot.token);
-      if (orderly && this.state !== 'ended' && this.rmbs.has(slot.rmb)) this.free.push(slot.rmb);
+      if (this.state !== 'ended' && this.rmbs.has(slot.rmb)) {
+        if (orderly && this.free.length < this.o.rmbPoolSize) this.free.push(slot.rmb);
+        else void this.retire(slot.rmb);
+      }
     }
     this.connections = Math.max(0, this.connections - 1);
     if (this.state === 'ended') return;
@@ -182,7 +227,8 @@ export class LinkGroup {
 
   /** A new RMB registered for remote write, not yet known to the peer. */
   newRmb(): Rmb {
-    const { verbs, pd } = this.o.device;
+    const { verbs } = this.o.device;
+    const { pd } = this;
     const buf = verbs.allocBuffer(this.o.rmbSize);
     const mr = pd.registerMr(buf, { localWrite: true, remoteWrite: true });
     let stageMr: MemoryRegion;
@@ -214,6 +260,49 @@ export class LinkGroup {
       throw err;
     }
     return rmb;
+  }
+
+  /**
+   * An RMB no connection will use again. The peer first deletes its rkey
+   * (DELETE RKEY, as the kernel's smcr_buf_unuse): after its answer, RC
+   * ordering guarantees no WRITE of an aborted connection is still to land, and
+   * the RMB is deregistered. Without an answer it stays registered, used by no
+   * connection, until the group ends: a late WRITE never reaches a new
+   * connection's data. An RMB the peer never learnt is deregistered at once.
+   */
+  private async retire(rmb: Rmb): Promise<void> {
+    if (!rmb.confirmed) {
+      this.dropRmb(rmb);
+      return;
+    }
+    if (this.state !== 'ready') return; // the group is being set up or torn down: teardown frees it
+    this.retiring.add(rmb);
+    const rkey = rmb.mr.rkey >>> 0;
+    try {
+      await this.request(
+        this.smcVersion === 2
+          ? {
+              kind: 'delete-rkey',
+              version: 2,
+              response: false,
+              negative: false,
+              invalidCount: 0,
+              rkeys: [rkey],
+            }
+          : { kind: 'delete-rkey', response: false, negative: false, errorMask: 0, rkeys: [rkey] },
+        (m) => m.kind === 'delete-rkey' && m.response && m.rkeys.includes(rkey),
+      );
+    } catch (err) {
+      if (this.ended) return;
+      this.o.log[this.firstTime('delete-rkey-unanswered') ? 'info' : 'debug'](
+        { err, link: this.id, rkey },
+        'DELETE RKEY unanswered: the RMB stays registered, unused, until the link group ends',
+      );
+      return;
+    }
+    // A negative answer (the peer did not hold the rkey) also means it will not write there.
+    if (this.ended || !this.retiring.delete(rmb)) return;
+    this.dropRmb(rmb);
   }
 
   private dropRmb(rmb: Rmb): void {
@@ -446,9 +535,11 @@ export class LinkGroup {
         r.mr.close();
       }),
       () => this.cq.close(),
+      () => this.pd.close(),
     ];
     this.rmbs.clear();
     this.free.length = 0;
+    this.retiring.clear();
     for (const step of steps) {
       try {
         step();

@@ -38,6 +38,11 @@ export class LlcChannel {
     this.sendMr = pd.registerMr(this.sendBuf, { localWrite: true });
   }
 
+  /** Bytes this channel registered (its receive ring and send buffer). */
+  get registeredBytes(): number {
+    return this.recvBuf.byteLength + this.sendBuf.byteLength;
+  }
+
   /** Posts every receive slot; call before the QP leaves INIT so no early message is dropped. */
   postReceives(): void {
     for (let i = 0; i < this.slots; i++) this.postRecv(i);

@@ -1,12 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type {
-  CompletionChannel,
-  Context,
-  GidEntry,
-  Mtu,
-  PortAttr,
-  ProtectionDomain,
-} from '../../../native/index.js';
+import type { CompletionChannel, Context, GidEntry, Mtu, PortAttr } from '../../../native/index.js';
 import type { SidecarConfig } from '../config/schema.js';
 import type { VerbsModule } from '../native-loader.js';
 import { parseIp } from '../net/ip.js';
@@ -15,11 +8,13 @@ import { IB_MTU } from '../protocol/clc/constants.js';
 import { candidateDevices, selectGidByAddress, type DeviceGids } from './gid-select.js';
 import { LinkSetupError } from './link-errors.js';
 
-/** The opened RoCE device and the per-device objects every link shares. */
+/**
+ * The opened RoCE device and the per-device objects every link shares. No
+ * protection domain: each link group allocates its own (link-group.ts).
+ */
 export interface RdmaDevice {
   readonly verbs: VerbsModule;
   readonly context: Context;
-  readonly pd: ProtectionDomain;
   readonly channel: CompletionChannel;
   readonly ibPort: number;
   readonly gidIndex: number;
@@ -128,13 +123,11 @@ export function openRdmaDevice(
         `no MAC for netdev ${checked.gid.netdev ?? '(none)'}`,
       );
     }
-    const pd = context.allocPd();
     const channel = context.createCompletionChannel();
     channel.unref();
     return {
       verbs,
       context,
-      pd,
       channel,
       ibPort: rdma.ibPort,
       gidIndex: rdma.gidIndex,
@@ -146,7 +139,7 @@ export function openRdmaDevice(
       close() {
         // Each step on its own: a leaked child makes its parent's close throw EBUSY, the rest still go.
         const errors: unknown[] = [];
-        for (const step of [() => channel.close(), () => pd.close(), () => context.close()]) {
+        for (const step of [() => channel.close(), () => context.close()]) {
           try {
             step();
           } catch (err) {

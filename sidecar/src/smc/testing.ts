@@ -1,11 +1,12 @@
 import type { LocalRdmaParams } from '../handshake/types.js';
 import { FallbackReason } from '../policy/reasons.js';
 import { LinkSetupError } from './link-errors.js';
-import type {
-  LinkGroupManager,
-  LinkGroupStats,
-  PreparedSmcConnection,
-  SmcPeer,
+import {
+  type LinkGroupManager,
+  type LinkGroupStats,
+  NO_LINK_GROUPS,
+  type PreparedSmcConnection,
+  type SmcPeer,
 } from './link-group-manager.js';
 import { makePeerId } from './peer-id.js';
 import type { SmcConnection } from './smc-connection.js';
@@ -68,7 +69,7 @@ export class FakeLinkGroupManager implements LinkGroupManager {
   }
 
   stats(): LinkGroupStats {
-    return { linkGroups: 0, links: 0 };
+    return { ...NO_LINK_GROUPS };
   }
 
   close(): Promise<void> {

@@ -1,6 +1,11 @@
 import { FallbackReason } from '../policy/reasons.js';
 import { LinkSetupError } from './link-errors.js';
-import type { LinkGroupManager, LinkGroupStats, PreparedSmcConnection } from './link-group-manager.js';
+import {
+  type LinkGroupManager,
+  type LinkGroupStats,
+  NO_LINK_GROUPS,
+  type PreparedSmcConnection,
+} from './link-group-manager.js';
 import { makePeerId } from './peer-id.js';
 
 /** Used when the verbs addon or the configured device is missing: every connection falls back. */
@@ -18,7 +23,7 @@ export class UnavailableLinkGroupManager implements LinkGroupManager {
   }
 
   stats(): LinkGroupStats {
-    return { linkGroups: 0, links: 0 };
+    return { ...NO_LINK_GROUPS };
   }
 
   close(): Promise<void> {

@@ -8,13 +8,14 @@ import { FallbackReason } from '../policy/reasons.js';
 import { ibMtuToBytes, rmbeSizeToCompressed } from '../protocol/clc/constants.js';
 import type { LlcConfirmLink } from '../protocol/llc/confirm-link.js';
 import { LinkSetupError } from './link-errors.js';
-import type {
-  LinkCommit,
-  LinkGroupManager,
-  LinkGroupStats,
-  PreparedSmcConnection,
-  ReleaseOptions,
-  SmcPeer,
+import {
+  type LinkCommit,
+  type LinkGroupManager,
+  type LinkGroupStats,
+  NO_LINK_GROUPS,
+  type PreparedSmcConnection,
+  type ReleaseOptions,
+  type SmcPeer,
 } from './link-group-manager.js';
 import { LinkGroup, type LinkSlot, type Rmb } from './link-group.js';
 import { asLlcVersion } from './llc-codec.js';
@@ -65,8 +66,10 @@ export interface VerbsLinkGroupManagerOptions {
 export class VerbsLinkGroupManager implements LinkGroupManager {
   readonly peerId: Buffer;
   private readonly groups = new Set<LinkGroup>();
-  /** First contacts in progress, by `${role}|${peer address}`. */
+  /** First contacts in progress, by `${role}|${peer key}`. */
   private readonly pendingFirstContact = new Map<string, Promise<void>>();
+  /** The peer (SmcPeer.key) each group serves: its pod, whichever address family a connection used. */
+  private readonly groupPeers = new WeakMap<LinkGroup, string>();
   private nextAlertToken = randomInt(1, 0x7fffffff);
   private nextGroupId = 1;
 
@@ -108,9 +111,18 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
   }
 
   stats(): LinkGroupStats {
-    let n = 0;
-    for (const g of this.groups) if (g.state !== 'ended') n++;
-    return { linkGroups: n, links: n };
+    const st = { ...NO_LINK_GROUPS };
+    for (const g of this.groups) {
+      if (g.state === 'ended') continue;
+      st.linkGroups++;
+      st.links++;
+      st.registeredBytes += g.registeredBytes;
+      const rmbs = g.rmbCounts;
+      st.rmbsInUse += rmbs.inUse;
+      st.rmbsPooled += rmbs.pooled;
+      st.rmbsRetiring += rmbs.retiring;
+    }
+    return st;
   }
 
   private token(): number {
@@ -146,7 +158,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         g.shareable &&
         g.state === 'ready' &&
         g.role === peer.role &&
-        g.peerAddress === peer.address &&
+        this.groupPeers.get(g) === peer.key &&
         g.native?.state === 'up' &&
         g.connectionCount < g.maxConnections
       )
@@ -158,7 +170,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
   async prepare(peer: SmcPeer): Promise<PreparedSmcConnection> {
     const shareable = this.effectiveDataPath() === 'native';
     if (!shareable) return this.prepareFirstContact(peer, false);
-    const key = `${peer.role}|${peer.address}`;
+    const key = `${peer.role}|${peer.key}`;
     for (let pending = this.pendingFirstContact.get(key); pending !== undefined;) {
       await pending;
       pending = this.pendingFirstContact.get(key);
@@ -190,6 +202,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         peerAddress: peer.address,
         device,
         rmbSize: config.limits.rmbSize,
+        rmbPoolSize: config.limits.rmbPoolSize,
         shareable,
         idleMs: idle,
         llcTimeoutMs: config.timeouts.linkSetupMs,
@@ -198,6 +211,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
       });
       this.groups.add(g);
+      this.groupPeers.set(g, peer.key);
       return g;
     } catch (err) {
       throw new LinkSetupError(FallbackReason.BufferRegistrationFailed, 'cannot create link resources', {
@@ -446,7 +460,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         id: `${slot.token.toString(16)}`,
         linkId: g.id,
         verbs: device.verbs,
-        pd: device.pd,
+        pd: g.pd,
         qp: g.qp,
         cq: g.cq,
         llc: g.llc,
@@ -500,7 +514,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     let ownStage: MemoryRegion | null = null;
     if (n.peer.rmbeSizeBytes > slot.rmb.stage.byteLength) {
       try {
-        ownStage = device.pd.registerMr(device.verbs.allocBuffer(n.peer.rmbeSizeBytes), { localWrite: true });
+        ownStage = g.pd.registerMr(device.verbs.allocBuffer(n.peer.rmbeSizeBytes), { localWrite: true });
       } catch (err) {
         throw new LinkSetupError(
           FallbackReason.BufferRegistrationFailed,
@@ -511,6 +525,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         );
       }
       stageMr = ownStage;
+      g.extraStagingBytes += n.peer.rmbeSizeBytes;
     }
     let left = false;
     const native = new NativeSmcConnection({
@@ -526,7 +541,10 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       log,
       onClosed: (outcome) => {
         native.dispose();
-        ownStage?.close();
+        if (ownStage !== null) {
+          ownStage.close();
+          g.extraStagingBytes -= n.peer.rmbeSizeBytes;
+        }
         if (left) return;
         left = true;
         g.leave(slot, outcome === 'closed');

@@ -25,6 +25,7 @@ import { OperatorMetrics } from '../../../operator/src/metrics.js';
 import { createNodeAgentMetrics } from '../../../sidecar/src/node-agent/agent.js';
 import { createDevicePluginMetrics } from '../../../sidecar/src/node-agent/device-plugin/metrics.js';
 import { SidecarMetrics } from '../../../sidecar/src/ops/metrics.js';
+import { NO_LINK_GROUPS } from '../../../sidecar/src/smc/link-group-manager.js';
 
 interface RawPanel {
   type?: string;
@@ -123,7 +124,7 @@ async function exportedMetrics(): Promise<Map<string, Set<string>>> {
   const out = new Map<string, Set<string>>();
   const registries: { registry: Registry; extra: Set<string> }[] = [
     { registry: new OperatorMetrics({ defaultMetrics: false }).registry, extra: new Set() },
-    { registry: new SidecarMetrics(() => ({ linkGroups: 0, links: 0 })).registry, extra: POD_TARGET_LABELS },
+    { registry: new SidecarMetrics(() => ({ ...NO_LINK_GROUPS })).registry, extra: POD_TARGET_LABELS },
     (() => {
       const registry = createNodeAgentMetrics().registry;
       createDevicePluginMetrics(registry);
@@ -183,7 +184,7 @@ describe('the queries of the shipped dashboard', () => {
     }
     // Every metric of the sidecar's registry, wherever a panel queries it.
     const sidecarMetrics = new Set(
-      (await new SidecarMetrics(() => ({ linkGroups: 0, links: 0 })).registry.getMetricsAsJSON()).map(
+      (await new SidecarMetrics(() => ({ ...NO_LINK_GROUPS })).registry.getMetricsAsJSON()).map(
         (m) => m.name,
       ),
     );

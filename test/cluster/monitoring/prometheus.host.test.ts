@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROLLERS, OperatorMetrics } from '../../../operator/src/metrics.js';
 import { createNodeAgentMetrics } from '../../../sidecar/src/node-agent/agent.js';
 import { SidecarMetrics } from '../../../sidecar/src/ops/metrics.js';
+import { NO_LINK_GROUPS } from '../../../sidecar/src/smc/link-group-manager.js';
 import { FallbackReason } from '../../../sidecar/src/policy/reasons.js';
 import { monitorsOf, renderChart } from './chart.js';
 import { checkDashboard, failedPanels, formatCheck } from './dashboard.js';
@@ -157,7 +158,7 @@ describe.skipIf(!haveProm)(
     let configText: string;
     let driver: NodeJS.Timeout | undefined;
 
-    const sidecar = new SidecarMetrics(() => ({ linkGroups: 1, links: 2 }));
+    const sidecar = new SidecarMetrics(() => ({ ...NO_LINK_GROUPS, linkGroups: 1, links: 2 }));
     const operator = new OperatorMetrics({ defaultMetrics: false });
     const nodeAgent = createNodeAgentMetrics();
 

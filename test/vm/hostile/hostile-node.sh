@@ -2,7 +2,7 @@
 # One node of test/vm/sidecar-hostile.test.ts. Usage: hostile-node.sh server|client
 #   server (node0, pod b): the compiled sidecar (dataPath native) in front of app-server.mjs (:8080)
 #     and the line echo app of hostile-node.js (:9000); its directory lists pod a (10.77.0.2) and
-#     the hostile addresses 10.77.0.20-27 and 10.77.0.30-36, all tenant team-a.
+#     the hostile addresses 10.77.0.20-27 and 10.77.0.30-41, all tenant team-a.
 #   client (node1, pod a): the sidecar with its nftables interception, curl uploading 16 MiB to
 #     pod b over SMC-R, held at half way while `hostile-node.js attack` (uid 0, so not redirected)
 #     attacks pod b's sidecar from the extra addresses; then the rest of the upload and a 16 MiB
@@ -15,7 +15,7 @@ export SMC_VERBS_ADDON="$LAB_REPO/native/build/Release/smc_verbs.node"
 main="node dist/sidecar/src/main.js"
 prog="node dist/test/vm/hostile/hostile-node.js"
 app() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
-HOSTILE=(20 21 22 23 24 25 26 27 30 31 32 33 34 35 36)
+HOSTILE=(20 21 22 23 24 25 26 27 30 31 32 33 34 35 36 37 38 39 40 41)
 MIB=$((1 << 20))
 
 endpoint() { echo "{\"podIP\":\"$1\",\"node\":\"node$2\",\"namespace\":\"lab\",\"pod\":\"$3\",\"tenant\":\"team-a\",\"sidecarPort\":15100,\"allowedPeerTenants\":[]}"; }
@@ -94,7 +94,7 @@ done
 echo "LEGIT_INFLIGHT_RDMA_TX $inflight"
 
 rc=0
-timeout 300 $prog attack || rc=$?
+timeout 480 $prog attack || rc=$?
 echo "ATTACK_EXIT $rc"
 if kill -0 "$legit" 2>/dev/null; then echo "LEGIT_RUNNING_AFTER_ATTACK yes"; else echo "LEGIT_RUNNING_AFTER_ATTACK no"; fi
 touch /tmp/attack-done

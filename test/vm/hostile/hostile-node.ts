@@ -198,6 +198,17 @@ async function rdmaErrors(kind: string): Promise<number> {
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
+/** Link failures the server counted: `link-error` and work completion statuses (IBV_WC_*). */
+async function linkFailures(): Promise<number> {
+  const { body } = await httpGet(METRICS_PORT, '/metrics');
+  let n = 0;
+  for (const l of body.split('\n')) {
+    if (/^smc_rdma_errors_total\{kind="(link-error|IBV_WC_[A-Z_]+)"\} /.test(l))
+      n += Number(l.split(' ').pop());
+  }
+  return n;
+}
+
 /** Polls the server's error counter of `kind` until it reaches `atLeast` (counters are read every second). */
 async function awaitRdmaErrors(kind: string, atLeast: number): Promise<number> {
   const end = Date.now() + 30_000;
@@ -440,12 +451,32 @@ class HostileLink {
     return rmbeSizeFromCompressed(this.peer.rmbeSize);
   }
 
+  /** The server's RMB for this connection (rkey and address from its Accept) and our cursor in it. */
+  get serverRmb(): { rkey: number; vaddr: bigint; produced: number } {
+    return { rkey: this.peer.rmbRkey, vaddr: this.peer.rmbVirtualAddress, produced: this.prod };
+  }
+
+  /** One RDMA WRITE of `text` to any rkey and address on our QP; the completion's status. */
+  async rawWrite(rkey: number, addr: bigint, text: string): Promise<string> {
+    const data = Buffer.from(text);
+    data.copy(this.out, 0);
+    const wrId = this.wr++;
+    this.qp.postSend({
+      wrId,
+      opcode: 'RDMA_WRITE',
+      remoteAddr: addr,
+      rkey,
+      sgList: [{ mr: this.outMr, offset: 0, length: data.byteLength }],
+    });
+    return (await this.cq.waitFor(wrId, WAIT_MS)).status;
+  }
+
   /**
    * Preamble, SMC-Rv2 Proposal with the tenant's UEID, v2 Accept (must be a first contact with
    * that EID), QP to RTS, v2 Confirm as ClcClient.onAcceptV2 sends it: the EID, the first-contact
    * extension echoing the server's release and limits, and our RoCEv2 GID list.
    */
-  async clc(): Promise<void> {
+  async clc(o: { rmbeSize?: number } = {}): Promise<void> {
     const tcp = await Peer.open(this.source);
     this.tcp = tcp;
     const ueid = ueidOf(TENANT);
@@ -492,7 +523,7 @@ class HostileLink {
         rmbRkey: this.rmbMr.rkey,
         rmbeIndex: 1,
         rmbeAlertToken: this.token,
-        rmbeSize: rmbeSizeToCompressed(RMB_SIZE),
+        rmbeSize: o.rmbeSize ?? rmbeSizeToCompressed(RMB_SIZE),
         qpMtu: mtu,
         rmbVirtualAddress: BigInt(this.rmbMr.addr),
         initialPsn: this.psn,
@@ -716,6 +747,28 @@ function declineOf(m: ClcMessage | null): Record<string, unknown> | null {
 }
 
 /**
+ * After the server's Decline: ours in the same version (so both sides agree on the TCP fallback),
+ * then a tagged line over the plain relay; the application's echo.
+ */
+async function answerDeclineAndRelay(peer: Peer, version: 1 | 2, tag: string): Promise<string | null> {
+  const v2 = version === 2;
+  peer.write(
+    encodeClcDecline({
+      kind: 'decline',
+      version,
+      eyecatcher: 'SMC-R',
+      outOfSync: false,
+      peerId: Buffer.alloc(8),
+      peerDiagnosis: SMC_CLC_DECL.PEERDECL,
+      osType: v2 ? SMC_CLC_OS.LINUX : 0,
+      diagnosisV2: v2 ? [0, 0, 0, 0] : null,
+    }),
+  );
+  peer.write(`TAG ${tag}\n`);
+  return peer.readLine();
+}
+
+/**
  * One malformed CLC exchange: `bytes` after the preamble (optionally a half-close), then whatever
  * the server answers. When it declines, we answer with our own Decline in the version of its
  * Decline (so both sides agree on the TCP fallback) and check the plain relay to the application
@@ -747,21 +800,7 @@ async function clcCase(
     let relay: string | null = null;
     const halfClosed = o.halfClose === true;
     if (message?.kind === 'decline' && o.answerDecline !== false && !halfClosed) {
-      const v2 = message.version === 2;
-      peer.write(
-        encodeClcDecline({
-          kind: 'decline',
-          version: message.version,
-          eyecatcher: 'SMC-R',
-          outOfSync: false,
-          peerId: Buffer.alloc(8),
-          peerDiagnosis: SMC_CLC_DECL.PEERDECL,
-          osType: v2 ? SMC_CLC_OS.LINUX : 0,
-          diagnosisV2: v2 ? [0, 0, 0, 0] : null,
-        }),
-      );
-      peer.write(`TAG ${name}\n`);
-      relay = await peer.readLine();
+      relay = await answerDeclineAndRelay(peer, message.version, name);
       peer.sock.end();
     } else if (message !== null && !halfClosed) {
       peer.sock.end();
@@ -1025,11 +1064,191 @@ async function rdmaCases(dev: Device): Promise<void> {
   });
 }
 
+/** A series of the server's metrics (first sample of that exact name and labels), or 0. */
+async function serverMetric(series: string): Promise<number> {
+  const { body } = await httpGet(METRICS_PORT, '/metrics');
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+/** What the server holds: registered bytes, link groups, RMBs in use, its resident memory. */
+async function serverHoldings(): Promise<Record<string, number>> {
+  return {
+    registered: await serverMetric('smc_registered_memory_bytes'),
+    linkGroups: await serverMetric('smc_link_groups'),
+    rmbsInUse: await serverMetric('smc_rmbs{state="in-use"}'),
+    rss: await serverMetric('process_resident_memory_bytes'),
+  };
+}
+
+/** A link of ours up to the first exchanged line. */
+async function establish(link: HostileLink, tag: string): Promise<string> {
+  await link.clc();
+  await link.awaitConfirmLink();
+  await link.confirmLink();
+  return link.exchange(`TAG ${tag}`);
+}
+
+/**
+ * Isolation between link groups and bounded state: a peer writing into another link group's RMB,
+ * a peer RMBE the server must not pin, and floods of LLC and CLC messages.
+ */
+async function isolationCases(dev: Device): Promise<void> {
+  // (g) Two link groups with the server (two first contacts): the attacker RDMA WRITEs on its own,
+  // valid link with the rkey and address of the victim's RMB, which it learnt as any peer could.
+  const victim = new HostileLink(dev, '10.77.0.37');
+  const attacker = new HostileLink(dev, '10.77.0.38');
+  try {
+    const before = await establish(victim, 'cross-victim');
+    const attackerBefore = await establish(attacker, 'cross-attacker');
+    const target = victim.serverRmb;
+    const linkErrorsBefore = await linkFailures();
+    const write = await attacker.rawWrite(target.rkey, target.vaddr + BigInt(target.produced), 'EVIL\n');
+    // Its link is gone on the server too: the attacker's connection ends.
+    const attackerTcp = (await attacker.tcp?.waitEnded()) ?? null;
+    const after = await victim.exchange('PING cross-victim-after');
+    const closed = await victim.close();
+    await sleep(STATS_SETTLE_MS);
+    result({
+      check: 'isolation',
+      case: 'cross-link-group-write',
+      rkeys: { victim: target.rkey, attacker: attacker.serverRmb.rkey },
+      before,
+      attackerBefore,
+      write,
+      attackerTcp,
+      after,
+      linkErrorsBefore,
+      linkErrors: await linkFailures(),
+      ...closed,
+    });
+  } catch (err) {
+    result({ check: 'isolation', case: 'cross-link-group-write', error: errText(err) });
+  } finally {
+    victim.dispose();
+    attacker.dispose();
+  }
+
+  // (h) A Confirm offering the largest RMBE the protocol can name (512 MiB): were it taken, the
+  // server would register a staging ring that large. Declined (MEM) before anything is allocated.
+  const big = new HostileLink(dev, '10.77.0.39');
+  try {
+    const held = await serverHoldings();
+    await big.clc({ rmbeSize: 15 });
+    const tcp = big.tcp;
+    if (tcp === null) throw new Error('no TCP connection');
+    const frame = await tcp.readClc();
+    const message = frame === null ? null : decodeClcMessage(frame);
+    const relay =
+      message?.kind === 'decline'
+        ? await answerDeclineAndRelay(tcp, message.version, 'peer-rmbe-too-large')
+        : null;
+    tcp.sock.end();
+    await sleep(STATS_SETTLE_MS);
+    result({
+      check: 'isolation',
+      case: 'peer-rmbe-too-large',
+      decline: declineOf(message),
+      relay,
+      refused: await rdmaErrors('peer-rmb-too-large'),
+      before: held,
+      after: await serverHoldings(),
+    });
+  } catch (err) {
+    result({ check: 'isolation', case: 'peer-rmbe-too-large', error: errText(err) });
+  } finally {
+    big.dispose();
+  }
+
+  // (i) Floods on one valid link: CONFIRM RKEY requests for 1,000 distinct RMBs (the server may
+  // hold 255), 500 TEST LINKs, 1,000 messages of an undefined LLC type; then 100 first contacts
+  // from one address abandoned right after the server's Accept (the server made a QP and an RMB
+  // for each). The server's registered memory and link groups return to where they were, its
+  // resident memory stays near.
+  const flood = new HostileLink(dev, '10.77.0.40');
+  try {
+    const before = await establish(flood, 'flood');
+    await sleep(STATS_SETTLE_MS);
+    const held = await serverHoldings();
+    let rkeyAnswers = 0;
+    let rkeyRefused = 0;
+    for (let i = 0; i < 1000; i++) {
+      await flood.send(
+        encodeLlcV2Message({
+          kind: 'confirm-rkey',
+          version: 2,
+          response: false,
+          negative: false,
+          retry: false,
+          numRkeys: 0,
+          own: { rmbKey: 0x1000 + i, rmbVaddr: BigInt(0x10000000 + i * RMB_SIZE) },
+          others: [],
+        }),
+      );
+      const answer = decodeLlc(await flood.receive());
+      if (answer.kind === 'confirm-rkey' && answer.response) {
+        rkeyAnswers++;
+        if (answer.negative) rkeyRefused++;
+      }
+    }
+    let testLinkAnswers = 0;
+    for (let i = 0; i < 500; i++) {
+      await flood.send(
+        encodeLlcV2Message({ kind: 'test-link', version: 2, response: false, userData: randomBytes(16) }),
+      );
+      const answer = decodeLlc(await flood.receive());
+      if (answer.kind === 'test-link' && answer.response) testLinkAnswers++;
+    }
+    const unknownType = Buffer.alloc(LLC_MESSAGE_LENGTH);
+    unknownType[0] = 0x2a;
+    unknownType.writeUInt16LE(LLC_MESSAGE_LENGTH, 1);
+    for (let i = 0; i < 1000; i++) await flood.send(unknownType);
+    const afterLlc = await flood.exchange('PING after-llc-flood');
+    let accepts = 0;
+    for (let i = 0; i < 100; i++) {
+      const peer = await Peer.open('10.77.0.41');
+      try {
+        peer.write(encodePreamble({ clc: true, port: APP_PORT }));
+        peer.write(validProposal('10.77.0.41'));
+        const frame = await peer.readClc();
+        if (frame !== null && decodeClcMessage(frame).kind === 'accept') accepts++;
+      } finally {
+        peer.destroy();
+      }
+    }
+    // The server drops an abandoned first contact when its connection ends; give it a moment.
+    let after = await serverHoldings();
+    for (let i = 0; i < 40 && (after['registered'] ?? 0) > (held['registered'] ?? 0); i++) {
+      await sleep(500);
+      after = await serverHoldings();
+    }
+    const closed = await flood.close();
+    result({
+      check: 'isolation',
+      case: 'flood',
+      before,
+      afterLlc,
+      rkeyAnswers,
+      rkeyRefused,
+      testLinkAnswers,
+      accepts,
+      held,
+      after,
+      ...closed,
+    });
+  } catch (err) {
+    result({ check: 'isolation', case: 'flood', error: errText(err) });
+  } finally {
+    flood.dispose();
+  }
+}
+
 async function attack(): Promise<void> {
   const dev = openRxe();
   note(`rxe GID index ${dev.gidIndex}`);
   await clcCases();
   await rdmaCases(dev);
+  await isolationCases(dev);
   const ready = await httpGet(HEALTH_PORT, '/healthz/ready');
   result({ check: 'server-ready', status: ready.status });
   const { body } = await httpGet(METRICS_PORT, '/metrics');

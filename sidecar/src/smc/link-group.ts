@@ -113,6 +113,8 @@ export class LinkGroup {
   private readonly free: Rmb[] = [];
   /** RMBs whose DELETE RKEY is out (or went unanswered): registered, used by no connection. */
   private readonly retiring = new Set<Rmb>();
+  /** The DELETE RKEY flow in progress; the next one waits for it. */
+  private deleteRkeyFlow: Promise<void> = Promise.resolve();
   /** The peer's confirmed RMBs: at most SMC_RMBS_PER_LGR_MAX, however many CONFIRM RKEYs arrive. */
   private readonly peerRkeys = new PeerRkeyTable();
   /** LLC trouble already logged at info (malformed, unsupported kinds): a flood logs once per kind. */
@@ -278,20 +280,28 @@ export class LinkGroup {
     if (this.state !== 'ready') return; // the group is being set up or torn down: teardown frees it
     this.retiring.add(rmb);
     const rkey = rmb.mr.rkey >>> 0;
+    // One DELETE RKEY at a time, as the kernel runs one LLC flow at a time: its response does not
+    // name the rkey (smc_llc_rmt_delete_rkey clears the list), so only order tells them apart.
+    const request: AnyLlcMessage =
+      this.smcVersion === 2
+        ? {
+            kind: 'delete-rkey',
+            version: 2,
+            response: false,
+            negative: false,
+            invalidCount: 0,
+            rkeys: [rkey],
+          }
+        : { kind: 'delete-rkey', response: false, negative: false, errorMask: 0, rkeys: [rkey] };
+    const turn = this.deleteRkeyFlow.then(() =>
+      this.ended ? undefined : this.request(request, (m) => m.kind === 'delete-rkey' && m.response),
+    );
+    this.deleteRkeyFlow = turn.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      await this.request(
-        this.smcVersion === 2
-          ? {
-              kind: 'delete-rkey',
-              version: 2,
-              response: false,
-              negative: false,
-              invalidCount: 0,
-              rkeys: [rkey],
-            }
-          : { kind: 'delete-rkey', response: false, negative: false, errorMask: 0, rkeys: [rkey] },
-        (m) => m.kind === 'delete-rkey' && m.response && m.rkeys.includes(rkey),
-      );
+      await turn;
     } catch (err) {
       if (this.ended) return;
       this.o.log[this.firstTime('delete-rkey-unanswered') ? 'info' : 'debug'](

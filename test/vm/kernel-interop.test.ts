@@ -9,7 +9,7 @@
 // it; a kernel that declines (another tenant's EID) leaves a clean TCP connection. Node scripts:
 // test/vm/kernel-interop/.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -71,7 +71,7 @@ async function runPair(name: string, node0: string, node1: string) {
   const ctx = `${describeResult(r)}\n--- node0\n${server.output}\n--- node1\n${client.output}`;
   expect(server.exitCode, ctx).toBe(0);
   expect(client.exitCode, ctx).toBe(0);
-  return { srv: server.output, out: client.output, ctx };
+  return { srv: server.output, out: client.output, ctx, serverDir: server.outDir };
 }
 
 /**
@@ -103,7 +103,11 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
     }, 300_000);
 
     it('upgrades the kernel client: SMCR in smc_diag, no kernel fallback, byte-exact both ways', async () => {
-      const { srv, out, ctx } = await runPair('kernel-interop', 'sidecar-server.sh', 'kernel-client.sh');
+      const { srv, out, ctx, serverDir } = await runPair(
+        'kernel-interop',
+        'sidecar-server.sh',
+        'kernel-client.sh',
+      );
 
       // Byte-exact both ways through the sidecar.
       const expectUp = lineValue(out, 'UPLOAD_EXPECT');
@@ -140,6 +144,15 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       expect(lineValue(out, 'OUR_ABORT_RC'), ctx).not.toBe('124');
       expect(lineValue(out, 'OUR_ABORT_ERR'), ctx).toMatch(/reset|Broken pipe|Send failure|Recv failure/i);
       expect(pumpAborts(srv), ctx).toEqual({ peerAbort: 1, appReset: 1 });
+      // The RMBs of the two aborted connections were retired as the kernel retires its own: our
+      // DELETE RKEY, the kernel's answer (which names no rkey), then deregistration.
+      const serverLog = readFileSync(join(serverDir, 'sidecar.log'), 'utf8');
+      expect(
+        serverLog.match(/RMB retired: the peer deleted its rkey/g)?.length ?? 0,
+        ctx,
+      ).toBeGreaterThanOrEqual(2);
+      expect(serverLog, ctx).not.toContain('DELETE RKEY unanswered');
+      expect(serverLog, ctx).not.toMatch(/"llc":"delete-rkey".*unsolicited LLC response/);
 
       // Our side: every kernel connection upgraded (counted by the sidecar for kernel peers), the
       // 12 above and the 2 aborted ones; RDMA bytes.

@@ -313,6 +313,7 @@ export class LinkGroup {
     // A negative answer (the peer did not hold the rkey) also means it will not write there.
     if (this.ended || !this.retiring.delete(rmb)) return;
     this.dropRmb(rmb);
+    this.o.log.debug({ link: this.id, rkey }, 'RMB retired: the peer deleted its rkey, deregistered');
   }
 
   private dropRmb(rmb: Rmb): void {

@@ -120,7 +120,7 @@ describe('smc operator command line', () => {
       excludeOutboundUids: [],
       interceptInbound: true,
       timeouts: { clcHandshakeMs: 6000, linkSetupMs: 5000 },
-      maxConcurrentHandshakes: 64,
+      maxConcurrentHandshakes: 16,
     });
     const c = operatorOptions(
       parseConfig(

@@ -111,7 +111,7 @@ export const FLAGS = {
     help: "the sidecar's link setup and LLC exchanges (CONFIRM LINK, CONFIRM RKEY) before it falls back (the kernel's first LLC wait is 5 s)",
   },
   'sidecar-max-concurrent-handshakes': {
-    default: '64',
+    default: '16',
     help: "the sidecar's CLC exchanges and link set-ups in flight; a connection beyond it falls back to TCP at once (handshake-overload) instead of waiting into a timeout",
   },
   'sidecar-intercept-inbound': {

@@ -214,9 +214,10 @@ export const SidecarConfigSchema = z
         /**
          * CLC exchanges and link set-ups in flight at once. A connection beyond it falls back at
          * once (reason `handshake-overload`: the client relays to the destination over TCP, the
-         * server declines with SMC_CLC_DECL_MEM) rather than queue into a handshake timeout.
+         * server declines with SMC_CLC_DECL_MEM) rather than queue into a handshake timeout. 16:
+         * in bench/burst (1,000 connections at once, TCG) 64 let 207 handshakes time out, 16 none.
          */
-        maxConcurrentHandshakes: z.number().int().min(1).max(65_535).default(64),
+        maxConcurrentHandshakes: z.number().int().min(1).max(65_535).default(16),
       })
       .strict()
       .prefault({})

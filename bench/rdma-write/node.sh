@@ -33,9 +33,10 @@ client() {
 addon() {
   local mode=$1 port=$2 iters=$3 size=$4
   shift 4
-  timeout 300 node "$JS" "$mode" "$port" "$iters" "$size" "$@" && return 0
+  # stderr with the results: a failed step shows why.
+  timeout 300 node "$JS" "$mode" "$port" "$iters" "$size" "$@" 2>&1 && return 0
   echo "RETRY addon $mode (port $port failed)"
-  timeout 300 node "$JS" "$mode" $((port + 10)) "$iters" "$size" "$@"
+  timeout 300 node "$JS" "$mode" $((port + 10)) "$iters" "$size" "$@" 2>&1
 }
 
 PT=(-d "$LAB_RXE" -x 1 -F)

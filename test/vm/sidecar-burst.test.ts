@@ -17,6 +17,8 @@ const run = promisify(execFile);
 const addon = join(REPO, 'native/build/Release/smc_verbs.node');
 /** Beyond one link group's 255 connections, and four handshake windows of 64. */
 const N = 300;
+/** limits.rmbPoolSize RMBs, each with its staging ring, at the default rmbSize. */
+const POOL_BYTES = 16 * 2 * 64 * 1024;
 
 interface Burst {
   n: number;
@@ -32,6 +34,8 @@ interface Result {
   direct: Burst;
   smcr: Burst;
   counted: { client: { ok: boolean; upgraded: number; fallback: number; declined: number } };
+  /** Per sidecar: registered bytes at base, before the burst, after it, settled (bench/burst). */
+  memory: Record<'client' | 'web', { reg: number[] }>;
   goals: { resets: boolean; counted: boolean };
 }
 
@@ -88,6 +92,12 @@ describe.skipIf(!labReady() || !existsSync(addon))(
       expect(result.counted.client.declined, out).toBe(0);
       expect(result.counted.client.upgraded + result.counted.client.fallback, out).toBe(N);
       expect(result.goals.counted, out).toBe(true);
+      // Registered memory comes back: settled within the RMB pool (16 RMBs with their staging rings
+      // of 64 KiB each) above where it was before the burst.
+      for (const side of ['client', 'web'] as const) {
+        const [, before, , settled] = result.memory[side].reg;
+        expect(settled, `${side}\n${out}`).toBeLessThanOrEqual(Number(before) + POOL_BYTES);
+      }
       rmSync(keep, { recursive: true, force: true });
     });
   },

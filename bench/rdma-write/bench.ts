@@ -447,6 +447,9 @@ async function isolation(): Promise<void> {
   const ringMwMr = pd.registerMr(ring, { mwBind: true }); // grants nothing until a window is bound
   const other = allocBuffer(4096);
   const otherMr = pdOther.registerMr(other, { remoteWrite: true });
+  // The probes through qpC (in pdOther) send from memory of their own PD: a local MR of another
+  // PD fails locally (a flush) before the peer is ever asked.
+  const ringOtherMr = pdOther.registerMr(ring);
   const psns = qps.map(() => randomPsn());
   const ctl = await openCtl(isServer, port, peerIp);
   ctl.send('ep', {
@@ -528,7 +531,7 @@ async function isolation(): Promise<void> {
         opcode: 'RDMA_WRITE',
         remoteAddr: remote.addr,
         rkey: remote.rkey,
-        sgList: [{ mr: ringMr, offset: probeOff(k), length: PROBE }],
+        sgList: [{ mr: qp === qpC ? ringOtherMr : ringMr, offset: probeOff(k), length: PROBE }],
       });
       const status = await cq.waitFor(id, WC_TIMEOUT_MS).then(
         (wc) => wc.status,
@@ -629,6 +632,7 @@ async function isolation(): Promise<void> {
   ringMr.close();
   ringMwMr.close();
   otherMr.close();
+  ringOtherMr.close();
   pd.close();
   pdOther.close();
   dev.close();

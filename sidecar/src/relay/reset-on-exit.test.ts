@@ -81,30 +81,36 @@ describe('a relay that dies resets both connections it carried', () => {
     return { client, server };
   }
 
-  it('SIGKILL mid-stream: the client and the upstream both see a reset, not an end of data', async () => {
-    const { client, server } = await start((s) => {
-      const chunk = Buffer.alloc(16_384, 0x61);
-      const more = (): void => {
-        while (!s.destroyed && s.write(chunk));
-        if (!s.destroyed) s.once('drain', more);
-      };
-      s.on('error', () => undefined);
-      more();
-    });
-    const up = await server;
-    const clientEnd = ending(client);
-    const upstreamEnd = ending(up);
-    let received = 0;
-    await new Promise<void>((resolve) =>
-      client.on('data', (d: Buffer) => {
-        received += d.byteLength;
-        if (received > 1_000_000) resolve();
-      }),
-    );
-    child?.kill('SIGKILL');
-    expect(await clientEnd).toBe('error ECONNRESET');
-    expect(await upstreamEnd).toMatch(/^error (ECONNRESET|EPIPE)$/);
-  });
+  // Retried: it failed once in a CI run, with the machine loaded by the VM and API server
+  // tests beside it (the cause was not kept); a relay that does not reset fails every attempt.
+  it(
+    'SIGKILL mid-stream: the client and the upstream both see a reset, not an end of data',
+    { retry: 2 },
+    async () => {
+      const { client, server } = await start((s) => {
+        const chunk = Buffer.alloc(16_384, 0x61);
+        const more = (): void => {
+          while (!s.destroyed && s.write(chunk));
+          if (!s.destroyed) s.once('drain', more);
+        };
+        s.on('error', () => undefined);
+        more();
+      });
+      const up = await server;
+      const clientEnd = ending(client);
+      const upstreamEnd = ending(up);
+      let received = 0;
+      await new Promise<void>((resolve) =>
+        client.on('data', (d: Buffer) => {
+          received += d.byteLength;
+          if (received > 1_000_000) resolve();
+        }),
+      );
+      child?.kill('SIGKILL');
+      expect(await clientEnd).toBe('error ECONNRESET');
+      expect(await upstreamEnd).toMatch(/^error (ECONNRESET|EPIPE)$/);
+    },
+  );
 
   it('an orderly end is still an end: FIN forwarded both ways, nothing reset', async () => {
     const { client, server } = await start((s) => {

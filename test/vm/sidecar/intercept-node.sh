@@ -4,6 +4,8 @@
 # DataPump). Usage: intercept-node.sh server|client
 # The sidecar runs as root here, so `intercept.sidecarUid` is 0 and the applications run as
 # uid 65534 (the 9p-mounted tree is read-only for other uids' writes, root keeps the setup simple).
+# Handshakes in flight are not bounded here (limits.maxConcurrentHandshakes 256): redis-benchmark's
+# 100 concurrent clients must all upgrade; test/vm/sidecar-burst.test.ts covers the bound.
 set -euo pipefail
 role=$1
 cd "$LAB_REPO"
@@ -21,6 +23,7 @@ cat >"$LAB_OUT/sidecar.json" <<JSON
  "rdma":{"device":"$LAB_RXE","gidIndex":1,"dataPath":"${SMC_LAB_DATA_PATH:-auto}"},
  "directory":{"path":"$LAB_OUT/directory.json"},
  "intercept":{"sidecarUid":0},
+ "limits":{"maxConcurrentHandshakes":256},
  "timeouts":{"clcHandshakeMs":30000,"linkSetupMs":20000}}
 JSON
 cfg="$LAB_OUT/sidecar.json"

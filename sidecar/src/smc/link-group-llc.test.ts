@@ -89,6 +89,7 @@ async function readyGroup(
     id: 'lg-test',
     role: 'server',
     peerAddress: '10.0.0.2',
+    peerKey: 'lab/peer',
     device,
     rmbSize: 16384,
     rmbPoolSize: 16,

@@ -40,6 +40,8 @@ export interface LinkGroupOptions {
   id: string;
   role: 'client' | 'server';
   peerAddress: string;
+  /** Whom the group belongs to (SmcPeer.key): the peer pod, whichever address family was used. */
+  peerKey: string;
   device: RdmaDevice;
   /** Bytes per RMB and per staging ring. */
   rmbSize: number;
@@ -163,6 +165,10 @@ export class LinkGroup {
 
   get peerAddress(): string {
     return this.o.peerAddress;
+  }
+
+  get peerKey(): string {
+    return this.o.peerKey;
   }
 
   get shareable(): boolean {

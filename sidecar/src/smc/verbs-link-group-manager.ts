@@ -68,8 +68,6 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
   private readonly groups = new Set<LinkGroup>();
   /** First contacts in progress, by `${role}|${peer key}`. */
   private readonly pendingFirstContact = new Map<string, Promise<void>>();
-  /** The peer (SmcPeer.key) each group serves: its pod, whichever address family a connection used. */
-  private readonly groupPeers = new WeakMap<LinkGroup, string>();
   private nextAlertToken = randomInt(1, 0x7fffffff);
   private nextGroupId = 1;
 
@@ -158,7 +156,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         g.shareable &&
         g.state === 'ready' &&
         g.role === peer.role &&
-        this.groupPeers.get(g) === peer.key &&
+        g.peerKey === peer.key &&
         g.native?.state === 'up' &&
         g.connectionCount < g.maxConnections
       )
@@ -200,6 +198,7 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         id,
         role: peer.role,
         peerAddress: peer.address,
+        peerKey: peer.key,
         device,
         rmbSize: config.limits.rmbSize,
         rmbPoolSize: config.limits.rmbPoolSize,
@@ -211,7 +210,6 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
         onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
       });
       this.groups.add(g);
-      this.groupPeers.set(g, peer.key);
       return g;
     } catch (err) {
       throw new LinkSetupError(FallbackReason.BufferRegistrationFailed, 'cannot create link resources', {

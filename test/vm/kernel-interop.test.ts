@@ -146,6 +146,7 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       expect(pumpAborts(srv), ctx).toEqual({ peerAbort: 1, appReset: 1 });
       // The RMBs of the two aborted connections were retired as the kernel retires its own: our
       // DELETE RKEY, the kernel's answer (which names no rkey), then deregistration.
+      expect(lineValue(srv, 'RMBS_BUSY_AT_END'), ctx).toBe('0');
       const serverLog = readFileSync(join(serverDir, 'sidecar.log'), 'utf8');
       expect(
         serverLog.match(/RMB retired: the peer deleted its rkey/g)?.length ?? 0,

@@ -19,6 +19,14 @@ echo "SIDECAR_READY"
 
 # Until node1 is done (a plain TCP connect to 15999, relayed by the inbound listener).
 node -e "require('net').createServer(()=>process.exit(0)).listen(15999,'0.0.0.0');setTimeout(()=>process.exit(1),400000)" || true
+# The aborted connections' RMBs are retired asynchronously (DELETE RKEY and the kernel's answer):
+# wait, bounded, until no RMB is in use or retiring before reading the metrics and the log.
+for _ in $(seq 1 100); do
+  rmbs=$(curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_rmbs\{state="(in-use|retiring)"\}' | awk '{ s += $2 } END { print s + 0 }')
+  [ "$rmbs" = 0 ] && break
+  sleep 0.2
+done
+echo "RMBS_BUSY_AT_END $rmbs"
 curl -sf http://127.0.0.1:15190/metrics | grep -E '^smc_(connections_total|bytes_total|rdma_errors_total|link_groups|links)[{ ]' |
   sed 's/^/METRIC /' || true
 sed 's/^/APP /' "$LAB_OUT/http.log"

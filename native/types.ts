@@ -545,6 +545,7 @@ export interface NativeBinding {
   SmcLink: new (qp: NativeQueuePair, opts?: LinkOptions) => NativeSmcLink;
   listDevices(): DeviceInfo[];
   allocBuffer(size: number): Buffer;
+  releaseBuffer(buf: Buffer): void;
   getOriginalDst(fd: number): OriginalDst;
   setSaveSyn(fd: number): void;
   getSavedSyn(fd: number): Buffer | null;

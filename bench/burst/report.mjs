@@ -212,6 +212,7 @@ const mem = [
     'RMBs in-use / pooled / retiring (peak in-use; settled)',
     'open fds peak / limit',
     'event loop lag max s (peak)',
+    'V8 heap / external MiB before; settled',
   ],
 ];
 const peaks = {};
@@ -239,6 +240,11 @@ for (const [pod, dir] of [
   const reg = at('smc_registered_memory_bytes');
   const rssPeak = peak('process_resident_memory_bytes', ['after']);
   const regPeak = peak('smc_registered_memory_bytes', ['after']);
+  const heap = ['before', 'settled'].map((p) =>
+    [value(snap(pod, p), 'nodejs_heap_size_total_bytes'), value(snap(pod, p), 'nodejs_external_memory_bytes')]
+      .map(MiB)
+      .join(' / '),
+  );
   peaks[pod] = { rss, rssPeak, reg, regPeak };
   const settled = ['in-use', 'pooled', 'retiring'].map((state) =>
     value(snap(pod, 'settled'), 'smc_rmbs', { state }),
@@ -250,12 +256,28 @@ for (const [pod, dir] of [
     `${peak('smc_rmbs{state="in-use"}', ['after']) ?? 'n/a'}; ${settled.map((x) => x ?? 'n/a').join(' / ')}`,
     `${peak('process_open_fds', ['after']) ?? 'n/a'} / ${value(snap(pod, 'before'), 'process_max_fds') ?? 'n/a'}`,
     f(peak('nodejs_eventloop_lag_max_seconds', []), 3),
+    heap.join('; '),
   ]);
 }
 print(mem);
+// Memory back to its pre-burst level within the RMB pool's bound: 16 pooled RMBs (each with its
+// staging ring) per link group at limits.rmbSize.
+const poolBytes = 16 * 2 * Number(process.env.BURST_RMB_SIZE || 65536);
+const rssGrowth = Object.fromEntries(
+  Object.entries(peaks).map(([pod, p]) => [
+    pod,
+    p.rss[3] != null && p.rss[1] != null ? p.rss[3] - p.rss[1] : null,
+  ]),
+);
+const rssOk = Object.values(rssGrowth).every((g) => g != null && g <= poolBytes);
+console.log(
+  `RSS settled - before: ${Object.entries(rssGrowth)
+    .map(([pod, g]) => `${pod} ${MiB(g)} MiB`)
+    .join(', ')} (goal <= the RMB pool, ${MiB(poolBytes)} MiB) ${verdict(rssOk)}`,
+);
 console.log(
   `peak: the largest of the samples every ${process.env.BURST_SAMPLE_MS ?? 1000} ms from the burst's start to the settled ` +
-    `snapshot (${process.env.BURST_SETTLE_S ?? 5} s after the burst) and the snapshot right after it`,
+    `snapshot (${process.env.BURST_SETTLE_S ?? 10} s after the burst) and the snapshot right after it`,
 );
 
 // TCP counters of the pods over each burst: the listen queues (an overflow drops a SYN, sent again
@@ -304,6 +326,8 @@ console.log(
       counted: client.ok && sum === N,
       joinConnectP99Ratio: cr,
       joinConnectP99: cr != null && cr <= 2,
+      rssGrowth,
+      rssWithinPool: rssOk,
     },
   })}`,
 );

@@ -3,10 +3,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "common.h"
 
 namespace smc {
+
+// Live MRs, so that releasing a buffer's pages while the device still has them pinned is refused.
+static std::unordered_set<const MrRes*> g_live_mrs;
+// allocBuffer mappings by base address: releaseBuffer accepts only these.
+static std::unordered_map<const uint8_t*, size_t> g_mappings;
 
 PdRes::PdRes(std::shared_ptr<DeviceRes> d, ibv_pd* p) : dev(std::move(d)), pd(p) {
   dev->children++;
@@ -27,6 +34,7 @@ MrRes::MrRes(std::shared_ptr<PdRes> p, ibv_mr* m, uint8_t* b, size_t len, int ac
     : pd(std::move(p)), mr(m), base(b), length(len), access(acc) {
   pd->children++;
   g_live[kMrs]++;
+  g_live_mrs.insert(this);
 }
 MrRes::~MrRes() { Destroy(); }
 int MrRes::Destroy() {
@@ -36,6 +44,7 @@ int MrRes::Destroy() {
   mr = nullptr;
   pd->children--;
   g_live[kMrs]--;
+  g_live_mrs.erase(this);
   return 0;
 }
 
@@ -275,7 +284,8 @@ std::shared_ptr<MwRes> MwResOf(Napi::Env env, const Napi::Value& v) {
 }
 
 // allocBuffer(size): a zero-filled, page-aligned Buffer backed by its own anonymous mapping (not
-// Node's pool), the recommended memory for RDMA buffers.
+// Node's pool), the recommended memory for RDMA buffers. Its size counts as external memory, so
+// V8 collects dropped buffers (and unmaps them) under that pressure, not only its own heap's.
 static Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t size = ToU32(env, info[0], "size", 1u << 30);
@@ -283,10 +293,33 @@ static Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) ThrowVerbs(env, errno, "mmap");
   g_live[kBuffers]++;
-  return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(p), size, [size](Napi::Env, uint8_t* d) {
+  g_mappings.emplace(static_cast<const uint8_t*>(p), size);
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(size));
+  return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(p), size, [size](Napi::Env e, uint8_t* d) {
+    g_mappings.erase(d);
     munmap(d, size);
     g_live[kBuffers]--;
+    Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(size));
   });
+}
+
+// releaseBuffer(buf): gives an allocBuffer buffer's pages back to the kernel now (MADV_DONTNEED)
+// instead of when the Buffer is collected; the mapping stays, reading zeros. Registration pins
+// pages, so a buffer the device may still write is refused (EBUSY): close its MRs first.
+static Napi::Value ReleaseBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer()) ThrowType(env, "releaseBuffer: a Buffer from allocBuffer expected");
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  const uint8_t* base = buf.Data();
+  auto it = g_mappings.find(base);
+  if (it == g_mappings.end() || it->second != buf.Length())
+    ThrowType(env, "releaseBuffer: not a whole buffer from allocBuffer");
+  const uint8_t* end = base + it->second;
+  for (const MrRes* m : g_live_mrs) {
+    if (m->mr && m->base < end && base < m->base + m->length) ThrowVerbs(env, EBUSY, "releaseBuffer");
+  }
+  if (madvise(const_cast<uint8_t*>(base), it->second, MADV_DONTNEED) != 0) ThrowVerbs(env, errno, "madvise");
+  return env.Undefined();
 }
 
 void InitPdMr(Napi::Env env, Napi::Object exports) {
@@ -294,6 +327,7 @@ void InitPdMr(Napi::Env env, Napi::Object exports) {
   exports.Set("MemoryRegion", MemoryRegion::Init(env));
   exports.Set("MemoryWindow", MemoryWindow::Init(env));
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer, "allocBuffer"));
+  exports.Set("releaseBuffer", Napi::Function::New(env, ReleaseBuffer, "releaseBuffer"));
 }
 
 }  // namespace smc

@@ -1,6 +1,7 @@
 // Host tests of the verbs addon: this machine has no RDMA device, so these cover loading, the
 // empty device list, typed errors and argument validation. Data-path tests run in the VM lab
 // (test/vm/addon.test.ts).
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ import {
   listDevices,
   openDevice,
   randomPsn,
+  releaseBuffer,
 } from '../index.js';
 
 function caught(fn: () => unknown): unknown {
@@ -130,6 +132,30 @@ describe('smc_verbs on a host without RDMA devices', () => {
     expect(debugCounters().buffers).toBe(before + 1);
     expect(caught(() => allocBuffer(0))).toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     expect(caught(() => allocBuffer('1' as unknown as number))).toMatchObject({
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
+  });
+
+  it("releases a buffer's pages at once, and only a whole allocBuffer buffer", () => {
+    const rssKiB = (): number =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+    const size = 32 << 20;
+    const b = allocBuffer(size);
+    b.fill(0x5a);
+    const touched = rssKiB();
+    releaseBuffer(b);
+    const released = rssKiB();
+    // The 32 MiB were resident after the fill and are gone after the release (other allocations
+    // of the test process in between are far smaller than the margin).
+    expect(touched - released).toBeGreaterThan((size / 1024) * 0.9);
+    expect(b.length).toBe(size);
+    expect(b[0]).toBe(0);
+    expect(b[size - 1]).toBe(0);
+    b[1] = 3; // still mapped: writable again
+    expect(b[1]).toBe(3);
+    expect(caught(() => releaseBuffer(Buffer.alloc(4096)))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(caught(() => releaseBuffer(b.subarray(4096)))).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    expect(caught(() => releaseBuffer('x' as unknown as Buffer))).toMatchObject({
       code: 'ERR_INVALID_ARG_TYPE',
     });
   });

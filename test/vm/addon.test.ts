@@ -113,6 +113,8 @@ describe.skipIf(!ready)('verbs addon on soft-RoCE (VM lab)', () => {
     });
     expect(pick(lines, 'check', 'close')).toMatchObject({
       busy: 'EBUSY',
+      releasePinned: 'EBUSY',
+      releasedReadsZero: true,
       counters: { contexts: 0, pds: 0, mrs: 0, channels: 0, cqs: 0, qps: 0 },
     });
     removeRunDir(r);

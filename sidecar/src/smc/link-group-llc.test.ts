@@ -55,7 +55,12 @@ function fakeDevice(): { device: RdmaDevice; link: () => FakeLink } {
     }
   }
   const device = {
-    verbs: { allocBuffer: (n: number) => Buffer.alloc(n), randomPsn: () => 1, SmcLink },
+    verbs: {
+      allocBuffer: (n: number) => Buffer.alloc(n),
+      releaseBuffer: (b: Buffer) => b.fill(0),
+      randomPsn: () => 1,
+      SmcLink,
+    },
     context: {
       createCq: () => ({ ...closable, pendingCount: 0 }),
       allocPd: () => ({

@@ -7,6 +7,7 @@ import type {
   SmcLink,
 } from '../../../native/index.js';
 import type { Logger } from '../log.js';
+import type { VerbsModule } from '../native-loader.js';
 import { LLC_DELETE_REASON } from '../protocol/llc/constants.js';
 import { LlcChannel } from './llc-channel.js';
 import { type AnyLlcMessage, asLlcVersion, decodeLlc, encodeLlc } from './llc-codec.js';
@@ -324,8 +325,7 @@ export class LinkGroup {
 
   private dropRmb(rmb: Rmb): void {
     this.rmbs.delete(rmb);
-    rmb.stageMr.close();
-    rmb.mr.close();
+    closeRmb(this.o.device.verbs, rmb);
   }
 
   private async confirmRkey(rmb: Rmb): Promise<void> {
@@ -547,10 +547,7 @@ export class LinkGroup {
       () => this.native?.close(),
       () => this.qp.close(),
       () => this.llc.close(),
-      ...[...this.rmbs].map((r) => () => {
-        r.stageMr.close();
-        r.mr.close();
-      }),
+      ...[...this.rmbs].map((r) => () => closeRmb(this.o.device.verbs, r)),
       () => this.cq.close(),
       () => this.pd.close(),
     ];
@@ -565,4 +562,12 @@ export class LinkGroup {
       }
     }
   }
+}
+
+/** Deregisters an RMB and gives its pages back at once: a burst's RMBs do not wait for a GC. */
+function closeRmb(verbs: Pick<VerbsModule, 'releaseBuffer'>, rmb: Rmb): void {
+  rmb.stageMr.close();
+  rmb.mr.close();
+  verbs.releaseBuffer(rmb.stage);
+  verbs.releaseBuffer(rmb.buf);
 }

@@ -510,9 +510,11 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     // The staging ring mirrors the peer's RMBE: it must be at least that large.
     let stageMr = slot.rmb.stageMr;
     let ownStage: MemoryRegion | null = null;
+    let ownStageBuf: Buffer | null = null;
     if (n.peer.rmbeSizeBytes > slot.rmb.stage.byteLength) {
       try {
-        ownStage = g.pd.registerMr(device.verbs.allocBuffer(n.peer.rmbeSizeBytes), { localWrite: true });
+        ownStageBuf = device.verbs.allocBuffer(n.peer.rmbeSizeBytes);
+        ownStage = g.pd.registerMr(ownStageBuf, { localWrite: true });
       } catch (err) {
         throw new LinkSetupError(
           FallbackReason.BufferRegistrationFailed,
@@ -539,8 +541,9 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       log,
       onClosed: (outcome) => {
         native.dispose();
-        if (ownStage !== null) {
+        if (ownStage !== null && ownStageBuf !== null) {
           ownStage.close();
+          device.verbs.releaseBuffer(ownStageBuf);
           g.extraStagingBytes -= n.peer.rmbeSizeBytes;
         }
         if (left) return;

@@ -7,6 +7,7 @@ import { connect, createServer, type Socket } from 'node:net';
 
 import {
   allocBuffer,
+  releaseBuffer,
   debugCounters,
   getOriginalDst,
   listDevices,
@@ -131,9 +132,23 @@ async function main(): Promise<void> {
   } catch (e) {
     busy = (e as { code?: string }).code ?? String(e);
   }
+  // A registered buffer's pages are pinned by the device: releasing them is refused until its MR
+  // is closed.
+  let releasePinned = '';
+  try {
+    releaseBuffer(dstBuf);
+  } catch (e) {
+    releasePinned = (e as { code?: string }).code ?? String(e);
+  }
   for (const o of [qpA, qpB, qpC, qpD, src, dst, noRemote]) o.close();
+  releaseBuffer(dstBuf);
   for (const o of [cqA, cqB, ch, pdA, pdB, ctx]) o.close();
-  out('close', { busy, counters: debugCounters() });
+  out('close', {
+    busy,
+    releasePinned,
+    releasedReadsZero: dstBuf.every((b) => b === 0),
+    counters: debugCounters(),
+  });
 
   // async events: the port goes down and up with its netdev
   {

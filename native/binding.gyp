@@ -12,7 +12,8 @@
         "src/netutil.cc",
         "src/data_pump.cc",
         "src/link.cc",
-        "src/smco_lookup.cc"
+        "src/smco_lookup.cc",
+        "src/tcp_relay.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../sidecar/bpf"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

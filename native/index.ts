@@ -37,6 +37,9 @@ import type {
   RegistrableMemory,
   SendOpcode,
   SendWorkRequest,
+  TcpRelayEventDetail,
+  TcpRelayEventType,
+  TcpRelayOptions,
   WcOpcode,
   WcStatus,
   WorkCompletion,
@@ -593,5 +596,32 @@ export class SmcLink extends binding.SmcLink {
     if (!set) this.#listeners.set(type, (set = new Set()));
     set.add(listener);
     return () => set.delete(listener);
+  }
+}
+
+export type TcpRelayEnd = { type: TcpRelayEventType; detail: TcpRelayEventDetail };
+
+/**
+ * Relays a plain TCP connection in native code: splice(2) between the application socket and the
+ * peer socket through a pipe per direction, on the event loop. A FIN is forwarded as a half-close
+ * (zero linger cleared first), a failing side resets the other. It owns duplicates of both
+ * descriptors: the caller stops reading its sockets and destroys them once it is constructed.
+ */
+export class TcpRelay extends binding.TcpRelay {
+  #resolveDone: ((end: TcpRelayEnd) => void) | undefined;
+  /** Settles once, when the relay ends: 'closed' or 'reset'. */
+  readonly done: Promise<TcpRelayEnd>;
+
+  constructor(opts: TcpRelayOptions) {
+    super(opts);
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+  }
+
+  /** Called by the addon, once. */
+  onRelayEvent(type: TcpRelayEventType, detail: TcpRelayEventDetail): void {
+    this.#resolveDone?.({ type, detail });
+    this.#resolveDone = undefined;
   }
 }

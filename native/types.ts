@@ -296,6 +296,7 @@ export interface DebugCounters {
   readonly pumps: number;
   readonly links: number;
   readonly mws: number;
+  readonly relays: number;
 }
 
 export interface DebugStats {
@@ -517,6 +518,51 @@ export interface NativeDataPump {
   close(): void;
 }
 
+export type TcpRelayState = 'running' | 'closed' | 'reset' | 'detached';
+
+/** closed: both FINs forwarded and everything written; reset: one side failed (or abort()), the other was reset. */
+export type TcpRelayEventType = 'closed' | 'reset';
+
+export interface TcpRelayOptions {
+  /** The application's TCP socket fd: the relay dup()s it; stop using yours (pause, stop reading, destroy). */
+  appFd: number;
+  /** The peer's TCP socket fd, likewise. */
+  peerFd: number;
+  /** Bytes already read from the application socket: sent to the peer before any spliced. */
+  appPending?: Uint8Array;
+  /** Bytes already read from the peer socket: sent to the application first. */
+  peerPending?: Uint8Array;
+  /** The application's FIN was already received: the peer gets it after appPending. */
+  appEnded?: boolean;
+  /** The peer's FIN was already received: the application gets it after peerPending. */
+  peerEnded?: boolean;
+}
+
+export interface TcpRelayStats {
+  /** Bytes written to the peer (app -> peer). */
+  readonly tx: number;
+  /** Bytes written to the application (peer -> app). */
+  readonly rx: number;
+}
+
+export interface TcpRelayEventDetail extends TcpRelayStats {
+  /** The side whose failure reset the other ('app' too for abort() and close()), for 'reset'. */
+  readonly resetBy?: 'app' | 'peer';
+  /** What failed, e.g. 'socket read', 'socket write', 'socket poll', 'local abort'. */
+  readonly reason?: string;
+  /** errno name of the failure, e.g. 'ECONNRESET'; absent for abort() and close(). */
+  readonly code?: string;
+}
+
+export interface NativeTcpRelay {
+  readonly state: TcpRelayState;
+  stats(): TcpRelayStats;
+  /** Resets both connections: event 'reset' (resetBy 'app', reason 'local abort'). No-op once ended. */
+  abort(): void;
+  /** Aborts a running relay (reason 'local close'), then releases it. Idempotent. */
+  close(): void;
+}
+
 export type VerbsErrorCtor = new (message: string, code: string, syscall: string, errno: number) => Error;
 
 export interface NativeBinding {
@@ -543,6 +589,7 @@ export interface NativeBinding {
   ) => NativeQueuePair;
   DataPump: new (linkOrQp: NativeSmcLink | NativeQueuePair, opts: PumpOptions) => NativeDataPump;
   SmcLink: new (qp: NativeQueuePair, opts?: LinkOptions) => NativeSmcLink;
+  TcpRelay: new (opts: TcpRelayOptions) => NativeTcpRelay;
   listDevices(): DeviceInfo[];
   allocBuffer(size: number): Buffer;
   releaseBuffer(buf: Buffer): void;

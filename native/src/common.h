@@ -24,7 +24,7 @@
 namespace smc {
 
 // ---- live object counters (debugCounters()) -----------------------------------------------------
-enum Counter { kContexts, kPds, kMrs, kChannels, kCqs, kQps, kBuffers, kPumps, kLinks, kMws, kCounterCount };
+enum Counter { kContexts, kPds, kMrs, kChannels, kCqs, kQps, kBuffers, kPumps, kLinks, kMws, kRelays, kCounterCount };
 extern int64_t g_live[kCounterCount];
 extern const char* const kCounterNames[kCounterCount];
 // Event statistics (debugStats()).
@@ -196,5 +196,6 @@ void InitNetUtil(Napi::Env env, Napi::Object exports);
 void InitDataPump(Napi::Env env, Napi::Object exports);
 void InitSmcLink(Napi::Env env, Napi::Object exports);
 void InitSmcoLookup(Napi::Env env, Napi::Object exports);
+void InitTcpRelay(Napi::Env env, Napi::Object exports);
 
 }  // namespace smc

@@ -11,8 +11,8 @@ namespace smc {
 
 int64_t g_live[kCounterCount] = {};
 uint64_t g_cqEvents = 0, g_channelPollErrors = 0;
-const char* const kCounterNames[kCounterCount] = {"contexts", "pds",     "mrs",   "channels", "cqs",
-                                                  "qps",      "buffers", "pumps", "links",    "mws"};
+const char* const kCounterNames[kCounterCount] = {"contexts", "pds",   "mrs",   "channels", "cqs", "qps",
+                                                  "buffers",  "pumps", "links", "mws",      "relays"};
 
 // Random 128-bit tags, one per class.
 const napi_type_tag kTagContext = {0x6d2b1f0a4c3e5d71ULL, 0x91a0c3b2e4f50617ULL};

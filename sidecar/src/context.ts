@@ -10,6 +10,7 @@ import type { LocalIdentity } from './policy/decide.js';
 import type { LinkGroupManager } from './smc/link-group-manager.js';
 import type { SmcBudget } from './smc/smc-budget.js';
 import type { SynInspector } from './smc/syn-inspector.js';
+import { type PipeEnd, type PipeOptions, type PipeResult, relay } from './relay/pipe.js';
 
 /** Everything a proxied connection's handler needs; built once by `run`, injected everywhere. */
 export interface ProxyContext {
@@ -34,6 +35,15 @@ export interface ProxyContext {
   log: Logger;
   /** The ports this sidecar listens on, once bound (configured port 0 = an ephemeral one); config.ports otherwise. */
   ownPorts?: () => SidecarPorts;
+  /** Carries a connection over plain TCP: the addon's native relay when it is loaded, relay() otherwise. */
+  relay?: RelayFn;
+}
+
+export type RelayFn = (app: PipeEnd, peer: PipeEnd, opts?: PipeOptions) => Promise<PipeResult>;
+
+/** The relay this sidecar carries plain TCP connections with. */
+export function tcpRelay(ctx: Pick<ProxyContext, 'relay'>): RelayFn {
+  return ctx.relay ?? relay;
 }
 
 /** How much of one side's data is held in memory while the CLC handshake decides the path. */

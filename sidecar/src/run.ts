@@ -1,7 +1,7 @@
 import type { SidecarPorts } from '../../operator/src/api/sidecar.js';
 import type { Server, Socket } from 'node:net';
 import { maxRegisteredMemory, type SidecarConfig } from './config/schema.js';
-import { identityFromConfig, type ProxyContext, ueidsFromConfig } from './context.js';
+import { identityFromConfig, type ProxyContext, type RelayFn, ueidsFromConfig } from './context.js';
 import { directoryTrust, verifying } from './directory/verify.js';
 import { DirectoryWatcher } from './directory/watcher.js';
 import { ConntrackOriginalDstResolver } from './intercept/conntrack-original-dst.js';
@@ -9,6 +9,7 @@ import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
 import type { Logger } from './log.js';
 import { loadNative } from './native-loader.js';
+import { abortNativeRelays, nativeRelay } from './relay/native-relay.js';
 import { installResetOnExit } from './relay/reset-on-exit.js';
 import { startAdminServer } from './ops/admin.js';
 import { ConnectionRegistry } from './ops/connections.js';
@@ -54,7 +55,12 @@ async function defaultParts(
   cfg: SidecarConfig,
   log: Logger,
   onRdmaError: (kind: string) => void,
-): Promise<{ originalDst: OriginalDstResolver; links: LinkGroupManager; syn?: SynInspector }> {
+): Promise<{
+  originalDst: OriginalDstResolver;
+  links: LinkGroupManager;
+  syn?: SynInspector;
+  relay?: RelayFn;
+}> {
   const native = await loadNative();
   if (!native.ok) {
     log.warn(
@@ -67,6 +73,8 @@ async function defaultParts(
     };
   }
   const originalDst = new NativeOriginalDstResolver(native.getOriginalDst);
+  // Plain TCP is carried in native code (splice), not through JavaScript streams.
+  const relay: RelayFn = (app, peer, opts) => nativeRelay(native.module, app, peer, opts);
   // Carried sockets reset, rather than end, if this process dies (relay/reset-on-exit.ts).
   installResetOnExit((fd, seconds) => native.module.setLinger(fd, seconds));
   try {
@@ -89,11 +97,11 @@ async function defaultParts(
       'RDMA device open',
     );
     const syn = cfg.policy.kernelPeers ? nativeSynInspector(native.module, log) : undefined;
-    return { originalDst, links, ...(syn === undefined ? {} : { syn }) };
+    return { originalDst, links, relay, ...(syn === undefined ? {} : { syn }) };
   } catch (err) {
     log.warn({ err, device: cfg.rdma.device }, 'RDMA device not usable: every connection relays over TCP');
     const why = err instanceof Error ? err.message : String(err);
-    return { originalDst, links: new UnavailableLinkGroupManager(why) };
+    return { originalDst, links: new UnavailableLinkGroupManager(why), relay };
   }
 }
 
@@ -140,6 +148,7 @@ export async function runSidecar(
     ...(syn === undefined ? {} : { syn }),
     metrics,
     connections: new ConnectionRegistry(),
+    ...(defaults?.relay === undefined ? {} : { relay: defaults.relay }),
     budget: new SmcBudget({
       maxConnections: cfg.limits.maxConnections,
       maxRegisteredMemory: maxRegisteredMemory(cfg.limits),
@@ -221,6 +230,7 @@ export async function runSidecar(
         health.drain();
         watcher.stop();
         for (const s of sockets) s.destroy();
+        abortNativeRelays();
         await Promise.all(servers.map(closeServer));
         try {
           await links.close();

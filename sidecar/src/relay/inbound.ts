@@ -1,11 +1,10 @@
 import type { Socket } from 'node:net';
-import type { ProxyContext } from '../context.js';
+import { type ProxyContext, tcpRelay } from '../context.js';
 import { formatSocketAddress, type SocketAddress } from '../net/ip.js';
 import type { TrackedConnection } from '../ops/connections.js';
 import { FallbackReason } from '../policy/reasons.js';
 import { connectTcp } from './connect.js';
 import { newConnectionId } from './ids.js';
-import { relay } from './pipe.js';
 import { clientHelloVerdict } from '../protocol/clc/first-message.js';
 import { type FirstBytes, readFirstMessage } from '../smc/first-message.js';
 import { serveClc } from '../smc/server-session.js';
@@ -80,7 +79,7 @@ async function handle(ctx: ProxyContext, conn: Socket, entry: TrackedConnection)
   const reason = first === null ? FallbackReason.PeerNotInDirectory : FallbackReason.PeerNotSmc;
   ctx.metrics.connection('fallback', reason);
   entry.fallback(reason);
-  const result = await relay(
+  const result = await tcpRelay(ctx)(
     { socket: app },
     { socket: conn, ...(first === null ? {} : { pending: first.bytes, ended: first.ended }) },
     { onBytes: entry.counter('tcp', ctx.metrics.byteCounter('tcp')) },

@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
-import type { ProxyContext } from '../context.js';
+import { type ProxyContext, tcpRelay } from '../context.js';
 import type { SocketAddress } from '../net/ip.js';
 import type { TrackedConnection } from '../ops/connections.js';
 import type { FallbackReason } from '../policy/reasons.js';
 import { connectTcp } from './connect.js';
-import { relay, type PipeEnd } from './pipe.js';
+import type { PipeEnd } from './pipe.js';
 
 /**
  * A plain TCP connection to where the application was going, or null: a refused connect counts
@@ -46,6 +46,8 @@ export async function relayPlain(
   ctx.metrics.connection('fallback', reason);
   conn.fallback(reason);
   log[level]({ reason, ...detail }, why);
-  const result = await relay(app, upstream, { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) });
+  const result = await tcpRelay(ctx)(app, upstream, {
+    onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')),
+  });
   log.debug({ result }, 'relay finished');
 }

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { DirectoryEndpoint } from '../../../operator/src/api/directory.js';
-import { HANDSHAKE_HOLD_BYTES, type ProxyContext } from '../context.js';
+import { HANDSHAKE_HOLD_BYTES, type ProxyContext, tcpRelay } from '../context.js';
 import { ClcClient } from '../handshake/client.js';
 import type { Logger } from '../log.js';
 import type { SocketAddress } from '../net/ip.js';
@@ -10,7 +10,6 @@ import { afterFailure } from '../policy/decide.js';
 import { declineCodeFor, fallbackLogLevel, FallbackReason } from '../policy/reasons.js';
 import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 import { connectOriginal, relayPlain } from '../relay/original-destination.js';
-import { relay } from '../relay/pipe.js';
 import { encodePlainDecline, runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
 import { asLinkSetupError } from './link-errors.js';
@@ -60,7 +59,7 @@ export async function relayViaPeerSidecar(
   ctx.metrics.connection('fallback', reason);
   conn.fallback(reason);
   log.info({ reason, via: 'peer-sidecar' }, 'relaying over TCP');
-  const result = await relay(
+  const result = await tcpRelay(ctx)(
     { socket: app },
     { socket: tcp },
     { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
@@ -107,7 +106,7 @@ export async function declineUpgrade(
     ctx.metrics.connection('fallback', reason);
     conn.fallback(reason, { code, origin: 'local' });
     log[fallbackLogLevel(reason)]({ reason, code, ...detail }, 'declined the kernel peer; relaying over TCP');
-    await relay(
+    await tcpRelay(ctx)(
       { socket: app },
       { socket: tcp },
       { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
@@ -220,7 +219,7 @@ async function upgrade(u: ClientUpgrade): Promise<void> {
       }
       ctx.metrics.connection('fallback', outcome.reason);
       conn.fallback(outcome.reason, decline);
-      const result = await relay(
+      const result = await tcpRelay(ctx)(
         { socket: app, pending: held.pending, ended: held.ended },
         { socket: tcp, pending: outcome.residual },
         { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },

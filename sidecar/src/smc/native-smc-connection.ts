@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { DataPump, MemoryRegion, PumpEnd, PumpStats, SmcLink } from '../../../native/index.js';
 import type { Logger } from '../log.js';
 import type { VerbsModule } from '../native-loader.js';
+import { detachReader } from '../relay/hand-over.js';
 import type { Direction, PipeEnd, PipeResult, SidecarResetCause } from '../relay/pipe.js';
 import type { SmcConnection } from './smc-connection.js';
 
@@ -52,24 +53,6 @@ export function socketFd(socket: Socket): number | null {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : null;
-}
-
-/**
- * Stops Node from reading `socket` and returns the bytes it already buffered,
- * so a native reader can take over the descriptor without losing any.
- */
-function detachReader(socket: Socket): Buffer[] {
-  socket.pause();
-  const handle = (socket as unknown as { _handle?: { readStop?: () => number; reading?: boolean } | null })
-    ._handle;
-  if (handle?.readStop !== undefined) {
-    handle.readStop();
-    handle.reading = false;
-  }
-  const chunks: Buffer[] = [];
-  for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
-    chunks.push(chunk);
-  return chunks;
 }
 
 /**

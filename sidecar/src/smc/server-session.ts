@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { HANDSHAKE_HOLD_BYTES, type ProxyContext } from '../context.js';
+import { HANDSHAKE_HOLD_BYTES, type ProxyContext, tcpRelay } from '../context.js';
 import { ClcServer } from '../handshake/server.js';
 import type { LocalRdmaParams, PeerPolicy } from '../handshake/types.js';
 import type { Logger } from '../log.js';
@@ -9,7 +9,6 @@ import { afterFailure, decideInbound } from '../policy/decide.js';
 import { maxPeerRmbSize } from '../config/schema.js';
 import { fallbackLogLevel, FallbackReason } from '../policy/reasons.js';
 import { connectTcp } from '../relay/connect.js';
-import { relay } from '../relay/pipe.js';
 import { runClcHandshake } from './clc-driver.js';
 import { SocketHold } from './hold.js';
 import { asLinkSetupError } from './link-errors.js';
@@ -107,7 +106,7 @@ async function serve(ctx: ProxyContext, tcp: Socket, conn: TrackedConnection, lo
     alog.debug('plain relay requested by the peer sidecar');
     // The peer sidecar decided (and counts the connection with its reason).
     conn.fallback(null, null, 'peer sidecar asked for TCP');
-    await relay(
+    await tcpRelay(ctx)(
       { socket: app },
       { socket: tcp, pending: rest },
       { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },
@@ -247,7 +246,7 @@ export async function serveClc(
           },
           'falling back to TCP',
         );
-        await relay(
+        await tcpRelay(ctx)(
           { socket: app, pending: held.pending, ended: held.ended },
           { socket: tcp, pending: outcome.residual },
           { onBytes: conn.counter('tcp', ctx.metrics.byteCounter('tcp')) },

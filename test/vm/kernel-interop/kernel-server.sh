@@ -11,6 +11,8 @@
 #         flag) instead of closing, as TCP resets
 #   7004  socat, one connection: sends /tmp/payload; its exit code and error (the client's
 #         sidecar aborts: ECONNRESET) are printed at the end
+#   7006  socat: reads a byte count, sends that many bytes and closes (the close at our window's
+#         edge, below)
 #   7005  plain socat echo server (no SMC) in a cgroup with the sock_ops program: it echoes the
 #         SMC option on its SYN-ACK without speaking SMC, so it echoes our Proposal back too
 # After node1's first phase (a plain connect to 7009) it replaces its UEID with another tenant's,
@@ -57,6 +59,14 @@ LD_PRELOAD="$B/smc-preload.so" socat -t 30 -T 120 TCP-LISTEN:7002,reuseaddr,fork
 slow=$!
 LD_PRELOAD="$B/smc-preload.so" socat -T 60 TCP-LISTEN:7003,reuseaddr,fork SYSTEM:'head -c 1000 >/dev/null' &
 early=$!
+# 7006: reads a byte count N, sends the first N bytes of `seq 1 200000` and closes.
+seq 1 200000 >/tmp/edge
+cat >/tmp/edge.sh <<'EOS'
+read -r n
+head -c "$n" /tmp/edge
+EOS
+LD_PRELOAD="$B/smc-preload.so" socat -t 30 -T 60 TCP-LISTEN:7006,reuseaddr,fork SYSTEM:'bash /tmp/edge.sh' &
+edge=$!
 O="$(smco_dir)"
 mkdir -p /sys/fs/cgroup/plain-echo
 "$O/smc-option-loader" attach /sys/fs/cgroup/plain-echo >/dev/null
@@ -80,5 +90,5 @@ wait1 7011
 echo "STATS_BEFORE $(tr -d '\n' <"$LAB_OUT/stats-before.json")"
 echo "STATS_SMC $(tr -d '\n' <"$LAB_OUT/stats-smc.json")"
 echo "STATS_END $(tr -d '\n' <"$LAB_OUT/stats-end.json")"
-kill "$up" "$down" "$slow" "$early" "$echo_srv" || true
+kill "$up" "$down" "$slow" "$early" "$edge" "$echo_srv" || true
 echo "SERVER_DONE"

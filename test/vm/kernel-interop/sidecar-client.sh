@@ -16,6 +16,7 @@ lab_wait_tcp "$PEER" 7001 120
 lab_wait_tcp "$PEER" 7002 120
 lab_wait_tcp "$PEER" 7003 120
 lab_wait_tcp "$PEER" 7005 120
+lab_wait_tcp "$PEER" 7006 120
 sleep 1
 
 head -c 8388608 /dev/urandom >/tmp/payload
@@ -33,6 +34,32 @@ echo "SHORT_OK $ok"
 # The application does not read for 6 s: the kernel's shutdown announces the end while
 # write-blocked, with data still queued, which must all arrive before our end of file.
 echo "SLOW_GOT $(app timeout 120 socat -u -T 60 "TCP:$PEER:7002,rcvbuf=65536" - | { sleep 6; cat; } | tee /tmp/slow | wc -c) $(sha256sum </tmp/slow | cut -d' ' -f1)"
+
+# The kernel's close at our window's edge, many times, no hold-back: each answer is a multiple of
+# our 64 KiB RMBE, so the kernel's last write often fills our window exactly and its done-writing
+# then carries a stale write-blocked flag with nothing queued behind it (docs/sidecar.md). Every
+# byte must arrive, then the end of file.
+seq 1 200000 >/tmp/edge
+edge_ok=0
+edge_bad=""
+edge_max=0
+edge_sum=0
+for i in $(seq "${EDGE_N:-40}"); do
+  n=$(((i % 4 + 1) * 65536))
+  t0=$(date +%s%N)
+  got=$(printf '%s\n' "$n" | app timeout 60 socat -t 30 -T 60 - "TCP:$PEER:7006" | sha256sum | cut -d' ' -f1)
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  edge_sum=$((edge_sum + ms))
+  ((ms > edge_max)) && edge_max=$ms
+  if [ "$got" = "$(head -c "$n" /tmp/edge | sha256sum | cut -d' ' -f1)" ]; then
+    edge_ok=$((edge_ok + 1))
+  else
+    edge_bad="$edge_bad $i:$n"
+  fi
+done
+echo "EDGE_OK $edge_ok"
+echo "EDGE_BAD${edge_bad:- none}"
+echo "EDGE_MS avg $((edge_sum / ${EDGE_N:-40})) max $edge_max"
 
 # Abort by the kernel: its application closes with our data unread; ours sees a reset, at once.
 rc=0

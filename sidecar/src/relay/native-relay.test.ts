@@ -9,11 +9,12 @@ import type { Server, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as verbs from '../../../native/index.js';
+import { socketFd } from '../intercept/original-dst.js';
 import { connectTcp } from './connect.js';
 import { nativeRelay } from './native-relay.js';
 import { type Direction, type PipeEnd, type PipeOptions, type PipeResult, relay } from './pipe.js';
 import { installResetOnExit, resetOnExit } from './reset-on-exit.js';
-import { closeAll, collect, connectLoopback, listenLoopback, portOf } from './testing.js';
+import { closeAll, collect, connectLoopback, listenLoopback, loopbackPair, portOf } from './testing.js';
 
 type RelayImpl = (app: PipeEnd, peer: PipeEnd, opts: PipeOptions) => Promise<PipeResult>;
 
@@ -503,24 +504,16 @@ describe('nativeRelay only', () => {
   });
 });
 
-function fdOf(s: Socket): number {
-  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number') throw new Error('no fd');
-  return fd;
-}
-
 /** A loopback connection as [client, accepted], both with a zero linger like carried sockets. */
 async function pair(servers: Server[]): Promise<[Socket, Socket]> {
-  let accept: (s: Socket) => void = () => undefined;
-  const accepted = new Promise<Socket>((r) => (accept = r));
-  const server = await listenLoopback((s) => {
-    s.pause();
-    accept(s);
-  });
-  servers.push(server);
-  const client = await connectLoopback(portOf(server));
-  const other = await accepted;
-  resetOnExit(other);
+  const [client, accepted] = await loopbackPair(servers);
+  resetOnExit(accepted);
   resetOnExit(client);
-  return [client, other];
+  return [client, accepted];
+}
+
+function fdOf(s: Socket): number {
+  const fd = socketFd(s);
+  if (fd < 0) throw new Error('no fd');
+  return fd;
 }

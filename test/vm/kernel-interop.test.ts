@@ -147,13 +147,15 @@ describe.skipIf(!labReady() || !existsSync(addon) || smcoDir === '')(
       expect(lineValue(out, 'OUR_ABORT_ERR'), ctx).toMatch(/reset|Broken pipe|Send failure|Recv failure/i);
       expect(pumpAborts(srv), ctx).toEqual({ peerAbort: 1, appReset: 1 });
       // The RMBs of the two aborted connections were retired as the kernel retires its own: our
-      // DELETE RKEY, the kernel's answer (which names no rkey), then deregistration.
+      // DELETE RKEY, the kernel's answer (which names no rkey), then deregistration. The kernel may
+      // also delete the link right after the last abort (its link group then has no connection):
+      // the group's end frees an RMB still waiting for its turn.
       expect(lineValue(srv, 'RMBS_BUSY_AT_END'), ctx).toBe('0');
       const serverLog = readFileSync(join(serverDir, 'sidecar.log'), 'utf8');
-      expect(
-        serverLog.match(/RMB retired: the peer deleted its rkey/g)?.length ?? 0,
-        ctx,
-      ).toBeGreaterThanOrEqual(2);
+      const retired = serverLog.match(/RMB retired: the peer deleted its rkey/g)?.length ?? 0;
+      const groupEndedByPeer = serverLog.includes('"msg":"peer deleted the link"') ? 1 : 0;
+      expect(retired, ctx).toBeGreaterThanOrEqual(1);
+      expect(retired + groupEndedByPeer, ctx).toBeGreaterThanOrEqual(2);
       expect(serverLog, ctx).not.toContain('DELETE RKEY unanswered');
       expect(serverLog, ctx).not.toMatch(/"llc":"delete-rkey".*unsolicited LLC response/);
 

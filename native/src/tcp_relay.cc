@@ -93,40 +93,26 @@ struct RelayCore : std::enable_shared_from_this<RelayCore> {
     int d = 1 - f.src;
     bool drained = false;
     for (int round = 0; state == kRunning; round++) {
-      while (f.PendingLeft()) {
+      bool wrote = WriteToDst(f, d, [&]() -> ssize_t {
+        if (!f.PendingLeft()) return 0;
         ssize_t n = send(fd[d], f.pending.data() + f.pendingPos, f.pending.size() - f.pendingPos,
                          MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            f.dstBlocked = true;
-            return;
-          }
-          Fail(d, "socket write", errno);
-          return;
-        }
-        f.pendingPos += static_cast<size_t>(n);
-        f.bytes += static_cast<uint64_t>(n);
-      }
+        if (n > 0) f.pendingPos += static_cast<size_t>(n);
+        return n;
+      });
+      if (!wrote) return;
       if (!f.pending.empty()) {
         std::vector<uint8_t>().swap(f.pending);
         f.pendingPos = 0;
       }
-      while (f.inPipe > 0) {
-        // A peer gone may raise SIGPIPE here (splice has no MSG_NOSIGNAL); Node ignores SIGPIPE.
+      // A peer gone may raise SIGPIPE here (splice has no MSG_NOSIGNAL); Node ignores SIGPIPE.
+      wrote = WriteToDst(f, d, [&]() -> ssize_t {
+        if (f.inPipe == 0) return 0;
         ssize_t n = splice(f.pipeR, nullptr, fd[d], nullptr, f.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            f.dstBlocked = true;
-            return;
-          }
-          Fail(d, "socket write", errno);
-          return;
-        }
-        f.inPipe -= static_cast<size_t>(n);
-        f.bytes += static_cast<uint64_t>(n);
-      }
+        if (n > 0) f.inPipe -= static_cast<size_t>(n);
+        return n;
+      });
+      if (!wrote) return;
       f.dstBlocked = false;
       if (f.srcEof) {
         SendFin(f);
@@ -150,6 +136,27 @@ struct RelayCore : std::enable_shared_from_this<RelayCore> {
       }
       f.inPipe += static_cast<size_t>(n);
       drained = static_cast<size_t>(n) < f.pipeCap;
+    }
+  }
+
+  // Calls `write` until it has nothing left (returns 0): false when dst refused more (EAGAIN, the
+  // flow waits for writable) or failed (the relay is reset).
+  template <typename Write>
+  bool WriteToDst(Flow& f, int d, Write write) {
+    for (;;) {
+      ssize_t n = write();
+      if (n == 0) return true;
+      if (n > 0) {
+        f.bytes += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        f.dstBlocked = true;
+        return false;
+      }
+      Fail(d, "socket write", errno);
+      return false;
     }
   }
 

@@ -1,7 +1,7 @@
 import type { SidecarPorts } from '../../operator/src/api/sidecar.js';
 import type { Server, Socket } from 'node:net';
 import { maxRegisteredMemory, type SidecarConfig } from './config/schema.js';
-import { identityFromConfig, type ProxyContext, type RelayFn, ueidsFromConfig } from './context.js';
+import { identityFromConfig, type ProxyContext, ueidsFromConfig } from './context.js';
 import { directoryTrust, verifying } from './directory/verify.js';
 import { DirectoryWatcher } from './directory/watcher.js';
 import { ConntrackOriginalDstResolver } from './intercept/conntrack-original-dst.js';
@@ -9,7 +9,7 @@ import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
 import type { Logger } from './log.js';
 import { loadNative } from './native-loader.js';
-import { abortNativeRelays, nativeRelay } from './relay/native-relay.js';
+import { NativeRelays } from './relay/native-relay.js';
 import { installResetOnExit } from './relay/reset-on-exit.js';
 import { startAdminServer } from './ops/admin.js';
 import { ConnectionRegistry } from './ops/connections.js';
@@ -59,7 +59,7 @@ async function defaultParts(
   originalDst: OriginalDstResolver;
   links: LinkGroupManager;
   syn?: SynInspector;
-  relay?: RelayFn;
+  relays?: NativeRelays;
 }> {
   const native = await loadNative();
   if (!native.ok) {
@@ -74,7 +74,7 @@ async function defaultParts(
   }
   const originalDst = new NativeOriginalDstResolver(native.getOriginalDst);
   // Plain TCP is carried in native code (splice), not through JavaScript streams.
-  const relay: RelayFn = (app, peer, opts) => nativeRelay(native.module, app, peer, opts);
+  const relays = new NativeRelays(native.module);
   // Carried sockets reset, rather than end, if this process dies (relay/reset-on-exit.ts).
   installResetOnExit((fd, seconds) => native.module.setLinger(fd, seconds));
   try {
@@ -97,11 +97,11 @@ async function defaultParts(
       'RDMA device open',
     );
     const syn = cfg.policy.kernelPeers ? nativeSynInspector(native.module, log) : undefined;
-    return { originalDst, links, relay, ...(syn === undefined ? {} : { syn }) };
+    return { originalDst, links, relays, ...(syn === undefined ? {} : { syn }) };
   } catch (err) {
     log.warn({ err, device: cfg.rdma.device }, 'RDMA device not usable: every connection relays over TCP');
     const why = err instanceof Error ? err.message : String(err);
-    return { originalDst, links: new UnavailableLinkGroupManager(why), relay };
+    return { originalDst, links: new UnavailableLinkGroupManager(why), relays };
   }
 }
 
@@ -148,7 +148,7 @@ export async function runSidecar(
     ...(syn === undefined ? {} : { syn }),
     metrics,
     connections: new ConnectionRegistry(),
-    ...(defaults?.relay === undefined ? {} : { relay: defaults.relay }),
+    ...(defaults?.relays === undefined ? {} : { relay: defaults.relays.relay }),
     budget: new SmcBudget({
       maxConnections: cfg.limits.maxConnections,
       maxRegisteredMemory: maxRegisteredMemory(cfg.limits),
@@ -230,7 +230,7 @@ export async function runSidecar(
         health.drain();
         watcher.stop();
         for (const s of sockets) s.destroy();
-        abortNativeRelays();
+        defaults?.relays?.abortAll();
         await Promise.all(servers.map(closeServer));
         try {
           await links.close();

@@ -1,7 +1,8 @@
 // The sidecar's SMC-R link layer on soft-RoCE, in the two-VM lab: two sidecars run the CLC
 // handshake over TCP, create RC QPs on rxe0, bring them to RTS with each other's parameters and
-// confirm the link over LLC; as the native data pump does not exist yet, they then decline
-// (ERR_RDYLNK) and carry the HTTP requests over the same TCP connections. VM-side program:
+// confirm the link over LLC; with the link-only data path they then decline (ERR_RDYLNK) and carry
+// the HTTP requests over the same TCP connections; the js and native data paths carry them over
+// RDMA. VM-side program:
 // test/vm/sidecar/link-node.ts, run compiled from dist/.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,8 +57,8 @@ describe.skipIf(!labReady() || !existsSync(addon))('sidecar SMC-R link layer on 
       'app on 10.77.0.1: /req-2',
     ]);
     expect(c.find((x) => x.check === 'upload')?.['ok']).toBe(true);
-    // Both sides decline once the link is up; whichever Decline the client saw first names the
-    // reason (its own: link-setup-failed; the server's, when it came first: peer-declined).
+    // The server declines once it holds the client's CONFIRM LINK response; the client waits for
+    // that Decline (peer-declined) and declines itself (link-setup-failed) only if none comes.
     const connections = c.find((x) => x.check === 'metrics')?.['connections'] as string[];
     const fallback = (reason: string): number =>
       metric(connections, `smc_connections_total{outcome="fallback",reason="${reason}"}`);

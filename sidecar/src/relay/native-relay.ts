@@ -24,6 +24,7 @@ export async function nativeRelay(
   app: PipeEnd,
   peer: PipeEnd,
   opts: PipeOptions = {},
+  running: Set<TcpRelay> = new Set(),
 ): Promise<PipeResult> {
   if (!handOverable(app.socket) || !handOverable(peer.socket)) return relay(app, peer, opts);
   // Bytes the sockets still have to write would be lost with them: they go out first.
@@ -59,7 +60,7 @@ export async function nativeRelay(
   // The relay owns duplicates of both descriptors now (the zero linger is the socket's, it stays).
   release(app.socket);
   release(peer.socket);
-  return watch(native, opts);
+  return watch(native, opts, running);
 }
 
 /** A connected socket whose descriptor the native relay can take. */
@@ -83,15 +84,22 @@ function release(socket: Socket): void {
   socket.destroy();
 }
 
-/** Native relays running now: the sidecar resets them when it stops (they hold the loop open). */
-const running = new Set<TcpRelay>();
+/** One sidecar's native relays: it resets them when it stops (they hold the event loop open). */
+export class NativeRelays {
+  private readonly running = new Set<TcpRelay>();
 
-/** Resets every running native relay's connections, as destroying the sockets does for relay(). */
-export function abortNativeRelays(): void {
-  for (const r of running) r.abort();
+  constructor(private readonly verbs: Pick<VerbsModule, 'TcpRelay'>) {}
+
+  readonly relay = (app: PipeEnd, peer: PipeEnd, opts?: PipeOptions): Promise<PipeResult> =>
+    nativeRelay(this.verbs, app, peer, opts, this.running);
+
+  /** Resets every running relay's connections, as destroying the sockets does for relay(). */
+  abortAll(): void {
+    for (const r of this.running) r.abort();
+  }
 }
 
-function watch(native: TcpRelay, opts: PipeOptions): Promise<PipeResult> {
+function watch(native: TcpRelay, opts: PipeOptions, running: Set<TcpRelay>): Promise<PipeResult> {
   running.add(native);
   const reported = { tx: 0, rx: 0 };
   const report = (counts: { tx: number; rx: number }): void => {

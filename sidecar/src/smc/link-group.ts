@@ -127,6 +127,11 @@ export class LinkGroup {
   private idleTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private reported = { unknown: 0, malformed: 0, early: 0 };
+  private markEnded: () => void = () => undefined;
+  /** Settles when the group ends, whoever ends it. */
+  readonly whenEnded: Promise<void> = new Promise((resolve) => {
+    this.markEnded = resolve;
+  });
 
   constructor(private readonly o: LinkGroupOptions) {
     this.id = o.id;
@@ -536,6 +541,7 @@ export class LinkGroup {
     }
     this.o.log.info({ link: this.id, reason, peer: this.o.peerAddress }, 'link group ended');
     this.o.onEnded(this, reason);
+    this.markEnded();
     // Let a DELETE LINK leave the send queue before the QP goes to ERR.
     const teardown = (): void => this.teardown();
     if (tellPeer && wasReady) setTimeout(teardown, 200).unref();

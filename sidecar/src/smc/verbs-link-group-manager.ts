@@ -487,6 +487,19 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
       }
       return this.nativeConnection(g, slot, n, tcp, log);
     }
+    if (n.role === 'client') {
+      // Link-only: the server declines once it holds our CONFIRM LINK response. Declining first
+      // would race that response (it travels over RDMA, the Decline over TCP), so the client waits
+      // for the server's Decline to end the group, and declines itself only if none comes.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        g.whenEnded,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, committedMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     throw new LinkSetupError(
       FallbackReason.LinkSetupFailed,
       'link confirmed; data path disabled (link-only)',

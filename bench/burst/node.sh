@@ -74,10 +74,13 @@ start_sidecar() {
   local extra=()
   read -r -a extra <<<"$BURST_SIDECAR_ENV"
   envs+=("${extra[@]}")
+  [[ -n $BURST_PROFILE ]] && envs+=("NODE_OPTIONS=--cpu-prof --cpu-prof-dir=$OUT/prof/$p")
   in_pod "$p" env "${envs[@]}" timeout 60 "${SIDECAR[@]}" intercept install >"$LOGS/intercept-$p.log" 2>&1 ||
     { echo "intercept install in $p failed: $(tail -n 3 "$LOGS/intercept-$p.log")"; return 1; }
   in_pod "$p" env "${envs[@]}" timeout "$T" "${SIDECAR[@]}" run >"$LOGS/sidecar-$p.log" 2>&1 </dev/null &
+  SIDECARS+=($!)
 }
+SIDECARS=()
 # nginx as the application: one worker (one vCPU), a small file, the connection and fd limits N
 # needs, and a listen backlog of somaxconn.
 start_nginx() {
@@ -225,5 +228,10 @@ progress "burst through the sidecars done; settling ${BURST_SETTLE_S}s"
 sleep "$BURST_SETTLE_S"
 snap settled
 mark settled
+if [[ -n $BURST_PROFILE ]]; then
+  # A CPU profile is written when the process exits in order (SIGTERM: the sidecar stops).
+  pkill -TERM -f "^${SIDECAR[*]} run" || true
+  wait "${SIDECARS[@]}" 2>/dev/null || true
+fi
 progress "done"
 exit 0

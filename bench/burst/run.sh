@@ -70,6 +70,7 @@ export BURST_SAMPLE_MS=$(q "${BURST_SAMPLE_MS:-1000}") BURST_RMB_SIZE=$(q "${BUR
 export BURST_DATA_PATH=$(q "${BURST_DATA_PATH:-native}") BURST_LOG_LEVEL=$(q "${BURST_LOG_LEVEL:-info}")
 export BURST_SIDECAR_ENV=$(q "${BURST_SIDECAR_ENV:-}") BURST_NOFILE=$(q "${BURST_NOFILE:-65536}")
 export BURST_SOMAXCONN=$(q "${BURST_SOMAXCONN:-8192}") BURST_LAB_TIMEOUT=$LAB_TIMEOUT
+export BURST_PROFILE=$(q "${BURST_PROFILE:-}")
 exec bash $(q "$HERE/node.sh")
 SH
 say "lab run (two VMs), BURST_N=$N, run dir $RUN"
@@ -83,6 +84,12 @@ if [[ $rc != 0 ]]; then
   tail -n 40 "$RUN"/lab/node*/output >&2 || true
 fi
 node "$HERE/report.mjs" "$RUN/lab" || rc=1
+if [[ -n ${BURST_PROFILE:-} ]]; then
+  for prof in "$RUN"/lab/node*/prof/*/*.cpuprofile; do
+    [[ -f $prof ]] && node "$REPO/bench/cpu-profile.mjs" "$prof"
+  done
+  KEEP=${KEEP:-$RUN}
+fi
 if [[ $rc != 0 ]]; then
   echo "run dir kept: $RUN" >&2
 elif [[ -z "$KEEP" ]]; then

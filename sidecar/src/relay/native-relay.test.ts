@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as verbs from '../../../native/index.js';
 import { socketFd } from '../intercept/original-dst.js';
 import { connectTcp } from './connect.js';
-import { nativeRelay } from './native-relay.js';
+import { NativeRelays, nativeRelay } from './native-relay.js';
 import { type Direction, type PipeEnd, type PipeOptions, type PipeResult, relay } from './pipe.js';
 import { installResetOnExit, resetOnExit } from './reset-on-exit.js';
 import { closeAll, collect, connectLoopback, listenLoopback, loopbackPair, portOf } from './testing.js';
@@ -428,6 +428,31 @@ describe('nativeRelay only', () => {
     expect(await upstreamEnding).toBe('ECONNRESET');
     expect(await s.result()).toMatchObject({ outcome: 'reset', resetBy: 'app', tx: 3, rx: 0 });
     expect(relayObj?.state).toBe('detached'); // nativeRelay closes it at the end
+  });
+
+  it("a sidecar's NativeRelays reports live relays' bytes on its timer and resets them all on abortAll()", async () => {
+    const relays = new NativeRelays(verbs);
+    const ups: Promise<string>[] = [];
+    const clients: { s: Setup; got: ReturnType<typeof collect> }[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await setup(relays.relay, (u) => {
+        ups.push(collect(u).ending);
+      });
+      servers.push(s.upstream, s.proxy);
+      clients.push({ s, got: collect(s.client) });
+      s.client.write('abc'.repeat(i + 1));
+      await s.started;
+    }
+    // Still running: only the shared timer can have told onBytes.
+    await vi.waitFor(() => expect(clients.map((c) => c.s.counted.tx)).toEqual([3, 6, 9]), {
+      timeout: 10_000,
+    });
+    relays.abortAll();
+    for (const c of clients) {
+      expect(await c.got.ending).toBe('ECONNRESET');
+      expect(await c.s.result()).toMatchObject({ outcome: 'reset' });
+    }
+    expect(await Promise.all(ups)).toEqual(['ECONNRESET', 'ECONNRESET', 'ECONNRESET']);
   });
 
   it('close() while running resets, ends once, and is idempotent', async () => {

@@ -24,7 +24,7 @@ export async function nativeRelay(
   app: PipeEnd,
   peer: PipeEnd,
   opts: PipeOptions = {},
-  running: Set<TcpRelay> = new Set(),
+  running: RunningRelays = new RunningRelays(),
 ): Promise<PipeResult> {
   if (!handOverable(app.socket) || !handOverable(peer.socket)) return relay(app, peer, opts);
   // Bytes the sockets still have to write would be lost with them: they go out first.
@@ -84,23 +84,57 @@ function release(socket: Socket): void {
   socket.destroy();
 }
 
+/**
+ * Native relays running now, with their byte counters read on one timer for all of them (a burst
+ * of connections must not mean a timer each).
+ */
+export class RunningRelays {
+  private readonly relays = new Map<TcpRelay, (() => void) | null>();
+  private timer: NodeJS.Timeout | null = null;
+  private reporting = 0;
+
+  add(relay: TcpRelay, report: (() => void) | null): void {
+    this.relays.set(relay, report);
+    if (report === null) return;
+    this.reporting++;
+    if (this.timer === null) {
+      this.timer = setInterval(() => {
+        for (const [r, rep] of this.relays) if (rep !== null && r.state === 'running') rep();
+      }, STATS_INTERVAL_MS);
+      this.timer.unref();
+    }
+  }
+
+  delete(relay: TcpRelay): void {
+    const report = this.relays.get(relay);
+    if (!this.relays.delete(relay) || report === null || report === undefined) return;
+    if (--this.reporting === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  /** Resets every running relay's connections, as destroying the sockets does for relay(). */
+  abortAll(): void {
+    for (const r of this.relays.keys()) r.abort();
+  }
+}
+
 /** One sidecar's native relays: it resets them when it stops (they hold the event loop open). */
 export class NativeRelays {
-  private readonly running = new Set<TcpRelay>();
+  private readonly running = new RunningRelays();
 
   constructor(private readonly verbs: Pick<VerbsModule, 'TcpRelay'>) {}
 
   readonly relay = (app: PipeEnd, peer: PipeEnd, opts?: PipeOptions): Promise<PipeResult> =>
     nativeRelay(this.verbs, app, peer, opts, this.running);
 
-  /** Resets every running relay's connections, as destroying the sockets does for relay(). */
   abortAll(): void {
-    for (const r of this.running) r.abort();
+    this.running.abortAll();
   }
 }
 
-function watch(native: TcpRelay, opts: PipeOptions, running: Set<TcpRelay>): Promise<PipeResult> {
-  running.add(native);
+function watch(native: TcpRelay, opts: PipeOptions, running: RunningRelays): Promise<PipeResult> {
   const reported = { tx: 0, rx: 0 };
   const report = (counts: { tx: number; rx: number }): void => {
     const tx = counts.tx - reported.tx;
@@ -110,16 +144,9 @@ function watch(native: TcpRelay, opts: PipeOptions, running: Set<TcpRelay>): Pro
     if (tx > 0) opts.onBytes?.('tx', tx);
     if (rx > 0) opts.onBytes?.('rx', rx);
   };
-  const timer =
-    opts.onBytes === undefined
-      ? null
-      : setInterval(() => {
-          if (native.state === 'running') report(native.stats());
-        }, STATS_INTERVAL_MS);
-  timer?.unref();
+  running.add(native, opts.onBytes === undefined ? null : () => report(native.stats()));
   return native.done.then((end: TcpRelayEnd) => {
     running.delete(native);
-    if (timer !== null) clearInterval(timer);
     const { detail } = end;
     report(detail);
     native.close();

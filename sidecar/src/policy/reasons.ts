@@ -8,6 +8,11 @@ import { SMC_CLC_DECL } from '../protocol/clc/decline-codes.js';
 export const FallbackReason = {
   /** Destination is not a directory endpoint (no sidecar): plain relay, no CLC bytes. */
   PeerNotInDirectory: 'peer-not-in-directory',
+  /**
+   * Inbound plain TCP from a directory peer: its sidecar chose TCP before any CLC byte (its mode,
+   * its limits, handshake overload, our sidecar unreachable). The peer's own counter says which.
+   */
+  PeerChoseTcp: 'peer-chose-tcp',
   /** Local policy mode is Disabled. */
   ModeDisabled: 'mode-disabled',
   /** The peer's tenant and ours do not allow each other. */
@@ -87,6 +92,7 @@ export function fallbackLogLevel(reason: FallbackReason): 'info' | 'warn' {
 export function declineCodeFor(reason: FallbackReason): number | null {
   switch (reason) {
     case FallbackReason.PeerNotInDirectory:
+    case FallbackReason.PeerChoseTcp:
     case FallbackReason.PeerSidecarUnreachable:
     case FallbackReason.OriginalDstUnknown:
     case FallbackReason.PeerReset:

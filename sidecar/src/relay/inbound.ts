@@ -76,7 +76,12 @@ async function handle(ctx: ProxyContext, conn: Socket, entry: TrackedConnection)
       'client announced SMC in its SYN but did not open with a CLC Proposal; relaying over TCP',
     );
   }
-  const reason = first === null ? FallbackReason.PeerNotInDirectory : FallbackReason.PeerNotSmc;
+  const reason =
+    first !== null
+      ? FallbackReason.PeerNotSmc
+      : ctx.directory().lookup(conn.remoteAddress ?? '') !== undefined
+        ? FallbackReason.PeerChoseTcp
+        : FallbackReason.PeerNotInDirectory;
   ctx.metrics.connection('fallback', reason);
   entry.fallback(reason);
   const result = await tcpRelay(ctx)(

@@ -212,7 +212,7 @@ const mem = [
     'RMBs in-use / pooled / retiring (peak in-use; settled)',
     'open fds peak / limit',
     'event loop lag max s (peak)',
-    'V8 heap / external MiB before; settled',
+    'V8 heap total / used / external MiB before; settled',
   ],
 ];
 const peaks = {};
@@ -241,8 +241,8 @@ for (const [pod, dir] of [
   const rssPeak = peak('process_resident_memory_bytes', ['after']);
   const regPeak = peak('smc_registered_memory_bytes', ['after']);
   const heap = ['before', 'settled'].map((p) =>
-    [value(snap(pod, p), 'nodejs_heap_size_total_bytes'), value(snap(pod, p), 'nodejs_external_memory_bytes')]
-      .map(MiB)
+    ['nodejs_heap_size_total_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_external_memory_bytes']
+      .map((name) => MiB(value(snap(pod, p), name)))
       .join(' / '),
   );
   peaks[pod] = { rss, rssPeak, reg, regPeak };

@@ -74,13 +74,20 @@ start_sidecar() {
   local extra=()
   read -r -a extra <<<"$BURST_SIDECAR_ENV"
   envs+=("${extra[@]}")
-  [[ -n $BURST_PROFILE ]] && envs+=("NODE_OPTIONS=--cpu-prof --cpu-prof-dir=$OUT/prof/$p")
   in_pod "$p" env "${envs[@]}" timeout 60 "${SIDECAR[@]}" intercept install >"$LOGS/intercept-$p.log" 2>&1 ||
     { echo "intercept install in $p failed: $(tail -n 3 "$LOGS/intercept-$p.log")"; return 1; }
-  in_pod "$p" env "${envs[@]}" timeout "$T" "${SIDECAR[@]}" run >"$LOGS/sidecar-$p.log" 2>&1 </dev/null &
+  local run=("${SIDECAR[@]}")
+  [[ -n $BURST_PROFILE ]] && run=(node --cpu-prof --cpu-prof-dir="$OUT/prof/$p" "${SIDECAR[@]:1}")
+  in_pod "$p" env "${envs[@]}" timeout "$T" "${run[@]}" run >"$LOGS/sidecar-$p.log" 2>&1 </dev/null &
   SIDECARS+=($!)
 }
 SIDECARS=()
+# With BURST_PROFILE, the sidecar stops in order at the end (SIGTERM), so that it writes its profile.
+stop_profiled_sidecar() {
+  [[ -z $BURST_PROFILE ]] && return 0
+  pkill -TERM -f "^node .*${SIDECAR[-1]} run\$" || true
+  wait "${SIDECARS[@]}" 2>/dev/null || true
+}
 # nginx as the application: one worker (one vCPU), a small file, the connection and fd limits N
 # needs, and a listen backlog of somaxconn.
 start_nginx() {
@@ -145,6 +152,7 @@ if [[ $LAB_NODE == 0 ]]; then
   timeout "$T" socat -t 60 TCP-LISTEN:15998,bind="$LAB_IP",reuseaddr,fork SYSTEM:"bash $BURST_HERE/ctl.sh" \
     >"$LOGS/ctl.log" 2>&1 </dev/null &
   lab_wait_file /tmp/burst-done "$T" || { echo "node1 never said done"; exit 1; }
+  stop_profiled_sidecar
   progress "done"
   exit 0
 fi
@@ -228,10 +236,6 @@ progress "burst through the sidecars done; settling ${BURST_SETTLE_S}s"
 sleep "$BURST_SETTLE_S"
 snap settled
 mark settled
-if [[ -n $BURST_PROFILE ]]; then
-  # A CPU profile is written when the process exits in order (SIGTERM: the sidecar stops).
-  pkill -TERM -f "^${SIDECAR[*]} run" || true
-  wait "${SIDECARS[@]}" 2>/dev/null || true
-fi
+stop_profiled_sidecar
 progress "done"
 exit 0

@@ -276,7 +276,7 @@ console.log(
     .join(', ')} (goal <= the RMB pool, ${MiB(poolBytes)} MiB) ${verdict(rssOk)}`,
 );
 console.log(
-  `peak: the largest of the samples every ${process.env.BURST_SAMPLE_MS ?? 1000} ms from the burst's start to the settled ` +
+  `peak: the largest of the samples every ${process.env.BURST_SAMPLE_MS ?? 5000} ms from the burst's start to the settled ` +
     `snapshot (${process.env.BURST_SETTLE_S ?? 10} s after the burst) and the snapshot right after it`,
 );
 

@@ -13,6 +13,18 @@ describe('ip', () => {
     expect(() => parseIp('10.0.0')).toThrow(/invalid address/);
   });
 
+  it('answers the same from its cache, and stays right past the cache size', () => {
+    for (let round = 0; round < 2; round++) {
+      for (let i = 1; i <= 5000; i++) {
+        const v4 = `10.${(i >> 8) & 255}.${i & 255}.7`;
+        expect(canonicalIp(`::ffff:${v4}`)).toBe(v4);
+        expect(canonicalIp(`FD00:0:0:0:0:0:0:${i.toString(16)}`)).toBe(`fd00::${i.toString(16)}`);
+      }
+    }
+    expect(() => canonicalIp('10.0.0')).toThrow(/invalid address/);
+    expect(() => canonicalIp('10.0.0')).toThrow(/invalid address/);
+  });
+
   it('parses CIDRs and masks host bits', () => {
     expect(parseCidr('10.1.2.3/8').text).toBe('10.0.0.0/8');
     expect(parseCidr('fd00::1/16').text).toBe('fd00::/16');

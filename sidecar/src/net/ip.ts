@@ -92,10 +92,20 @@ const V4_MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
  * as dual-stack sockets report it), IPv6 in RFC 5952 form without zone.
  */
 export function canonicalIp(s: string): string {
+  // Every connection asks for the same few addresses (its pod's, its peers'), several times.
+  const known = canonicalCache.get(s);
+  if (known !== undefined) return known;
   const b = parseIp(s);
-  if (b.length === 16 && b.subarray(0, 12).equals(V4_MAPPED_PREFIX)) return formatIp(b.subarray(12));
-  return formatIp(b);
+  const canonical =
+    b.length === 16 && b.subarray(0, 12).equals(V4_MAPPED_PREFIX) ? formatIp(b.subarray(12)) : formatIp(b);
+  if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.clear();
+  canonicalCache.set(s, canonical);
+  return canonical;
 }
+
+/** Spellings already made canonical; cleared when full (a scan of many addresses stays bounded). */
+const canonicalCache = new Map<string, string>();
+const CANONICAL_CACHE_MAX = 4096;
 
 export function ipFamily(s: string): IpFamily {
   const f = isIP(s);

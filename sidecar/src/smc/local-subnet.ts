@@ -18,12 +18,54 @@ function toInterfaceAddress(a: IfaceAddr): InterfaceAddress | null {
   return { family: bytes.length === 4 ? 'ipv4' : 'ipv6', address: bytes, prefixLength };
 }
 
+/**
+ * The pod's interfaces, read at most once per TABLE_TTL_MS: every handshake needs them, and a
+ * new address shows within that time.
+ */
+const TABLE_TTL_MS = 1000;
+let interfaces: { readAt: number; table: InterfaceTable } | null = null;
+
+function currentInterfaces(): InterfaceTable {
+  const now = Date.now();
+  if (interfaces === null || now - interfaces.readAt >= TABLE_TTL_MS || now < interfaces.readAt) {
+    interfaces = { readAt: now, table: networkInterfaces() };
+  }
+  return interfaces.table;
+}
+
+/** Answers per interface table and address: the table changes rarely, the addresses repeat. */
+const addressMemo = new WeakMap<InterfaceTable, Map<string, readonly InterfaceAddress[]>>();
+const areaMemo = new WeakMap<InterfaceTable, Map<string, ClcIpArea>>();
+
+function memoised<T>(
+  memo: WeakMap<InterfaceTable, Map<string, T>>,
+  table: InterfaceTable,
+  key: string,
+  make: () => T,
+): T {
+  let answers = memo.get(table);
+  if (answers === undefined) {
+    answers = new Map();
+    memo.set(table, answers);
+  }
+  let answer = answers.get(key);
+  if (answer === undefined) {
+    answer = make();
+    answers.set(key, answer);
+  }
+  return answer;
+}
+
 /** The addresses of the interface that holds `localAddress` (for the server's prefix check). */
 export function interfaceAddressesFor(
   localAddress: string,
-  table: InterfaceTable = networkInterfaces(),
-): InterfaceAddress[] {
+  table: InterfaceTable = currentInterfaces(),
+): readonly InterfaceAddress[] {
   const ip = canonicalIp(localAddress);
+  return memoised(addressMemo, table, ip, () => findInterfaceAddresses(ip, table));
+}
+
+function findInterfaceAddresses(ip: string, table: InterfaceTable): InterfaceAddress[] {
   const all = Object.values(table).filter((a): a is IfaceAddr[] => a !== undefined);
   const convert = (addrs: IfaceAddr[]): InterfaceAddress[] =>
     addrs.map(toInterfaceAddress).filter((a): a is InterfaceAddress => a !== null);
@@ -39,9 +81,13 @@ export function interfaceAddressesFor(
 /** The IP area of our Proposal for a connection leaving from `localAddress` (smc_clc_prfx_set). */
 export function proposalAreaFor(
   localAddress: string,
-  table: InterfaceTable = networkInterfaces(),
+  table: InterfaceTable = currentInterfaces(),
 ): ClcIpArea {
   const ip = canonicalIp(localAddress);
+  return memoised(areaMemo, table, ip, () => proposalArea(ip, table));
+}
+
+function proposalArea(ip: string, table: InterfaceTable): ClcIpArea {
   const bytes = parseIp(ip);
   const candidates = interfaceAddressesFor(ip, table).filter((a) => a.address.byteLength === bytes.length);
   const own =

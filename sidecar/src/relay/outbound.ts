@@ -32,8 +32,12 @@ export async function handleOutbound(ctx: ProxyContext, app: Socket): Promise<vo
 
 async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): Promise<void> {
   const connId = conn.id;
-  let log = ctx.log.child({ conn: connId, side: 'client', src: app.remoteAddress, srcPort: app.remotePort });
-  app.on('error', (err) => log.debug({ err }, 'application socket error'));
+  const fields = { conn: connId, side: 'client', src: app.remoteAddress, srcPort: app.remotePort };
+  // One child logger per connection, made once the destination is known (a burst makes thousands);
+  // a line before that gets its own.
+  let known: ProxyContext['log'] | null = null;
+  const early = (): ProxyContext['log'] => known ?? ctx.log.child(fields);
+  app.on('error', (err) => early().debug({ err }, 'application socket error'));
   // Held while the connection may run over SMC-R: from the upgrade decision to its end or fallback.
   let release = (): void => undefined;
   try {
@@ -43,12 +47,13 @@ async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): 
     } catch (err) {
       ctx.metrics.connection('declined', FallbackReason.OriginalDstUnknown);
       conn.declined(FallbackReason.OriginalDstUnknown);
-      log.warn({ err }, 'original destination unknown; resetting');
+      early().warn({ err }, 'original destination unknown; resetting');
       app.resetAndDestroy();
       return;
     }
     conn.setPeer(dst.address, dst.port);
-    log = log.child({ dst: formatSocketAddress(dst) });
+    const log = ctx.log.child({ ...fields, dst: formatSocketAddress(dst) });
+    known = log;
     if (dst.port === ctx.config.ports.outbound && isLoopback(canonicalIp(dst.address))) {
       ctx.metrics.connection('declined', FallbackReason.OriginalDstUnknown);
       conn.declined(FallbackReason.OriginalDstUnknown);
@@ -109,7 +114,7 @@ async function handle(ctx: ProxyContext, app: Socket, conn: TrackedConnection): 
     }
     await upgradeOutbound({ ctx, conn, app, tcp, dst, peer, connId, log, release, handshakeDone });
   } catch (err) {
-    log.error({ err }, 'outbound connection failed');
+    early().error({ err }, 'outbound connection failed');
     if (!app.destroyed) app.resetAndDestroy();
   } finally {
     release();

@@ -115,6 +115,23 @@ sleep 600
     removeRunDir(r);
   });
 
+  it('stops the other node at once when one VM crashes (a guest kernel panic)', async () => {
+    const r = await runLab({
+      name: 'crash',
+      timeoutSec: 300,
+      scripts: ['echo waiting; sleep 600', 'echo crashing; sleep 2; echo c > /proc/sysrq-trigger; sleep 600'],
+    });
+    const msg = describeResult(r);
+    expect(r.nodes[1].status, msg).toBe('crashed');
+    expect(r.nodes[1].output).toContain('crashing');
+    // Stopped because of the crash, not by the run's timeout.
+    expect(r.nodes[0].status, msg).toBe('stopped');
+    expect(r.nodes[0].timedOut).toBe(false);
+    expect(r.nodes[0].output).toContain('waiting');
+    expect(r.exitCode, msg).toBe(1);
+    removeRunDir(r);
+  });
+
   it('times out a hung script and reports it', async () => {
     const r = await runLabSingle({
       name: 'timeout',

@@ -25,7 +25,8 @@ export type LabScript = string | { file: string };
 
 export type NodeIndex = 0 | 1;
 
-export type NodeStatus = 'exited' | 'timeout' | 'killed' | 'crashed';
+/** `crashed`: the VM died on its own (a guest kernel panic); `stopped`: killed because another node crashed. */
+export type NodeStatus = 'exited' | 'timeout' | 'killed' | 'crashed' | 'stopped';
 
 export interface NodeResult {
   /** The script's exit code; null if it did not finish (timeout, killed, crashed VM). 125 = lab setup failed. */
@@ -97,7 +98,7 @@ function readOrEmpty(path: string): string {
 
 function parseStatus(s: string): NodeStatus {
   const t = s.trim();
-  return t === 'exited' || t === 'timeout' || t === 'killed' ? t : 'crashed';
+  return t === 'exited' || t === 'timeout' || t === 'killed' || t === 'stopped' ? t : 'crashed';
 }
 
 function nodeResult(outDir: string): NodeResult {

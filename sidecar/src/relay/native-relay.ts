@@ -89,26 +89,26 @@ function release(socket: Socket): void {
  * of connections must not mean a timer each).
  */
 export class RunningRelays {
-  private readonly relays = new Map<TcpRelay, (() => void) | null>();
+  private readonly relays = new Set<TcpRelay>();
+  /** The relays whose counters someone reads; the timer runs while there is one. */
+  private readonly reporters = new Map<TcpRelay, () => void>();
   private timer: NodeJS.Timeout | null = null;
-  private reporting = 0;
 
   add(relay: TcpRelay, report: (() => void) | null): void {
-    this.relays.set(relay, report);
+    this.relays.add(relay);
     if (report === null) return;
-    this.reporting++;
+    this.reporters.set(relay, report);
     if (this.timer === null) {
       this.timer = setInterval(() => {
-        for (const [r, rep] of this.relays) if (rep !== null && r.state === 'running') rep();
+        for (const [r, rep] of this.reporters) if (r.state === 'running') rep();
       }, STATS_INTERVAL_MS);
       this.timer.unref();
     }
   }
 
   delete(relay: TcpRelay): void {
-    const report = this.relays.get(relay);
-    if (!this.relays.delete(relay) || report === null || report === undefined) return;
-    if (--this.reporting === 0 && this.timer !== null) {
+    this.relays.delete(relay);
+    if (this.reporters.delete(relay) && this.reporters.size === 0 && this.timer !== null) {
       clearInterval(this.timer);
       this.timer = null;
     }
@@ -116,7 +116,7 @@ export class RunningRelays {
 
   /** Resets every running relay's connections, as destroying the sockets does for relay(). */
   abortAll(): void {
-    for (const r of this.relays.keys()) r.abort();
+    for (const r of this.relays) r.abort();
   }
 }
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # node0's control port for bench/burst (socat ... fork SYSTEM): one command line in, the answer out.
-#   metrics POD  -> that pod's sidecar /metrics (smc_*, process_*, nodejs_eventloop_lag*, V8 heap and
-#                   external memory lines)
+#   metrics POD  -> that pod's sidecar /metrics, the lines node.sh's METRICS_KEEP matches
 #   netstat POD  -> that pod's /proc/net/netstat and /proc/net/snmp
 #   mark NAME    -> appends {"mark":"NAME"} to web's gauge samples (the phases of the burst)
 #   done         -> node0 stops serving
@@ -10,7 +9,7 @@ case "$cmd" in
 metrics | netstat)
   [[ $arg =~ ^[a-z]+$ && -e /run/netns/$arg ]] || { echo "no pod '$arg'"; exit 0; }
   if [[ $cmd == metrics ]]; then
-    ip netns exec "$arg" curl -sf --max-time 20 http://127.0.0.1:15190/metrics | grep -E '^(smc_|process_|nodejs_eventloop_lag|nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes)'
+    ip netns exec "$arg" curl -sf --max-time 20 http://127.0.0.1:15190/metrics | grep -E "${METRICS_KEEP:?}"
   else
     ip netns exec "$arg" cat /proc/net/netstat /proc/net/snmp
   fi

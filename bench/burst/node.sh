@@ -36,7 +36,8 @@ T0=$(date +%s.%N)
 progress() { printf 'progress %5.1fs %s\n' "$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*"; }
 in_pod() { local p=$1; shift; ip netns exec "$p" "$@"; }
 as_app() { local p=$1; shift; ip netns exec "$p" setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
-METRICS_KEEP='^(smc_|process_|nodejs_eventloop_lag|nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes)'
+# The /metrics lines kept for the report, here and by ctl.sh (web's snapshots).
+export METRICS_KEEP='^(smc_|process_|nodejs_eventloop_lag|nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes)'
 
 # N connections take about 2 fds each in a sidecar (application side, peer side) and in nginx;
 # the kernel starts init with 1024/4096 (Node raises its soft limit to the hard one, nginx does

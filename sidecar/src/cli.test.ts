@@ -76,7 +76,7 @@ describe('main: --help exits 0 with the usage on stdout, a bad command line 2 wi
     [['sidecar', '--verbose'], 'smc sidecar: unknown flag --verbose'],
     [['run', '--config'], 'smc run: --config needs a value'],
     [['intercept', 'install', '--nope'], 'smc intercept: unknown flag --nope'],
-    [['intercept'], 'smc intercept: missing "install" or "remove"'],
+    [['intercept'], 'smc intercept: missing "install", "remove" or "sync"'],
     [['connections', '-o', 'yaml'], 'smc connections: --output must be "table" or "json", not "yaml"'],
     [['connections', 'pod-a'], 'smc connections: unexpected argument "pod-a"'],
     [['node-agent', '--nope'], 'smc node-agent: unknown flag --nope'],

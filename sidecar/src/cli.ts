@@ -7,7 +7,7 @@ export type HelpTopic = 'run' | 'intercept' | 'connections';
 
 export type Command =
   | { kind: 'help'; topic?: HelpTopic }
-  | { kind: 'intercept'; action: 'install' | 'remove'; configFile: string | undefined }
+  | { kind: 'intercept'; action: 'install' | 'remove' | 'sync'; configFile: string | undefined }
   | { kind: 'run'; configFile: string | undefined }
   | { kind: 'node-agent'; args: readonly string[] }
   | { kind: 'connections'; output: 'table' | 'json'; adminPort: number | undefined };
@@ -15,6 +15,7 @@ export type Command =
 export const USAGE = `usage: smc <command> [--config FILE]
   intercept install   install the nftables redirect rules in this network namespace (root)
   intercept remove    delete them
+  intercept sync      keep the redirect sets of intercept.redirect=peers in step with the directory
   sidecar | run       run the sidecar proxy
   node-agent ...      run the node agent
   connections [-o table|json] [--admin-port N]   list the sidecar's connections (run in the pod)
@@ -28,9 +29,10 @@ export const RUN_USAGE = `usage: smc sidecar [--config FILE]   (also: smc run)
   Runs the per-pod SMC-R sidecar proxy (uid 7609) until SIGTERM.
 ${CONFIG_HELP}`;
 
-export const INTERCEPT_USAGE = `usage: smc intercept install|remove [--config FILE]
+export const INTERCEPT_USAGE = `usage: smc intercept install|remove|sync [--config FILE]
   Installs (or deletes) the nftables rules that redirect the pod's TCP traffic to the sidecar, in
-  this network namespace (the init container; needs NET_ADMIN).
+  this network namespace (the init container; needs NET_ADMIN). With intercept.redirect=peers,
+  \`sync\` then keeps the sets of redirected peers in step with the directory until SIGTERM.
 ${CONFIG_HELP}`;
 
 const CONFIG_FLAGS = { config: { type: 'string', short: 'c' } } as const satisfies FlagSpecs;
@@ -71,8 +73,8 @@ export function parseArgs(argv: readonly string[]): Command {
       const a = parseFlags(rest, CONFIG_FLAGS, { positionals: 1 });
       if (a.help) return { kind: 'help', topic: 'intercept' };
       const [action] = a.positionals;
-      if (action !== 'install' && action !== 'remove') {
-        throw new UsageError('missing "install" or "remove"');
+      if (action !== 'install' && action !== 'remove' && action !== 'sync') {
+        throw new UsageError('missing "install", "remove" or "sync"');
       }
       return { kind: 'intercept', action, configFile: a.flags.config };
     }

@@ -1,7 +1,7 @@
 import { ConfigError } from './config/errors.js';
 import { runIfEntryPoint } from './entry-point.js';
 import { loadConfig } from './config/load.js';
-import { runInterceptCommand } from './intercept/command.js';
+import { NothingToSyncError, runInterceptCommand } from './intercept/command.js';
 import { createLogger } from './log.js';
 import { runSidecar } from './run.js';
 import { printUsage, usageFailed } from './args.js';
@@ -59,7 +59,21 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const log = createLogger(cfg.logLevel);
   if (cmd.kind === 'intercept') {
-    await runInterceptCommand(cmd.action, cfg, log);
+    const stopped = new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'stopping');
+        resolve();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    try {
+      await runInterceptCommand(cmd.action, cfg, log, undefined, stopped);
+    } catch (err) {
+      if (!(err instanceof NothingToSyncError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      return 78; // EX_CONFIG
+    }
     return 0;
   }
   const sidecar = await runSidecar(cfg, log);

@@ -49,6 +49,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'SMC_EXCLUDE_INBOUND_PORTS', path: ['intercept', 'excludeInboundPorts'], kind: 'intList' },
   { env: 'SMC_EXCLUDE_OUTBOUND_CIDRS', path: ['intercept', 'excludeOutboundCidrs'], kind: 'stringList' },
   { env: 'SMC_EXCLUDE_INBOUND_CIDRS', path: ['intercept', 'excludeInboundCidrs'], kind: 'stringList' },
+  { env: 'SMC_INTERCEPT_REDIRECT', path: ['intercept', 'redirect'], kind: 'string' },
   { env: 'SMC_POLICY_MODE', aliases: ['SMC_MODE'], path: ['policy', 'mode'], kind: 'string' },
   { env: 'SMC_ALLOWED_PEER_TENANTS', path: ['policy', 'allowedPeerTenants'], kind: 'stringList' },
   { env: 'SMC_KERNEL_PEERS', path: ['policy', 'kernelPeers'], kind: 'bool' },

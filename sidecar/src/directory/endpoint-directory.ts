@@ -36,6 +36,11 @@ export class EndpointDirectory {
     return this.endpoints;
   }
 
+  /** Every listed address (canonical) with its endpoint. */
+  entries(): IterableIterator<[string, DirectoryEndpoint]> {
+    return this.byIp.entries();
+  }
+
   /** The endpoint one of whose pod IPs is `ip` (any spelling, IPv4-mapped included). */
   lookup(ip: string): DirectoryEndpoint | undefined {
     try {

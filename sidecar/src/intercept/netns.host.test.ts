@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -87,7 +87,7 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
   // CAP_DAC_READ_SEARCH lets uid 7609 read /proc/net/nf_conntrack when the native addon is absent.
   const caps = ['--inh-caps', '+dac_read_search', '--ambient-caps', '+dac_read_search'];
 
-  function writeConfig(name: string): string {
+  function writeConfig(name: string, redirect: 'all' | 'peers' = 'all'): string {
     const path = join(work, `${name}.json`);
     writeFileSync(
       path,
@@ -95,11 +95,29 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
         tenant: 'team-a',
         logLevel: 'debug',
         directory: { path: join(work, 'directory.json'), pollIntervalMs: 200 },
-        intercept: { excludeOutboundPorts: [8081] },
+        intercept: { excludeOutboundPorts: [8081], redirect },
       }),
     );
     chmodSync(path, 0o644);
     return path;
+  }
+
+  /** The directory both sidecars read; pod B listed with tenant `tenantB`. */
+  function writeDirectory(tenantB: string): void {
+    const path = join(work, 'directory.json');
+    writeFileSync(
+      `${path}.tmp`,
+      JSON.stringify(
+        directoryDoc([
+          endpoint(A4, { pod: 'a' }),
+          endpoint(B4, { pod: 'b', tenant: tenantB }),
+          endpoint(A6, { pod: 'a' }),
+          endpoint(B6, { pod: 'b', tenant: tenantB }),
+        ]),
+      ),
+    );
+    chmodSync(`${path}.tmp`, 0o644);
+    renameSync(`${path}.tmp`, path);
   }
 
   beforeAll(async () => {
@@ -116,18 +134,7 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
       await inNs(ns, `ip link set ${dev} up`);
     }
     await inNs(NS_B, `ip addr add ${B4_OTHER}/24 dev smcvb${TAG}`);
-    writeFileSync(
-      join(work, 'directory.json'),
-      JSON.stringify(
-        directoryDoc([
-          endpoint(A4, { pod: 'a' }),
-          endpoint(B4, { pod: 'b' }),
-          endpoint(A6, { pod: 'a' }),
-          endpoint(B6, { pod: 'b' }),
-        ]),
-      ),
-    );
-    chmodSync(join(work, 'directory.json'), 0o644);
+    writeDirectory('team-a');
 
     // The "application" of pod B: an HTTP server on every address, ports 8080, 8081 and 9090.
     const server = `const http=require('http');for(const p of [8080,8081,9090])http.createServer((q,s)=>s.end('pod-b:'+p+':'+q.socket.remoteAddress+'\\n')).listen(p,'::')`;
@@ -227,6 +234,58 @@ describe.skipIf(!hostAllows())('interception in network namespaces (host)', () =
         .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
     expect(total(after)).toBe(total(before));
   }, 60_000);
+
+  it('with intercept.redirect peers, redirects only the peers the directory allows, as `intercept sync` keeps them', async () => {
+    const total = async (): Promise<number> =>
+      (await metricsA())
+        .split('\n')
+        .filter((l) => l.startsWith('smc_connections_total{'))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    const set = async (name: string): Promise<string> => inNs(NS_A, `nft list set inet smc_sidecar ${name}`);
+    const peersCfg = writeConfig('a-peers', 'peers');
+    await inNs(NS_A, `${process.execPath} ${MAIN} intercept install --config ${peersCfg}`);
+    try {
+      // The sets start empty: nothing is redirected outbound, and B still answers (its sidecar relays inbound).
+      let before = await total();
+      expect(await inNs(NS_A, `curl -sS --max-time 10 http://${B4}:8080/`)).toMatch(/^pod-b:8080:/);
+      expect(await total()).toBe(before);
+
+      const sync = spawnIn('sync-a', NS_A, [
+        process.execPath,
+        MAIN,
+        'intercept',
+        'sync',
+        '--config',
+        peersCfg,
+      ]);
+      await waitFor('peers4 to list pod B', async () => (await set('peers4')).includes(B4));
+      expect(await set('peers6')).toContain(B6);
+      expect(await set('peers4')).not.toContain(B4_OTHER);
+      // A directory peer goes through A's sidecar (and B's), another address of pod B does not.
+      before = await total();
+      expect(await inNs(NS_A, `curl -sS --max-time 10 http://${B4}:8080/`)).toBe(`pod-b:8080:::ffff:${B4}\n`);
+      expect(await inNs(NS_A, `curl -sS --max-time 10 http://[${B6}]:8080/`)).toBe(`pod-b:8080:${B6}\n`);
+      expect(await inNs(NS_A, `curl -sS --max-time 10 http://${B4_OTHER}:9090/`)).toMatch(/^pod-b:9090:/);
+      expect(await total()).toBe(before + 2);
+
+      // Pod B moves to another tenant: it leaves the outbound set and joins the inbound plain set.
+      writeDirectory('team-b');
+      await waitFor('peers4 without pod B', async () => !(await set('peers4')).includes(B4));
+      expect(await set('plain4')).toContain(B4);
+      expect(await set('plain6')).toContain(B6);
+      before = await total();
+      expect(await inNs(NS_A, `curl -sS --max-time 10 http://${B4}:8080/`)).toMatch(/^pod-b:8080:/);
+      expect(await total()).toBe(before);
+
+      sync.kill('SIGTERM');
+      await waitFor('intercept sync to stop', () => Promise.resolve(sync.exitCode !== null));
+      expect(sync.exitCode).toBe(0);
+      expect(logs['sync-a']).toContain('redirect sets applied');
+    } finally {
+      writeDirectory('team-a');
+      await inNs(NS_A, `${process.execPath} ${MAIN} intercept install --config ${join(work, 'a.json')}`);
+    }
+  }, 90_000);
 
   it('removes the table, and removing twice is fine', async () => {
     const cfg = join(work, 'a.json');

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { InterceptApplier } from './applier.js';
-import { type InterceptSpec, inboundRules, installScript, outboundRules, removeScript } from './rules.js';
+import {
+  type InterceptSpec,
+  inboundRules,
+  installScript,
+  outboundRules,
+  peerSetsScript,
+  removeScript,
+} from './rules.js';
 
 const base: InterceptSpec = {
   sidecarUid: 7609,
@@ -14,6 +21,7 @@ const base: InterceptSpec = {
   excludeInboundPorts: [],
   excludeOutboundCidrs: [],
   excludeInboundCidrs: [],
+  redirect: 'all',
 };
 
 describe('interception rules', () => {
@@ -82,5 +90,51 @@ describe('interception rules', () => {
     await applier.install(base);
     await applier.remove();
     expect(scripts).toEqual([installScript(base), removeScript()]);
+  });
+
+  it('with redirect peers, redirects outbound only to the peer sets and skips the plain sources inbound', () => {
+    const peers = { ...base, redirect: 'peers' as const };
+    expect(outboundRules(peers).slice(-3)).toEqual([
+      'ip daddr != @peers4 return',
+      'ip6 daddr != @peers6 return',
+      'meta l4proto tcp redirect to :15101',
+    ]);
+    expect(inboundRules(peers).slice(-3)).toEqual([
+      'ip saddr @plain4 return',
+      'ip6 saddr @plain6 return',
+      'meta l4proto tcp redirect to :15106',
+    ]);
+    const script = installScript(peers);
+    for (const set of [
+      'peers4 { type ipv4_addr; }',
+      'peers6 { type ipv6_addr; }',
+      'plain4 { type ipv4_addr; }',
+      'plain6 { type ipv6_addr; }',
+    ])
+      expect(script).toContain(`\tset ${set}`);
+    // The sets are declared before the chains that name them.
+    expect(script.indexOf('set peers4')).toBeLessThan(script.indexOf('chain output'));
+    expect(installScript(base)).not.toContain('set ');
+  });
+
+  it('replaces all four sets in one transaction, sorted and deduplicated, empty ones flushed only', () => {
+    expect(
+      peerSetsScript({
+        outbound4: ['10.0.0.2', '10.0.0.1', '10.0.0.2'],
+        outbound6: [],
+        inboundPlain4: [],
+        inboundPlain6: ['fd00::1'],
+      }),
+    ).toBe(
+      [
+        'flush set inet smc_sidecar peers4',
+        'add element inet smc_sidecar peers4 { 10.0.0.1, 10.0.0.2 }',
+        'flush set inet smc_sidecar peers6',
+        'flush set inet smc_sidecar plain4',
+        'flush set inet smc_sidecar plain6',
+        'add element inet smc_sidecar plain6 { fd00::1 }',
+        '',
+      ].join('\n'),
+    );
   });
 });

@@ -22,6 +22,11 @@ export interface InterceptSpec {
   excludeInboundPorts: readonly number[];
   excludeOutboundCidrs: readonly string[];
   excludeInboundCidrs: readonly string[];
+  /**
+   * `peers`: outbound redirects only to the addresses in the `peers4`/`peers6` sets, and inbound
+   * skips sources in `plain4`/`plain6` (both kept by `smc intercept sync`); `all`: no sets.
+   */
+  redirect: 'all' | 'peers';
 }
 
 export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
@@ -37,6 +42,8 @@ export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
     excludeInboundPorts: cfg.intercept.excludeInboundPorts,
     excludeOutboundCidrs: cfg.intercept.excludeOutboundCidrs,
     excludeInboundCidrs: cfg.intercept.excludeInboundCidrs,
+    // A kernel SMC-R peer is in no directory: with kernelPeers every destination may be one.
+    redirect: cfg.policy.kernelPeers ? 'all' : cfg.intercept.redirect,
   };
 }
 
@@ -90,6 +97,10 @@ export function outboundRules(spec: InterceptSpec): string[] {
   if (spec.excludeOutboundPorts.length > 0)
     rules.push(`tcp dport ${portSet(spec.excludeOutboundPorts)} return`);
   rules.push(...cidrRules(spec.excludeOutboundCidrs, 'daddr'));
+  if (spec.redirect === 'peers') {
+    // `ip daddr` matches IPv4 packets only, `ip6 daddr` IPv6 ones: each family checks its own set.
+    rules.push(`ip daddr != @${PEER_SETS.outbound4} return`, `ip6 daddr != @${PEER_SETS.outbound6} return`);
+  }
   rules.push(`meta l4proto tcp redirect to :${spec.outboundPort}`);
   return rules;
 }
@@ -104,8 +115,56 @@ export function inboundRules(spec: InterceptSpec): string[] {
   if (spec.excludeInboundPorts.length > 0)
     rules.push(`tcp dport ${portSet(spec.excludeInboundPorts)} return`);
   rules.push(...cidrRules(spec.excludeInboundCidrs, 'saddr'));
+  if (spec.redirect === 'peers') {
+    rules.push(`ip saddr @${PEER_SETS.inboundPlain4} return`, `ip6 saddr @${PEER_SETS.inboundPlain6} return`);
+  }
   rules.push(`meta l4proto tcp redirect to :${spec.inboundPort}`);
   return rules;
+}
+
+/**
+ * The named sets of `redirect: peers`: destinations redirected outbound, and sources not redirected
+ * inbound. Created empty by `intercept install`, so until the first sync nothing is redirected
+ * outbound: a connection then goes straight to its destination over TCP, as a fallback would.
+ */
+export const PEER_SETS = {
+  outbound4: 'peers4',
+  outbound6: 'peers6',
+  inboundPlain4: 'plain4',
+  inboundPlain6: 'plain6',
+} as const;
+
+function setDeclarations(spec: InterceptSpec): string[] {
+  if (spec.redirect !== 'peers') return [];
+  return [
+    `\tset ${PEER_SETS.outbound4} { type ipv4_addr; }`,
+    `\tset ${PEER_SETS.outbound6} { type ipv6_addr; }`,
+    `\tset ${PEER_SETS.inboundPlain4} { type ipv4_addr; }`,
+    `\tset ${PEER_SETS.inboundPlain6} { type ipv6_addr; }`,
+  ];
+}
+
+/** The addresses of the four sets, canonical, each family in its own list. */
+export interface PeerSetContents {
+  outbound4: readonly string[];
+  outbound6: readonly string[];
+  inboundPlain4: readonly string[];
+  inboundPlain6: readonly string[];
+}
+
+/**
+ * One `nft -f` transaction that replaces the four sets' contents: nftables applies a file all or
+ * nothing, so a connection is matched against either the old sets or the new ones, never a mix.
+ */
+export function peerSetsScript(contents: PeerSetContents): string {
+  const lines: string[] = [];
+  for (const key of ['outbound4', 'outbound6', 'inboundPlain4', 'inboundPlain6'] as const) {
+    const set = `${NFT_FAMILY} ${NFT_TABLE} ${PEER_SETS[key]}`;
+    lines.push(`flush set ${set}`);
+    const addresses = [...new Set(contents[key])].sort();
+    if (addresses.length > 0) lines.push(`add element ${set} { ${addresses.join(', ')} }`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -119,6 +178,7 @@ export function installScript(spec: InterceptSpec): string {
     '}',
     `delete table ${NFT_FAMILY} ${NFT_TABLE}`,
     `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+    ...setDeclarations(spec),
     ...chain('output', 'output', outboundRules(spec)),
     ...(spec.inbound ? chain('prerouting', 'prerouting', inboundRules(spec)) : []),
     '}',

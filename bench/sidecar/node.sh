@@ -10,6 +10,10 @@
 #   node1: client 10.244.1.10 tenant blue, sidecar -> web     sidecars, SMC-R
 #          batch  10.244.1.11 tenant red,  sidecar -> web     sidecars, fallback tenant-not-allowed
 #          plain  10.244.1.12 no sidecar          -> legacy  direct TCP pod to pod
+#          guest  10.244.1.13 tenant red,  sidecar -> web     intercept.redirect=peers: not redirected
+# web and guest run `intercept.redirect=peers` with `intercept sync`: guest does not redirect its
+# connections to web (another tenant), web does not redirect guest's (kernelPeers keeps web's
+# outbound whole).
 #          root netns -> 10.77.0.1 TCP and kernel SMC-R node to node; addon RDMA WRITE (active)
 # node1 drives and prints one `BENCH {json}` line per measurement.
 set -u
@@ -58,17 +62,20 @@ start_sidecar() {
   mapfile -t envs <"$IN/sidecar-$p.env"
   envs+=("BENCH_POD=$p" "SMC_DIRECTORY=$IN/directory" "SMC_SIDECAR_UID=0" "SMC_RDMA_DEVICE=$LAB_RXE"
     "SMC_GID_INDEX=1" "SMC_RDMA_DATA_PATH=$BENCH_DATA_PATH" "SMC_LOG_LEVEL=info" "SMC_RMB_SIZE=$BENCH_RMB_SIZE")
-  in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" intercept install >"$OUT/logs/intercept-$p.log" 2>&1
+  in_pod "$p" env "${envs[@]}" timeout 400 "${SIDECAR[@]}" intercept install >"$OUT/logs/intercept-$p.log" 2>&1
+  if printf '%s\n' "${envs[@]}" | grep -qx 'SMC_INTERCEPT_REDIRECT=peers'; then
+    in_pod "$p" env "${envs[@]}" timeout 400 "${SIDECAR[@]}" intercept sync >"$OUT/logs/sync-$p.log" 2>&1 </dev/null &
+  fi
   if [[ $p == web ]]; then
     # web also serves kernel SMC-R clients: the sock_ops program echoes the SMC option on the
     # SYN-ACKs of its sidecar's inbound listener (a cgroup of its own, local port 15106).
     mkdir -p /sys/fs/cgroup/bench-web
     "$O/smc-option-loader" attach /sys/fs/cgroup/bench-web --lport 15106 >"$OUT/logs/bpf-attach.json"
-    smco_in_cgroup /sys/fs/cgroup/bench-web ip netns exec "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run \
+    smco_in_cgroup /sys/fs/cgroup/bench-web ip netns exec "$p" env "${envs[@]}" timeout 400 "${SIDECAR[@]}" run \
       >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
     return
   fi
-  in_pod "$p" env "${envs[@]}" timeout 300 "${SIDECAR[@]}" run >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
+  in_pod "$p" env "${envs[@]}" timeout 400 "${SIDECAR[@]}" run >"$OUT/logs/sidecar-$p.log" 2>&1 </dev/null &
 }
 scrape() { in_pod "$1" curl -sf --max-time 10 http://127.0.0.1:15190/metrics | grep -E '^smc_(connections|bytes)' || true; }
 
@@ -79,21 +86,23 @@ if [[ $LAB_NODE == 0 ]]; then
   ip route add 10.244.1.10/32 via "$LAB_PEER_IP"
   ip route add 10.244.1.11/32 via "$LAB_PEER_IP"
   ip route add 10.244.1.12/32 via "$LAB_PEER_IP"
+  ip route add 10.244.1.13/32 via "$LAB_PEER_IP"
   for p in web legacy; do
-    as_app "$p" timeout 300 "$PERF" server -p 5201 >"$OUT/logs/perf-$p.log" 2>&1 </dev/null &
+    as_app "$p" timeout 400 "$PERF" server -p 5201 >"$OUT/logs/perf-$p.log" 2>&1 </dev/null &
   done
-  timeout 300 "$PERF" server -p 5203 >"$OUT/logs/perf-tcp.log" 2>&1 </dev/null &
-  LD_PRELOAD="$PRE" timeout 300 "$PERF" server -p 5202 >"$OUT/logs/perf-smc.log" 2>&1 </dev/null &
+  timeout 400 "$PERF" server -p 5203 >"$OUT/logs/perf-tcp.log" 2>&1 </dev/null &
+  LD_PRELOAD="$PRE" timeout 400 "$PERF" server -p 5202 >"$OUT/logs/perf-smc.log" 2>&1 </dev/null &
   if [[ -n "${BENCH_RDMA_JS:-}" ]]; then
-    LAB_NODE=1 timeout 300 node "$BENCH_RDMA_JS" bw 18800 "$BENCH_RDMA_ITERS" 65536 128 \
+    LAB_NODE=1 timeout 400 node "$BENCH_RDMA_JS" bw 18800 "$BENCH_RDMA_ITERS" 65536 128 \
       >"$OUT/logs/rdma-bw.log" 2>&1 </dev/null &
   fi
   start_sidecar web
   lab_retry 120 in_pod web curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null
+  lab_retry 60 grep -q 'redirect sets applied' "$OUT/logs/sync-web.log"
   progress "servers and sidecar ready"
-  timeout 280 socat -t 60 TCP-LISTEN:15998,bind="$LAB_IP",reuseaddr,fork SYSTEM:"bash $BENCH_HERE/ctl.sh" \
+  timeout 380 socat -t 60 TCP-LISTEN:15998,bind="$LAB_IP",reuseaddr,fork SYSTEM:"bash $BENCH_HERE/ctl.sh" \
     >"$OUT/logs/ctl.log" 2>&1 </dev/null &
-  lab_wait_file /tmp/bench-done 280
+  lab_wait_file /tmp/bench-done 380
   scrape web >"$OUT/metrics/web.txt"
   progress "done"
   exit 0
@@ -102,11 +111,14 @@ fi
 mkpod client 10.244.1.10
 mkpod batch 10.244.1.11
 mkpod plain 10.244.1.12
+mkpod guest 10.244.1.13
 ip route add 10.244.0.10/32 via "$LAB_PEER_IP"
 ip route add 10.244.0.11/32 via "$LAB_PEER_IP"
 start_sidecar client
 start_sidecar batch
-for p in client batch; do lab_retry 120 in_pod "$p" curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null; done
+start_sidecar guest
+for p in client batch guest; do lab_retry 120 in_pod "$p" curl -sf http://127.0.0.1:15121/healthz/ready >/dev/null; done
+lab_retry 60 grep -q 'redirect sets applied' "$OUT/logs/sync-guest.log"
 progress "sidecars ready; waiting for node0"
 lab_wait_tcp "$LAB_PEER_IP" 15998 150 || { echo "node0 control port not reachable"; exit 1; }
 lab_wait_tcp 10.244.0.10 15100 60 || { echo "web's sidecar not reachable"; exit 1; }
@@ -122,13 +134,14 @@ run_perf() {
   direct) as_app plain timeout 120 "$PERF" "$1" 10.244.0.11 -p 5201 "${@:2}" ;;
   sidecar-smcr) as_app client timeout 120 "$PERF" "$1" 10.244.0.10 -p 5201 "${@:2}" ;;
   sidecar-fallback) as_app batch timeout 120 "$PERF" "$1" 10.244.0.10 -p 5201 "${@:2}" ;;
+  sidecar-bypass) as_app guest timeout 120 "$PERF" "$1" 10.244.0.10 -p 5201 "${@:2}" ;;
   tcp-node) timeout 120 "$PERF" "$1" "$LAB_PEER_IP" -p 5203 "${@:2}" ;;
   kernel-smcr) LD_PRELOAD="$PRE" timeout 120 "$PERF" "$1" "$LAB_PEER_IP" -p 5202 "${@:2}" ;;
   kernel-sidecar) LD_PRELOAD="$PRE" timeout 120 "$PERF" "$1" 10.244.0.10 -p 5201 "${@:2}" ;;
   esac
 }
 # The pod whose sidecar is on the path on this node (web's, on node0, is counted for every path).
-pod_of() { case $1 in sidecar-smcr) echo client ;; sidecar-fallback) echo batch ;; kernel-sidecar) echo web ;; esac; }
+pod_of() { case $1 in sidecar-smcr) echo client ;; sidecar-fallback) echo batch ;; sidecar-bypass) echo guest ;; kernel-sidecar) echo web ;; esac; }
 
 # ticks SNAPSHOT POD: that pod's sidecar ticks in a cpu.sh line ("PROGRAM_TICKS POD=TICKS ...").
 ticks() {
@@ -174,7 +187,7 @@ bench() {
   progress "$label: $(sed -E 's/.*"(p50_us|mib_s)":([0-9.]+).*/\1=\2/' <<<"$line"), CPU sidecars $(awk -v s="$side" -v t="$TCK" 'BEGIN{print s/t}') s"
 }
 
-PATHS=(direct sidecar-smcr sidecar-fallback tcp-node kernel-smcr kernel-sidecar)
+PATHS=(direct sidecar-smcr sidecar-fallback sidecar-bypass tcp-node kernel-smcr kernel-sidecar)
 # Warm-up: every server reachable; the first SMC-R connections build the link groups.
 for path in "${PATHS[@]}"; do
   run_perf "$path" rtt -n 10 -w 0 -r 60 >"$OUT/logs/warmup-$path.out" 2>&1 ||
@@ -196,7 +209,7 @@ if [[ -n "${BENCH_RDMA_JS:-}" ]]; then
     echo "raw RDMA WRITE failed: $(tail -n 3 "$OUT/logs/rdma-bw.out")"
   fi
 fi
-for p in client batch; do scrape "$p" >"$OUT/metrics/$p.txt"; done
+for p in client batch guest; do scrape "$p" >"$OUT/metrics/$p.txt"; done
 ctl done >/dev/null
 progress "done"
 exit $rc

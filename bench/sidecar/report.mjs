@@ -52,6 +52,7 @@ const PATHS = [
   ['direct', 'direct TCP pod->pod'],
   ['sidecar-smcr', 'sidecars, SMC-R'],
   ['sidecar-fallback', 'sidecars, TCP fallback'],
+  ['sidecar-bypass', 'sidecars, not redirected'],
   ['tcp-node', 'TCP node->node'],
   ['kernel-smcr', 'kernel SMC-R node->node'],
   ['kernel-sidecar', 'kernel SMC-R -> sidecar pod'],
@@ -145,24 +146,44 @@ console.log(
     `kernel SMC-R / node TCP: bulk ${r(kern.mibs, tcpn.mibs)}, p50 ${r(kern.p50, tcpn.p50)}; ` +
     `kernel SMC-R -> sidecar / kernel SMC-R: bulk ${r(ksc.mibs, kern.mibs)}, p50 ${r(ksc.p50, kern.p50)}`,
 );
+// The goals (issue: the data path at kernel SMC-R parity, and fallback that costs nothing), each
+// with its ratio in this run and OK/MISS. `atMost`: the ratio must not exceed the goal.
+const bypass = rows.find((x) => x.path === 'sidecar-bypass');
+const relayed = rows.find((x) => x.path === 'sidecar-fallback');
+const goal = (name, x, y, want, atMost) => {
+  const ratio = x == null || y == null || y === 0 ? null : x / y;
+  const met = ratio != null && (atMost ? ratio <= want : ratio >= want);
+  console.log(
+    `goal ${name}: ${ratio == null ? 'n/a' : ratio.toFixed(2)} (goal ${atMost ? '<=' : '>='} ${want.toFixed(2)}) ${met ? 'OK' : 'MISS'}`,
+  );
+};
+goal('not redirected RTT p50 / direct', bypass.p50, direct.p50, 1.05, true);
+goal('not redirected bulk / direct', bypass.mibs, direct.mibs, 1 / 1.05, false);
+goal('not redirected CPU per RTT / direct', bypass.cpuRtt, direct.cpuRtt, 1.05, true);
+goal('not redirected CPU per GiB / direct', bypass.cpuGiB, direct.cpuGiB, 1.05, true);
+goal('relayed fallback RTT p50 / direct', relayed.p50, direct.p50, 1.3, true);
+goal('relayed fallback bulk / direct', relayed.mibs, direct.mibs, 0.9, false);
+goal('SMC-R RTT p50 / kernel SMC-R', smcr.p50, kern.p50, 1.0, true);
+goal('SMC-R CPU per RTT / kernel SMC-R', smcr.cpuRtt, kern.cpuRtt, 2.0, true);
+goal('SMC-R bulk / kernel SMC-R', smcr.mibs, kern.mibs, 1.0, false);
+goal('SMC-R bulk / raw RDMA WRITE', smcr.mibs, rdma, 0.8, false);
 // Checks: the sidecar paths went the expected way, kernel SMC-R did not fall back.
 let ok = true;
 for (const [path, want] of [
   ['sidecar-smcr', 'upgraded/none'],
   ['sidecar-fallback', 'fallback/tenant-not-allowed'],
+  ['sidecar-bypass', null],
 ]) {
   const cs = rows.find((x) => x.path === path).checks;
-  const good =
-    cs.length > 0 &&
-    cs.every(
-      (c) =>
-        c &&
-        c.text === `1x ${want}` &&
-        (path === 'sidecar-smcr' ? c.tcp === 0 && c.rdma > 0 : c.rdma === 0 && c.tcp > 0),
-    );
+  const carried = (c) => {
+    if (path === 'sidecar-smcr') return c.tcp === 0 && c.rdma > 0;
+    if (path === 'sidecar-fallback') return c.rdma === 0 && c.tcp > 0;
+    return c.rdma === 0 && c.tcp === 0; // not redirected: the sidecar never saw it
+  };
+  const good = cs.length > 0 && cs.every((c) => c && c.text === (want ? `1x ${want}` : 'none') && carried(c));
   ok &&= good;
   console.log(
-    `${good ? 'PASS' : 'FAIL'} ${path}: every connection ${want}: ${cs.map((c) => c?.text).join('; ')}`,
+    `${good ? 'PASS' : 'FAIL'} ${path}: every connection ${want ?? 'passed the sidecar by'}: ${cs.map((c) => c?.text).join('; ')}`,
   );
 }
 const ks = (tag) => {

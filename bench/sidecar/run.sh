@@ -5,6 +5,7 @@
 #   direct            pod -> pod, neither has a sidecar (plain TCP over the pod network)
 #   sidecar-smcr      pod -> pod through both sidecars, upgraded to SMC-R (rdma.dataPath native)
 #   sidecar-fallback  pod -> pod through both sidecars, TCP fallback (tenant red -> blue: not allowed)
+#   sidecar-bypass    pod -> pod with sidecars on intercept.redirect=peers: red -> blue is not redirected
 #   tcp-node          node -> node plain TCP (the reference of kernel SMC-R)
 #   kernel-smcr       node -> node kernel SMC-R (smc-preload.so, smc-setup --lab)
 #   raw-rdma-write    the addon's RDMA WRITE bandwidth, 64 KiB messages (bench/rdma-write/bench.ts)
@@ -44,7 +45,7 @@ SHARD="$(node --input-type=module -e "
 import { renderShard } from '$REPO/dist/operator/src/directory/build.js';
 const ep = (podIP, node, pod, tenant) => ({ podIP, node, namespace: 'bench', pod, tenant, sidecarPort: 15100, allowedPeerTenants: [] });
 console.log(renderShard(0, 1, [ep('10.244.0.10', 'node0', 'web', 'blue'), ep('10.244.1.10', 'node1', 'client', 'blue'),
-  ep('10.244.1.11', 'node1', 'batch', 'red')]).json);")"
+  ep('10.244.1.11', 'node1', 'batch', 'red'), ep('10.244.1.13', 'node1', 'guest', 'red')]).json);")"
 envfile() { printf 'SMC_POLICY=%s\nSMC_TENANT=%s\nSMC_MODE=Prefer\nSMC_ALLOWED_PEER_TENANTS=\n' "$1" "$1"; }
 cat >"$RUN/node.sh" <<SH
 set -euo pipefail
@@ -58,9 +59,14 @@ EOF_IN
 cat >"\$LAB_OUT/input/sidecar-web.env" <<'EOF_IN'
 $(envfile blue)
 SMC_KERNEL_PEERS=true
+SMC_INTERCEPT_REDIRECT=peers
 EOF_IN
 cat >"\$LAB_OUT/input/sidecar-batch.env" <<'EOF_IN'
 $(envfile red)
+EOF_IN
+cat >"\$LAB_OUT/input/sidecar-guest.env" <<'EOF_IN'
+$(envfile red)
+SMC_INTERCEPT_REDIRECT=peers
 EOF_IN
 export KSMC_DIR=$(printf '%q' "$KSMC_DIR") SMCO_DIR=$(printf '%q' "$SMCO_DIR") BENCH_HERE=$(printf '%q' "$HERE")
 export BENCH_ADDON=$(printf '%q' "$CACHE/smc_verbs.node") BENCH_DATA_PATH=${BENCH_DATA_PATH:-native}
@@ -72,7 +78,7 @@ SH
 say "lab run (two VMs), run dir $RUN"
 rc=0
 LAB_EXTRA_MODULES="nf_tables nf_conntrack nf_nat nft_chain_nat nft_redir nft_ct veth" \
-  timeout 330 test/vm/lab-run --timeout 300 --live --keep "$RUN/lab" "$RUN/node.sh" "$RUN/node.sh" || rc=$?
+  timeout 450 test/vm/lab-run --timeout 420 --live --keep "$RUN/lab" "$RUN/node.sh" "$RUN/node.sh" || rc=$?
 say "lab run finished ($rc)"
 if [[ $rc != 0 ]]; then
   echo "lab run failed ($rc); node outputs:" >&2

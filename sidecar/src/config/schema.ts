@@ -145,7 +145,7 @@ export const SidecarConfigSchema = z
          * to directory peers it may upgrade with (an nftables set that `smc intercept sync` keeps
          * in step with the directory and policy); everything else leaves untouched, at plain TCP's
          * cost, and inbound TCP from peers known not to upgrade is not redirected either. With
-         * `policy.kernelPeers` the outbound side stays `all` (a kernel SMC-R peer is in no directory).
+         * `policy.kernelPeers` outbound stays `all` (a kernel SMC-R peer is in no directory).
          */
         redirect: z.enum(['all', 'peers']).default('all'),
       })

@@ -13,7 +13,7 @@ export type InterceptAction = 'install' | 'remove' | 'sync';
 /** Thrown by `intercept sync` when the configuration redirects everything: there is no set to keep. */
 export class NothingToSyncError extends Error {
   constructor() {
-    super('intercept.redirect is "all" (or policy.kernelPeers is on): there are no redirect sets to keep');
+    super('intercept.redirect is "all": there are no redirect sets to keep');
     this.name = 'NothingToSyncError';
   }
 }

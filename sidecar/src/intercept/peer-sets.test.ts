@@ -3,7 +3,7 @@ import { EndpointDirectory } from '../directory/endpoint-directory.js';
 import { endpoint } from '../directory/testing.js';
 import { silentLogger } from '../log.js';
 import type { LocalIdentity } from '../policy/decide.js';
-import { interceptSpecFromConfig } from './rules.js';
+import { inboundRules, interceptSpecFromConfig, outboundRules } from './rules.js';
 import { peerSets } from './peer-sets.js';
 import { PeerSetSync } from './sync.js';
 import { SidecarConfigSchema } from '../config/schema.js';
@@ -55,15 +55,18 @@ describe('redirect sets (intercept.redirect peers)', () => {
     expect(peerSets(blue, dir).outbound4).toEqual([]);
   });
 
-  it('stays `all` with kernel peers, whatever intercept.redirect says', () => {
-    const cfg = (kernelPeers: boolean) =>
-      SidecarConfigSchema.parse({
-        tenant: 'blue',
-        intercept: { redirect: 'peers' },
-        policy: { kernelPeers },
-      });
-    expect(interceptSpecFromConfig(cfg(false)).redirect).toBe('peers');
-    expect(interceptSpecFromConfig(cfg(true)).redirect).toBe('all');
+  it('keeps outbound whole with kernel peers, whatever intercept.redirect says', () => {
+    const spec = (kernelPeers: boolean) =>
+      interceptSpecFromConfig(
+        SidecarConfigSchema.parse({
+          tenant: 'blue',
+          intercept: { redirect: 'peers' },
+          policy: { kernelPeers },
+        }),
+      );
+    expect(outboundRules(spec(false))).toContain('ip daddr != @peers4 return');
+    expect(outboundRules(spec(true))).not.toContain('ip daddr != @peers4 return');
+    expect(inboundRules(spec(true))).toContain('ip saddr @plain4 return');
   });
 });
 

@@ -22,6 +22,7 @@ const base: InterceptSpec = {
   excludeOutboundCidrs: [],
   excludeInboundCidrs: [],
   redirect: 'all',
+  kernelPeers: false,
 };
 
 describe('interception rules', () => {
@@ -115,6 +116,10 @@ describe('interception rules', () => {
     // The sets are declared before the chains that name them.
     expect(script.indexOf('set peers4')).toBeLessThan(script.indexOf('chain output'));
     expect(installScript(base)).not.toContain('set ');
+    // With kernel peers every destination may speak SMC-R: outbound stays whole, inbound keeps its set.
+    const kernel = { ...peers, kernelPeers: true };
+    expect(outboundRules(kernel)).toEqual(outboundRules(base));
+    expect(inboundRules(kernel)).toEqual(inboundRules(peers));
   });
 
   it('replaces all four sets in one transaction, sorted and deduplicated, empty ones flushed only', () => {

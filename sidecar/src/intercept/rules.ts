@@ -27,6 +27,11 @@ export interface InterceptSpec {
    * skips sources in `plain4`/`plain6` (both kept by `smc intercept sync`); `all`: no sets.
    */
   redirect: 'all' | 'peers';
+  /**
+   * `policy.kernelPeers`: a kernel SMC-R peer is in no directory, so every destination may be one
+   * and outbound stays `all`; the inbound plain set still applies (it names sidecar pods only).
+   */
+  kernelPeers: boolean;
 }
 
 export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
@@ -42,8 +47,8 @@ export function interceptSpecFromConfig(cfg: SidecarConfig): InterceptSpec {
     excludeInboundPorts: cfg.intercept.excludeInboundPorts,
     excludeOutboundCidrs: cfg.intercept.excludeOutboundCidrs,
     excludeInboundCidrs: cfg.intercept.excludeInboundCidrs,
-    // A kernel SMC-R peer is in no directory: with kernelPeers every destination may be one.
-    redirect: cfg.policy.kernelPeers ? 'all' : cfg.intercept.redirect,
+    redirect: cfg.intercept.redirect,
+    kernelPeers: cfg.policy.kernelPeers,
   };
 }
 
@@ -97,7 +102,7 @@ export function outboundRules(spec: InterceptSpec): string[] {
   if (spec.excludeOutboundPorts.length > 0)
     rules.push(`tcp dport ${portSet(spec.excludeOutboundPorts)} return`);
   rules.push(...cidrRules(spec.excludeOutboundCidrs, 'daddr'));
-  if (spec.redirect === 'peers') {
+  if (spec.redirect === 'peers' && !spec.kernelPeers) {
     // `ip daddr` matches IPv4 packets only, `ip6 daddr` IPv6 ones: each family checks its own set.
     rules.push(`ip daddr != @${PEER_SETS.outbound4} return`, `ip6 daddr != @${PEER_SETS.outbound6} return`);
   }

@@ -119,6 +119,7 @@ describe('smc operator command line', () => {
       ports: { outbound: 15101, inbound: 15106, smc: 15100, metrics: 15190, health: 15121, admin: 15104 },
       excludeOutboundUids: [],
       interceptInbound: true,
+      interceptRedirect: 'all',
       timeouts: { clcHandshakeMs: 6000, linkSetupMs: 5000 },
       maxConcurrentHandshakes: 16,
     });
@@ -130,6 +131,7 @@ describe('smc operator command line', () => {
           '--sidecar-port-admin=16000',
           '--sidecar-exclude-outbound-uids=1337, 2102',
           '--sidecar-intercept-inbound=false',
+          '--sidecar-intercept-redirect=peers',
           '--sidecar-clc-timeout=30s',
           '--sidecar-link-setup-timeout=20000ms',
           '--sidecar-max-concurrent-handshakes=256',
@@ -139,12 +141,14 @@ describe('smc operator command line', () => {
     ).sidecar;
     expect(c).toMatchObject({ mode: 'container', uid: 4242, excludeOutboundUids: [1337, 2102] });
     expect(c.interceptInbound).toBe(false);
+    expect(c.interceptRedirect).toBe('peers');
     expect(c.timeouts).toEqual({ clcHandshakeMs: 30_000, linkSetupMs: 20_000 });
     expect(c.maxConcurrentHandshakes).toBe(256);
     expect(c.ports).toMatchObject({ admin: 16000, metrics: 16090, smc: 15100 });
     const bad = (argv: string[]) => () => parseConfig(argv, { SIDECAR_IMAGE: 'i' });
     expect(bad(['--sidecar-mode=sometimes'])).toThrow(/sidecar-mode/);
     expect(bad(['--sidecar-uid=0'])).toThrow(/sidecar-uid/);
+    expect(bad(['--sidecar-intercept-redirect=some'])).toThrow(/sidecar-intercept-redirect/);
     expect(bad(['--sidecar-port-smc=0'])).toThrow(/sidecar-port-smc/);
     expect(bad(['--sidecar-port-admin=15100'])).toThrow(/must be distinct/);
     expect(bad(['--sidecar-exclude-outbound-uids=envoy'])).toThrow(/sidecar-exclude-outbound-uids/);

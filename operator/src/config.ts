@@ -118,6 +118,10 @@ export const FLAGS = {
     default: 'true',
     help: "redirect the pod's inbound TCP to the sidecar (false next to Istio's sidecar, docs/istio.md)",
   },
+  'sidecar-intercept-redirect': {
+    default: 'all',
+    help: "which outbound TCP the rules redirect to the sidecar: all, or peers (only directory peers it may upgrade with, kept by an smc-redirect container with NET_ADMIN; the rest leaves at plain TCP's cost)",
+  },
   'bind-address': { default: '0.0.0.0', help: 'address the metrics, health and webhook servers listen on' },
   'metrics-port': { default: '8080', help: 'Prometheus /metrics port (0 = off)' },
   'health-port': { default: '8081', help: '/healthz and /readyz port (0 = off)' },
@@ -212,6 +216,7 @@ const ConfigSchema = z
       .transform((xs) => xs.map(Number))
       .pipe(z.array(z.number().int().min(0).max(0xfffffffe))),
     'sidecar-intercept-inbound': bool,
+    'sidecar-intercept-redirect': z.enum(['all', 'peers']),
     'sidecar-clc-timeout': duration,
     'sidecar-link-setup-timeout': duration,
     'sidecar-max-concurrent-handshakes': z.coerce.number().int().min(1).max(65_535),

@@ -27,6 +27,7 @@ export function operatorOptions(c: Config): OperatorOptions {
       },
       excludeOutboundUids: c['sidecar-exclude-outbound-uids'],
       interceptInbound: c['sidecar-intercept-inbound'],
+      interceptRedirect: c['sidecar-intercept-redirect'],
       timeouts: { clcHandshakeMs: c['sidecar-clc-timeout'], linkSetupMs: c['sidecar-link-setup-timeout'] },
       maxConcurrentHandshakes: c['sidecar-max-concurrent-handshakes'],
     },

@@ -294,6 +294,7 @@ describe('helm lint and template', () => {
         '--sidecar-port-admin=15104',
         '--sidecar-exclude-outbound-uids=',
         '--sidecar-intercept-inbound=true',
+        '--sidecar-intercept-redirect=all',
       ]),
     );
 
@@ -447,6 +448,7 @@ describe('helm lint and template', () => {
         '--sidecar-uid=4242',
         '--sidecar-exclude-outbound-uids=1337',
         '--sidecar-intercept-inbound=false',
+        '--sidecar-intercept-redirect=peers',
       ]),
     );
     expect(op.resources).toEqual({
@@ -514,6 +516,7 @@ describe('helm lint and template', () => {
     [['--set', 'injection.sidecarMode=sometimes'], /injection\/sidecarMode/],
     [['--set', 'injection.ports.smc=0'], /injection\/ports\/smc.*minimum/],
     [['--set', 'injection.interception.excludeOutboundUids[0]=envoy'], /excludeOutboundUids\/0/],
+    [['--set', 'injection.interception.redirect=some'], /interception\/redirect/],
   ])('values.schema.json rejects %j', async (args, message) => {
     const r = await execHelm(helmBin, ['template', RELEASE, CHART, '--kube-version', KUBE_VERSION, ...args]);
     expect(r.code).not.toBe(0);

@@ -87,6 +87,8 @@ export interface OperatorOptions {
     /** Uids the interception rules leave alone outbound besides the sidecar's (Istio's 1337). */
     readonly excludeOutboundUids: readonly number[];
     readonly interceptInbound: boolean;
+    /** `peers`: redirect outbound only to directory peers (sets kept by the smc-redirect container). */
+    readonly interceptRedirect?: 'all' | 'peers' | undefined;
     /** The sidecar's handshake timeouts (SMC_CLC_TIMEOUT_MS, SMC_LINK_SETUP_TIMEOUT_MS); its defaults when absent. */
     readonly timeouts?: SidecarTimeouts | undefined;
     /** SMC_MAX_CONCURRENT_HANDSHAKES; the sidecar's default when absent. */
@@ -300,6 +302,7 @@ export class Operator {
         sidecarUid: opts.sidecar.uid,
         excludeOutboundUids: opts.sidecar.excludeOutboundUids,
         interceptInbound: opts.sidecar.interceptInbound,
+        interceptRedirect: opts.sidecar.interceptRedirect ?? 'all',
         timeouts: opts.sidecar.timeouts,
         maxConcurrentHandshakes: opts.sidecar.maxConcurrentHandshakes,
       },

@@ -2,6 +2,8 @@ import type { Pod } from '../api/core.js';
 
 export const SIDECAR_CONTAINER = 'smc-sidecar';
 export const INIT_CONTAINER = 'smc-init';
+/** Keeps the redirect sets of `interception.redirect: peers` (NET_ADMIN, nothing else). */
+export const REDIRECT_CONTAINER = 'smc-redirect';
 /** The name of the sidecar's container port that peers' sidecars connect to. */
 export const SMC_PORT_NAME = 'smc-clc';
 

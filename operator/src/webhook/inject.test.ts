@@ -350,6 +350,8 @@ type Container = {
   startupProbe?: { httpGet: { path: string; port: number }; periodSeconds: number; failureThreshold: number };
   readinessProbe: { httpGet: { path: string; port: number } };
   securityContext: { runAsUser: number; runAsGroup: number };
+  volumeMounts?: unknown[];
+  resources?: unknown;
 };
 type Injected = { spec: { containers: Container[]; initContainers: Container[] } };
 
@@ -389,6 +391,62 @@ describe('sidecar modes', () => {
     expect(sidecar?.readinessProbe.httpGet).toEqual({ path: '/healthz/ready', port: 15121 });
     expect(sidecar?.ports.find((p) => p.name === 'smc-clc')?.containerPort).toBe(15100);
     expect(sidecar?.securityContext).toMatchObject({ runAsUser: 7609, runAsGroup: 7609 });
+  });
+
+  it('redirect peers: an smc-redirect container with NET_ADMIN only keeps the sets, in both modes', () => {
+    const keys = ['a2V5LWEtMzItYnl0ZXMtbG9uZy0tLS0tLS0tLS0tLS0=' as const];
+    for (const [s, where] of [
+      [{ ...settings, interceptRedirect: 'peers' as const, directoryPublicKeys: keys }, 'containers'],
+      [{ ...native, interceptRedirect: 'peers' as const, directoryPublicKeys: keys }, 'initContainers'],
+    ] as const) {
+      const out = injectedPod(basePod, s);
+      const init = out.spec.initContainers.find((c) => c.name === 'smc-init');
+      expect(envOf(init)['SMC_INTERCEPT_REDIRECT']).toBe('peers');
+      const list = where === 'containers' ? out.spec.containers : out.spec.initContainers;
+      const redirect = list.find((c) => c.name === 'smc-redirect');
+      expect(redirect?.command).toEqual(['smc', 'intercept', 'sync']);
+      expect(redirect?.securityContext).toMatchObject({
+        runAsUser: 0,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
+      });
+      expect(redirect).not.toHaveProperty('ports');
+      expect(JSON.stringify(redirect?.resources)).not.toContain('rdma');
+      if (where === 'initContainers') {
+        // Before the sidecar, which the application containers wait for; no probe of its own.
+        expect(out.spec.initContainers.map((c) => c.name)).toEqual([
+          'smc-init',
+          'smc-redirect',
+          'smc-sidecar',
+        ]);
+        expect(redirect?.restartPolicy).toBe('Always');
+        expect(redirect).not.toHaveProperty('startupProbe');
+      } else {
+        expect(out.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar', 'smc-redirect']);
+      }
+      // It reads the directory and decides as the sidecar does: the same policy, keys and mount.
+      const sidecar = [...out.spec.containers, ...out.spec.initContainers].find(
+        (c) => c.name === 'smc-sidecar',
+      );
+      for (const name of [
+        'SMC_TENANT',
+        'SMC_MODE',
+        'SMC_ALLOWED_PEER_TENANTS',
+        'SMC_DIRECTORY',
+        'SMC_DIRECTORY_PUBLIC_KEYS',
+      ])
+        expect(envOf(redirect)[name]).toBe(envOf(sidecar)[name]);
+      expect(redirect?.volumeMounts).toEqual(sidecar?.volumeMounts);
+      // Its configuration loads (the same schema as the sidecar's), as `smc intercept sync` reads it.
+      const cfg = loadConfig({ env: { ...envOf(redirect), POD_NAMESPACE: 'ns' } as Record<string, string> });
+      expect(cfg.intercept.redirect).toBe('peers');
+      expect(cfg.directory.publicKeys).toEqual(keys);
+    }
+    // all (the default): no third container, no sets.
+    const plain = injectedPod(basePod, settings);
+    expect(plain.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
+    expect(envOf(plain.spec.initContainers[0])).not.toHaveProperty('SMC_INTERCEPT_REDIRECT');
   });
 
   it("native: after the pod's own init containers, which run before any redirect", () => {

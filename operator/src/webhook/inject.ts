@@ -8,7 +8,7 @@ import {
 import { quantityValue } from '../api/quantity.js';
 import type { SidecarPorts, SidecarTimeouts } from '../api/sidecar.js';
 import type { SmcPolicy } from '../api/smcpolicy.js';
-import { INIT_CONTAINER, SIDECAR_CONTAINER, SMC_PORT_NAME } from '../policy/pod.js';
+import { INIT_CONTAINER, REDIRECT_CONTAINER, SIDECAR_CONTAINER, SMC_PORT_NAME } from '../policy/pod.js';
 import { candidatePolicies } from '../policy/resolve.js';
 
 export const NAMESPACE_INJECTION_LABEL = 'smc.dev/injection';
@@ -72,6 +72,12 @@ export interface InjectionSettings {
   readonly excludeOutboundUids: readonly number[];
   /** Redirect inbound TCP to the sidecar (off next to Istio's sidecar, docs/istio.md). */
   readonly interceptInbound: boolean;
+  /**
+   * `peers`: the rules redirect outbound TCP only to directory peers the sidecar may upgrade with,
+   * and skip inbound TCP from peers it may not; an `smc-redirect` container keeps those sets.
+   * `all` (the default): every connection passes the sidecar.
+   */
+  readonly interceptRedirect?: 'all' | 'peers' | undefined;
   /** The sidecar's handshake timeouts; the sidecar's own defaults when absent. */
   readonly timeouts?: SidecarTimeouts | undefined;
   /** The sidecar's bound on handshakes in flight (limits.maxConcurrentHandshakes); its default when absent. */
@@ -281,6 +287,7 @@ export function initContainer(s: InjectionSettings, policy: SmcPolicy): Record<s
   if (s.excludeOutboundUids.length > 0)
     env.push({ name: 'SMC_EXCLUDE_OUTBOUND_UIDS', value: s.excludeOutboundUids.join(',') });
   if (!s.interceptInbound) env.push({ name: 'SMC_INTERCEPT_INBOUND', value: 'false' });
+  if (s.interceptRedirect === 'peers') env.push({ name: 'SMC_INTERCEPT_REDIRECT', value: 'peers' });
   return {
     name: INIT_CONTAINER,
     image: s.sidecarImage,
@@ -329,10 +336,7 @@ export function sidecarContainer(
     fieldEnv('SMC_GID_ADDRESS', 'status.hostIP'),
     ...portEnv(s.ports),
   ];
-  const vlan = policy.spec.vlans?.[0];
-  if (vlan !== undefined) env.push({ name: 'SMC_VLAN', value: String(vlan) });
-  const pkey = policy.spec.pkeys?.[0];
-  if (pkey !== undefined) env.push({ name: 'SMC_PKEY', value: pkey.toLowerCase() });
+  env.push(...partitionEnv(policy));
   env.push(...policyLimitsEnv(policy));
   if (s.timeouts !== undefined) {
     env.push({ name: 'SMC_CLC_TIMEOUT_MS', value: String(s.timeouts.clcHandshakeMs) });
@@ -375,6 +379,63 @@ export function sidecarContainer(
     },
     volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],
     resources: sidecarResources(s.rdmaResource),
+  };
+}
+
+/** The policy's VLAN and PKey (the first of each), which the sidecar matches against its peers'. */
+function partitionEnv(policy: SmcPolicy): { name: string; value: string }[] {
+  const env: { name: string; value: string }[] = [];
+  const vlan = policy.spec.vlans?.[0];
+  if (vlan !== undefined) env.push({ name: 'SMC_VLAN', value: String(vlan) });
+  const pkey = policy.spec.pkeys?.[0];
+  if (pkey !== undefined) env.push({ name: 'SMC_PKEY', value: pkey.toLowerCase() });
+  return env;
+}
+
+/**
+ * `smc-redirect` (`interception.redirect: peers`): keeps the rules' sets of redirected peers in
+ * step with the directory (`smc intercept sync`). It reads the directory as the sidecar does
+ * (the same mount, the same signature keys and namespace) and decides with the same policy; it
+ * holds NET_ADMIN only, serves nothing, and has no RDMA device. `native`: an init container with
+ * `restartPolicy: Always` (no probe: until its first sync nothing is redirected outbound, so
+ * connections leave over plain TCP, as a fallback would).
+ */
+export function redirectContainer(
+  s: InjectionSettings,
+  policy: SmcPolicy,
+  mode: SidecarMode = 'container',
+): Record<string, unknown> {
+  const env: Record<string, unknown>[] = [
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    { name: 'SMC_TENANT', value: policy.spec.tenant },
+    { name: 'SMC_CLUSTER', value: s.cluster },
+    { name: 'SMC_MODE', value: policy.spec.mode },
+    { name: 'SMC_ALLOWED_PEER_TENANTS', value: (policy.spec.allowedPeerTenants ?? []).join(',') },
+    { name: 'SMC_DIRECTORY', value: DIRECTORY_MOUNT_PATH },
+    { name: 'SMC_INTERCEPT_REDIRECT', value: 'peers' },
+    ...partitionEnv(policy),
+    ...portEnv(s.ports),
+  ];
+  if (s.directoryPublicKeys && s.directoryPublicKeys.length > 0)
+    env.push({ name: 'SMC_DIRECTORY_PUBLIC_KEYS', value: s.directoryPublicKeys.join(',') });
+  return {
+    name: REDIRECT_CONTAINER,
+    image: s.sidecarImage,
+    imagePullPolicy: s.imagePullPolicy,
+    ...(mode === 'native' ? { restartPolicy: 'Always' } : {}),
+    command: ['smc', 'intercept', 'sync'],
+    env,
+    securityContext: {
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      runAsUser: 0,
+      runAsNonRoot: false,
+      readOnlyRootFilesystem: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
+    },
+    volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],
+    resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },
   };
 }
 
@@ -462,13 +523,15 @@ export function injectionPatch(
 ): JsonPatchOp[] {
   const ops: JsonPatchOp[] = [];
   const sidecar = sidecarContainer(s, policy, mode);
-  const inits = [initContainer(s, policy), ...(mode === 'native' ? [sidecar] : [])];
+  const redirect = s.interceptRedirect === 'peers' ? [redirectContainer(s, policy, mode)] : [];
+  const inits = [initContainer(s, policy), ...(mode === 'native' ? [...redirect, sidecar] : [])];
   if (pod.spec.initContainers && pod.spec.initContainers.length > 0) {
     for (const c of inits) ops.push({ op: 'add', path: '/spec/initContainers/-', value: c });
   } else {
     ops.push({ op: 'add', path: '/spec/initContainers', value: inits });
   }
-  if (mode === 'container') ops.push({ op: 'add', path: '/spec/containers/-', value: sidecar });
+  if (mode === 'container')
+    for (const c of [sidecar, ...redirect]) ops.push({ op: 'add', path: '/spec/containers/-', value: c });
   const hasVolume = (pod.spec.volumes ?? []).some((v) => v.name === DIRECTORY_VOLUME_NAME);
   if (!hasVolume) {
     if (pod.spec.volumes && pod.spec.volumes.length > 0) {

@@ -3,7 +3,7 @@
 // what fell back and why, and how many bytes went over RDMA and TCP. Exit 0 only when every
 // expected outcome happened. See docs/lab.md.
 //
-//   npm run lab [-- --operator-only | --vm-only] [--data-path js|auto|native] [--keep] [--quiet]
+//   npm run lab [-- --operator-only | --vm-only] [--data-path auto|native|link-only] [--keep] [--quiet]
 import { rmSync } from 'node:fs';
 import { declineCodeFor, type FallbackReason } from '../../sidecar/src/policy/reasons.js';
 import { declineCodeInfo } from '../../sidecar/src/protocol/clc/decline-codes.js';
@@ -32,7 +32,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--timeout') a.timeoutSec = Number(argv[++i]);
     else if (arg === '-h' || arg === '--help') {
       process.stdout.write(
-        'usage: npm run lab [-- --operator-only | --vm-only] [--data-path js|auto|native] [--timeout SEC] [--keep] [--quiet]\n',
+        'usage: npm run lab [-- --operator-only | --vm-only] [--data-path auto|native|link-only] [--timeout SEC] [--keep] [--quiet]\n',
       );
       process.exit(0);
     } else {
@@ -44,7 +44,7 @@ function parseArgs(argv: string[]): Args {
     process.stderr.write('lab: --operator-only and --vm-only exclude each other\n');
     process.exit(2);
   }
-  if (!['js', 'auto', 'native', 'link-only'].includes(a.dataPath) || !(a.timeoutSec > 0)) {
+  if (!['auto', 'native', 'link-only'].includes(a.dataPath) || !(a.timeoutSec > 0)) {
     process.stderr.write('lab: bad --data-path or --timeout\n');
     process.exit(2);
   }

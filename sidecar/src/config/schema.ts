@@ -26,7 +26,7 @@ const tenant = z
 
 const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
-export const DATA_PATHS = ['auto', 'native', 'js', 'link-only'] as const;
+export const DATA_PATHS = ['auto', 'native', 'link-only'] as const;
 export type DataPath = (typeof DATA_PATHS)[number];
 
 export const POLICY_MODES = ['Prefer', 'Require', 'Disabled'] as const;

@@ -22,7 +22,6 @@ import { asLlcVersion } from './llc-codec.js';
 import { makePeerId } from './peer-id.js';
 import type { RdmaDevice } from './rdma-device.js';
 import type { SmcConnection } from './smc-connection.js';
-import { JsSmcConnection } from './js-smc-connection.js';
 import { NativeSmcConnection } from './native-smc-connection.js';
 
 /** Links per link group we advertise: one (no second link for failover yet). */
@@ -60,8 +59,8 @@ export interface VerbsLinkGroupManagerOptions {
  * smc_conn_create. First contacts to one peer are serialised (the kernel's
  * smc_client_lgr_pending / smc_server_lgr_pending), so a burst of connections
  * shares one link group. An idle group ends after timeouts.linkGroupIdleMs
- * with DELETE LINK. The js and link-only data paths give each connection a
- * link group of its own.
+ * with DELETE LINK. The link-only data path gives each connection a link
+ * group of its own.
  */
 export class VerbsLinkGroupManager implements LinkGroupManager {
   readonly peerId: Buffer;
@@ -73,17 +72,15 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
 
   constructor(private readonly opts: VerbsLinkGroupManagerOptions) {
     this.peerId = makePeerId(opts.device.mac);
-    if (opts.dataPath === 'auto' && !this.nativePump) {
+    if (opts.dataPath !== 'link-only' && !this.nativePump) {
       opts.log.warn(
-        'the verbs addon has no DataPump: SMC-R connections use the JavaScript data path (dataPath auto -> js)',
+        `dataPath ${opts.dataPath} but the verbs addon has no DataPump: every connection relays over TCP`,
       );
-    } else if (opts.dataPath === 'native' && !this.nativePump) {
-      opts.log.warn('dataPath native but the verbs addon has no DataPump: every connection relays over TCP');
     }
   }
 
   /** The data path SMC-R connections use (`none`: SMC-R is not attempted), for logs and metrics. */
-  get dataPath(): 'native' | 'js' | 'link-only' | 'none' {
+  get dataPath(): 'native' | 'link-only' | 'none' {
     return this.effectiveDataPath() ?? 'none';
   }
 
@@ -92,15 +89,13 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
   }
 
   /** The data path connections will use, or null when none can carry bytes. */
-  private effectiveDataPath(): 'native' | 'js' | 'link-only' | null {
+  private effectiveDataPath(): 'native' | 'link-only' | null {
     switch (this.opts.dataPath) {
       case 'auto':
-        return this.nativePump ? 'native' : 'js';
       case 'native':
         return this.nativePump ? 'native' : null;
-      case 'js':
       case 'link-only':
-        return this.opts.dataPath;
+        return 'link-only';
     }
   }
 
@@ -453,26 +448,6 @@ export class VerbsLinkGroupManager implements LinkGroupManager {
     }
     log.info({ peerQpn: n.peer.qpn, mtu: mtuBytes, smcVersion: version }, 'SMC-R link confirmed');
     const path = this.effectiveDataPath();
-    if (path === 'js') {
-      const connection = new JsSmcConnection({
-        id: `${slot.token.toString(16)}`,
-        linkId: g.id,
-        verbs: device.verbs,
-        pd: g.pd,
-        qp: g.qp,
-        cq: g.cq,
-        llc: g.llc,
-        rmb: slot.rmb.buf,
-        sendRing: slot.rmb.stage,
-        sendMr: slot.rmb.stageMr,
-        localToken: slot.token,
-        peer: peerRmbe(n),
-        log,
-        onClosed: () => g.end('connection closed', false),
-        onRdmaError: (kind) => this.opts.onRdmaError?.(kind),
-      });
-      return connection;
-    }
     if (path === 'native') {
       try {
         await g.activate(

@@ -13,7 +13,8 @@
         "src/data_pump.cc",
         "src/link.cc",
         "src/smco_lookup.cc",
-        "src/tcp_relay.cc"
+        "src/tcp_relay.cc",
+        "src/memory.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../sidecar/bpf"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

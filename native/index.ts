@@ -104,6 +104,15 @@ export function releaseBuffer(buf: Buffer): void {
   binding.releaseBuffer(buf);
 }
 
+/**
+ * Returns memory a finished burst left behind: V8's low-memory notification (a memory-reducing full
+ * GC that also releases pooled heap pages), then glibc's malloc_trim. Costs one full GC; true when
+ * malloc_trim gave pages back.
+ */
+export function trimMemory(): boolean {
+  return binding.trimMemory();
+}
+
 /** Live native objects by kind. */
 export function debugCounters(): DebugCounters {
   return binding.debugCounters();

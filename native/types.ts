@@ -593,6 +593,7 @@ export interface NativeBinding {
   listDevices(): DeviceInfo[];
   allocBuffer(size: number): Buffer;
   releaseBuffer(buf: Buffer): void;
+  trimMemory(): boolean;
   getOriginalDst(fd: number): OriginalDst;
   setSaveSyn(fd: number): void;
   getSavedSyn(fd: number): Buffer | null;

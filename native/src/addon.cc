@@ -40,6 +40,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSmcLink(env, exports);
   InitSmcoLookup(env, exports);
   InitTcpRelay(env, exports);
+  InitMemory(env, exports);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("debugCounters", Napi::Function::New(env, DebugCounters, "debugCounters"));
   exports.Set("debugStats", Napi::Function::New(env, DebugStats, "debugStats"));

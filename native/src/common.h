@@ -197,5 +197,6 @@ void InitDataPump(Napi::Env env, Napi::Object exports);
 void InitSmcLink(Napi::Env env, Napi::Object exports);
 void InitSmcoLookup(Napi::Env env, Napi::Object exports);
 void InitTcpRelay(Napi::Env env, Napi::Object exports);
+void InitMemory(Napi::Env env, Napi::Object exports);
 
 }  // namespace smc

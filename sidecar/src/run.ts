@@ -9,6 +9,7 @@ import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
 import type { Logger } from './log.js';
 import { loadNative } from './native-loader.js';
+import { MemoryReducer } from './ops/memory-reducer.js';
 import { NativeRelays } from './relay/native-relay.js';
 import { installResetOnExit } from './relay/reset-on-exit.js';
 import { startAdminServer } from './ops/admin.js';
@@ -60,6 +61,7 @@ async function defaultParts(
   links: LinkGroupManager;
   syn?: SynInspector;
   relays?: NativeRelays;
+  trimMemory?: () => void;
 }> {
   const native = await loadNative();
   if (!native.ok) {
@@ -75,6 +77,7 @@ async function defaultParts(
   const originalDst = new NativeOriginalDstResolver(native.getOriginalDst);
   // Plain TCP is carried in native code (splice), not through JavaScript streams.
   const relays = new NativeRelays(native.module);
+  const trimMemory = (): void => void native.module.trimMemory();
   // Carried sockets reset, rather than end, if this process dies (relay/reset-on-exit.ts).
   installResetOnExit((fd, seconds) => native.module.setLinger(fd, seconds));
   try {
@@ -97,11 +100,11 @@ async function defaultParts(
       'RDMA device open',
     );
     const syn = cfg.policy.kernelPeers ? nativeSynInspector(native.module, log) : undefined;
-    return { originalDst, links, relays, ...(syn === undefined ? {} : { syn }) };
+    return { originalDst, links, relays, trimMemory, ...(syn === undefined ? {} : { syn }) };
   } catch (err) {
     log.warn({ err, device: cfg.rdma.device }, 'RDMA device not usable: every connection relays over TCP');
     const why = err instanceof Error ? err.message : String(err);
-    return { originalDst, links: new UnavailableLinkGroupManager(why), relays };
+    return { originalDst, links: new UnavailableLinkGroupManager(why), relays, trimMemory };
   }
 }
 
@@ -158,6 +161,14 @@ export async function runSidecar(
     log,
   };
   watcher.on('change', () => health.set('directory', true));
+  const reducer =
+    defaults?.trimMemory === undefined
+      ? null
+      : new MemoryReducer(
+          () => ctx.connections.size,
+          defaults.trimMemory,
+          log.child({ component: 'memory' }),
+        );
   await watcher.start();
   health.set('directory', watcher.ready);
 
@@ -229,6 +240,7 @@ export async function runSidecar(
       async stop() {
         health.drain();
         watcher.stop();
+        reducer?.stop();
         for (const s of sockets) s.destroy();
         defaults?.relays?.abortAll();
         await Promise.all(servers.map(closeServer));
@@ -241,6 +253,7 @@ export async function runSidecar(
     };
   } catch (err) {
     watcher.stop();
+    reducer?.stop();
     await Promise.all(servers.map(closeServer));
     throw err;
   }

@@ -2,8 +2,7 @@ import type { SidecarPorts } from '../../operator/src/api/sidecar.js';
 import type { Server, Socket } from 'node:net';
 import { maxRegisteredMemory, type SidecarConfig } from './config/schema.js';
 import { identityFromConfig, type ProxyContext, ueidsFromConfig } from './context.js';
-import { directoryTrust, verifying } from './directory/verify.js';
-import { DirectoryWatcher } from './directory/watcher.js';
+import { directoryWatcherFor } from './directory/watcher.js';
 import { ConntrackOriginalDstResolver } from './intercept/conntrack-original-dst.js';
 import { NativeOriginalDstResolver } from './intercept/native-original-dst.js';
 import type { OriginalDstResolver } from './intercept/original-dst.js';
@@ -130,14 +129,7 @@ export async function runSidecar(
   health.register('listeners');
   metrics = new SidecarMetrics(() => links.stats(), { defaultMetrics: true });
   metrics.dataPath(links.available() ? (links.dataPath ?? 'none') : 'none', cfg.rdma.dataPath);
-  const trust = directoryTrust(cfg.directory.publicKeys, cfg.directory.namespace);
-  if (!verifying(trust)) log.warn('directory.publicKeys is empty: directory signatures are not checked');
-  const watcher = new DirectoryWatcher({
-    path: cfg.directory.path,
-    pollIntervalMs: cfg.directory.pollIntervalMs,
-    log: log.child({ component: 'directory' }),
-    trust,
-  });
+  const watcher = directoryWatcherFor(cfg, log);
   watcher.on('rejected', (r) => metrics?.directoryRejected(r.reason));
   let boundPorts: SidecarPorts = cfg.ports;
   const ctx: ProxyContext = {

@@ -276,6 +276,15 @@ export function portEnv(ports: SidecarPorts): { name: string; value: string }[] 
   ];
 }
 
+/** The containers that load nftables rules: uid 0 (nft needs it) with NET_ADMIN and nothing else. */
+const NET_ADMIN_ONLY = {
+  privileged: false,
+  allowPrivilegeEscalation: false,
+  runAsUser: 0,
+  runAsNonRoot: false,
+  capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
+} as const;
+
 export function initContainer(s: InjectionSettings, policy: SmcPolicy): Record<string, unknown> {
   // The rules redirect to the outbound and inbound ports and never redirect the others inbound.
   const env = [
@@ -294,13 +303,7 @@ export function initContainer(s: InjectionSettings, policy: SmcPolicy): Record<s
     imagePullPolicy: s.imagePullPolicy,
     command: ['smc', 'intercept', 'install'],
     env,
-    securityContext: {
-      privileged: false,
-      allowPrivilegeEscalation: false,
-      runAsUser: 0,
-      runAsNonRoot: false,
-      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
-    },
+    securityContext: NET_ADMIN_ONLY,
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
   };
 }
@@ -426,13 +429,9 @@ export function redirectContainer(
     command: ['smc', 'intercept', 'sync'],
     env,
     securityContext: {
-      privileged: false,
-      allowPrivilegeEscalation: false,
-      runAsUser: 0,
-      runAsNonRoot: false,
+      ...NET_ADMIN_ONLY,
       readOnlyRootFilesystem: true,
       seccompProfile: { type: 'RuntimeDefault' },
-      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
     },
     volumeMounts: [{ name: DIRECTORY_VOLUME_NAME, mountPath: DIRECTORY_MOUNT_PATH, readOnly: true }],
     resources: { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } },

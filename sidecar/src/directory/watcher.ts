@@ -6,10 +6,13 @@ import type { Logger } from '../log.js';
 import { EndpointDirectory } from './endpoint-directory.js';
 import { DirectoryError } from './errors.js';
 import { directoryFiles, directoryFingerprint } from './read.js';
+import type { SidecarConfig } from '../config/schema.js';
 import {
   DirectoryRejection,
   UNVERIFIED,
   acceptShard,
+  directoryTrust,
+  verifying,
   type AcceptedShard,
   type DirectoryRejectReason,
   type DirectoryTrust,
@@ -213,4 +216,19 @@ export class DirectoryWatcher extends EventEmitter<DirectoryWatcherEvents> {
       if (this.listenerCount('error') > 0) this.emit('error', error);
     }
   }
+}
+
+/**
+ * The watcher of a sidecar configuration's directory, checking shards with its keys and namespace
+ * (the sidecar and `smc intercept sync` read the same directory the same way).
+ */
+export function directoryWatcherFor(cfg: SidecarConfig, log: Logger): DirectoryWatcher {
+  const trust = directoryTrust(cfg.directory.publicKeys, cfg.directory.namespace);
+  if (!verifying(trust)) log.warn('directory.publicKeys is empty: directory signatures are not checked');
+  return new DirectoryWatcher({
+    path: cfg.directory.path,
+    pollIntervalMs: cfg.directory.pollIntervalMs,
+    log: log.child({ component: 'directory' }),
+    trust,
+  });
 }

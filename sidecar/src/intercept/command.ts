@@ -1,7 +1,6 @@
 import type { SidecarConfig } from '../config/schema.js';
 import { identityFromConfig } from '../context.js';
-import { directoryTrust, verifying } from '../directory/verify.js';
-import { DirectoryWatcher } from '../directory/watcher.js';
+import { directoryWatcherFor } from '../directory/watcher.js';
 import type { Logger } from '../log.js';
 import { InterceptApplier } from './applier.js';
 import { nftCommandRunner, type NftRunner } from './nft.js';
@@ -35,14 +34,7 @@ export async function runInterceptCommand(
   if (action === 'remove') return new InterceptApplier(runner, log).remove();
   if (spec.redirect !== 'peers') throw new NothingToSyncError();
   const sync = new PeerSetSync(runner, identityFromConfig(cfg), log.child({ component: 'redirect-sets' }));
-  const trust = directoryTrust(cfg.directory.publicKeys, cfg.directory.namespace);
-  if (!verifying(trust)) log.warn('directory.publicKeys is empty: directory signatures are not checked');
-  const watcher = new DirectoryWatcher({
-    path: cfg.directory.path,
-    pollIntervalMs: cfg.directory.pollIntervalMs,
-    log: log.child({ component: 'directory' }),
-    trust,
-  });
+  const watcher = directoryWatcherFor(cfg, log);
   watcher.on('change', (directory) => void sync.update(directory));
   await watcher.start();
   // The watcher's own timers do not hold the process open (the sidecar's listeners do): this one does.

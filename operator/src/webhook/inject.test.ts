@@ -20,6 +20,7 @@ import {
   POD_POLICY_LABEL,
   POD_TENANT_LABEL,
   notInjectedReason,
+  podRedirect,
   podSidecarMode,
   policyLimitsEnv,
   type AdmissionPod,
@@ -447,6 +448,27 @@ describe('sidecar modes', () => {
     const plain = injectedPod(basePod, settings);
     expect(plain.spec.containers.map((c) => c.name)).toEqual(['app', 'smc-sidecar']);
     expect(envOf(plain.spec.initContainers[0])).not.toHaveProperty('SMC_INTERCEPT_REDIRECT');
+  });
+
+  it('the smc.dev/redirect annotation overrides the operator, and a bad value is warned about', () => {
+    const annotated = (value: string) => ({
+      ...basePod,
+      metadata: { ...basePod.metadata, annotations: { 'smc.dev/redirect': value } },
+    });
+    const names = (raw: unknown, s: InjectionSettings) =>
+      injectedPod(raw, s).spec.containers.map((c) => c.name);
+    expect(names(annotated('peers'), settings)).toEqual(['app', 'smc-sidecar', 'smc-redirect']);
+    expect(names(annotated('all'), { ...settings, interceptRedirect: 'peers' })).toEqual([
+      'app',
+      'smc-sidecar',
+    ]);
+    expect(podRedirect(podOf(annotated('some')), settings)).toEqual({
+      redirect: 'all',
+      warning: 'smc.dev/redirect "some" is not all or peers; all used',
+    });
+    expect(podRedirect(podOf(basePod), { ...settings, interceptRedirect: 'peers' })).toEqual({
+      redirect: 'peers',
+    });
   });
 
   it("native: after the pod's own init containers, which run before any redirect", () => {

@@ -17,6 +17,8 @@ export const POD_INJECT_ANNOTATION = 'smc.dev/inject';
 export const STATUS_ANNOTATION = 'smc.dev/status';
 /** A pod's choice of sidecar mode (`native`, `container`, or `auto` = the operator's), like Istio's `sidecar.istio.io/nativeSidecar`. */
 export const SIDECAR_MODE_ANNOTATION = 'smc.dev/sidecar-mode';
+/** Per pod: `all` or `peers`, overriding the operator's --sidecar-intercept-redirect. */
+export const REDIRECT_ANNOTATION = 'smc.dev/redirect';
 
 /**
  * `native`: an init container with `restartPolicy: Always` (Kubernetes 1.29+), started (its
@@ -250,6 +252,21 @@ export function podSidecarMode(
       warning: `${SIDECAR_MODE_ANNOTATION}=native needs Kubernetes 1.29+: the pod may never start`,
     };
   return { mode };
+}
+
+/** What a pod's outbound rules redirect: its annotation, else the operator's; and a warning for the creator. */
+export function podRedirect(
+  pod: InjectionSubject,
+  s: InjectionSettings,
+): { readonly redirect: 'all' | 'peers'; readonly warning?: string } {
+  const fallback = s.interceptRedirect ?? 'all';
+  const raw = pod.metadata.annotations?.[REDIRECT_ANNOTATION]?.trim();
+  if (raw === undefined || raw === '') return { redirect: fallback };
+  if (raw === 'all' || raw === 'peers') return { redirect: raw };
+  return {
+    redirect: fallback,
+    warning: `${REDIRECT_ANNOTATION} "${raw}" is not all or peers; ${fallback} used`,
+  };
 }
 
 export interface JsonPatchOp {
@@ -521,6 +538,7 @@ export function injectionPatch(
   mode: SidecarMode = podSidecarMode(pod, s).mode,
 ): JsonPatchOp[] {
   const ops: JsonPatchOp[] = [];
+  s = { ...s, interceptRedirect: podRedirect(pod, s).redirect };
   const sidecar = sidecarContainer(s, policy, mode);
   const redirect = s.interceptRedirect === 'peers' ? [redirectContainer(s, policy, mode)] : [];
   const inits = [initContainer(s, policy), ...(mode === 'native' ? [...redirect, sidecar] : [])];

@@ -11,6 +11,7 @@ import {
   admissionWarnings,
   decideInjection,
   injectionPatch,
+  podRedirect,
   podSidecarMode,
   type InjectionSettings,
 } from './inject.js';
@@ -83,6 +84,8 @@ export function admit(
   }
   const sidecar = podSidecarMode(pod.data, settings);
   if (sidecar.warning !== undefined) warnings.push(admissionWarning(sidecar.warning));
+  const redirect = podRedirect(pod.data, settings);
+  if (redirect.warning !== undefined) warnings.push(admissionWarning(redirect.warning));
   const warn = warnings.length > 0 ? { warnings } : {};
   const patch = injectionPatch(pod.data, decision.policy, settings, sidecar.mode);
   return {

@@ -249,10 +249,15 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
         if (sidecar) {
           // Kubernetes 1.34: the operator's `auto` mode injects a native sidecar, an init container
           // with restartPolicy Always right after smc-init, and no sidecar among the containers.
-          expect((pod.spec.initContainers ?? []).map((x) => x.name).slice(-2)).toEqual([
+          // With `smc.dev/redirect: peers` the smc-redirect container sits between the two.
+          const injectedInits = [
             'smc-init',
+            ...(spec.annotations?.['smc.dev/redirect'] === 'peers' ? ['smc-redirect'] : []),
             'smc-sidecar',
-          ]);
+          ];
+          expect((pod.spec.initContainers ?? []).map((x) => x.name).slice(-injectedInits.length)).toEqual(
+            injectedInits,
+          );
           expect(sidecar.restartPolicy).toBe('Always');
           expect(pod.spec.containers.some((x) => x.name === 'smc-sidecar')).toBe(false);
           expect(sidecar.command).toEqual(['smc', 'sidecar']);
@@ -409,6 +414,28 @@ describe('smc-operator on a real two-node cluster (kubelet, containerd, soft-RoC
       expect(
         sum(noRdma, 'smc_connections_total', { outcome: 'fallback', reason: 'no-rdma-device' }),
       ).toBeGreaterThanOrEqual(1);
+      // no-rdma is on `redirect: peers`: its smc-redirect container (NET_ADMIN only) keeps web, a
+      // peer of its tenant, in the outbound set and the red intruder in the inbound plain set.
+      const sets = await waitFor(
+        'no-rdma redirect sets',
+        async () => {
+          const r = await exec(kc, APP_NS, pod('no-rdma'), 'smc-redirect', [
+            'nft',
+            'list',
+            'table',
+            'inet',
+            'smc_sidecar',
+          ]);
+          return r.code === 0 && r.stdout.includes(ip.get(SERVER) ?? '?') ? r.stdout : undefined;
+        },
+        2 * MIN,
+        2000,
+      );
+      log(`no-rdma's nftables table:\n${sets}`);
+      const setText = (name: string): string => sets.split(`set ${name} {`)[1]?.split('}')[0] ?? '';
+      expect(setText('peers4')).toContain(ip.get(SERVER));
+      expect(setText('peers4')).not.toContain(ip.get('intruder'));
+      expect(setText('plain4')).toContain(ip.get('intruder'));
 
       const legacy = await getPod(c, APP_NS, pod('legacy'));
       expect(legacy.spec.containers.map((x) => x.name)).toEqual(['curl', 'redis', 'iperf3']);

@@ -156,7 +156,11 @@ export const PODS: readonly PodSpec[] = [
   },
   client('client', 'node1', { tenant: 'blue', app: 'client' }, true),
   client('intruder', 'node0', { tenant: 'red', app: 'intruder' }, true),
-  client('no-rdma', 'node1', { tenant: 'blue-no-rdma', app: 'no-rdma' }, true),
+  // Also on `redirect: peers` (an smc-redirect container keeps its redirect sets): its connections
+  // to web still reach its sidecar, which falls back for want of a device.
+  client('no-rdma', 'node1', { tenant: 'blue-no-rdma', app: 'no-rdma' }, true, {
+    'smc.dev/redirect': 'peers',
+  }),
   client('legacy', 'node0', { tenant: 'blue', app: 'legacy' }, false, { 'smc.dev/inject': 'false' }),
 ];
 

@@ -157,7 +157,7 @@ export async function runSidecar(
     defaults?.trimMemory === undefined
       ? null
       : new MemoryReducer(
-          () => ctx.connections.size,
+          () => ctx.connections.openedTotal,
           defaults.trimMemory,
           log.child({ component: 'memory' }),
         );

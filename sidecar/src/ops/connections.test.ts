@@ -39,6 +39,16 @@ describe('ConnectionRegistry', () => {
     });
   });
 
+  it('counts every connection it registered, closed or not', () => {
+    const reg = new ConnectionRegistry();
+    const a = reg.open('a', 'outbound', 'outbound');
+    reg.open('b', 'inbound', 'inbound');
+    reg.close(a);
+    reg.close(a);
+    expect(reg.openedTotal).toBe(2);
+    expect(reg.size).toBe(1);
+  });
+
   it('leaves an address it cannot parse as it is, and unknown ends null', () => {
     const reg = new ConnectionRegistry();
     const conn = reg.open('x', 'inbound', 'inbound');

@@ -219,6 +219,7 @@ export class ConnectionRegistry {
   private readonly ring: (TrackedConnection | undefined)[];
   private next = 0;
   private kept = 0;
+  private opened = 0;
   private readonly now: () => number;
 
   constructor(opts: ConnectionRegistryOptions = {}) {
@@ -232,6 +233,11 @@ export class ConnectionRegistry {
     return this.live.size;
   }
 
+  /** Connections registered since the start (a running total). */
+  get openedTotal(): number {
+    return this.opened;
+  }
+
   get closedCapacity(): number {
     return this.ring.length;
   }
@@ -240,6 +246,7 @@ export class ConnectionRegistry {
   open(id: string, direction: ConnectionDirection, listener: ConnectionListener): TrackedConnection {
     const c = new TrackedConnection(id, direction, listener, this.now());
     this.live.add(c);
+    this.opened++;
     return c;
   }
 

@@ -3,70 +3,67 @@ import type { Logger } from '../log.js';
 /**
  * Gives back the memory a burst of connections left behind, once the burst is over. V8 keeps the
  * heap it grew to and collects old space lazily, and glibc keeps freed arena pages, so a sidecar
- * that carried a thousand connections stays that large for minutes after they closed. When the
- * live connections have fallen well below their peak and hold steady, one `trimMemory()` (the
- * addon: V8's low-memory notification, then malloc_trim) returns it; it costs one full GC, so it
- * runs at most once per burst, never while connections are still arriving.
+ * that carried a thousand connections stays that large for minutes after they closed. When many
+ * connections have come and gone since the last trim and none has arrived for a while, one
+ * `trimMemory()` (the addon: V8's low-memory notification, then malloc_trim) returns it. It costs
+ * one full GC, so it runs at most once per burst, never while connections keep arriving.
  */
 export interface MemoryReducerPolicy {
-  /** Connections the live count must have fallen from its peak. */
-  minDrop: number;
-  /** Samples in a row with the live count steady (within minDrop / 8 of the previous one). */
+  /** Connections opened since the last trim before another is worth its GC. */
+  minChurn: number;
+  /** Samples in a row in which no connection was opened. */
   quietSamples: number;
 }
 
-export const DEFAULT_MEMORY_REDUCER_POLICY: MemoryReducerPolicy = { minDrop: 64, quietSamples: 2 };
+export const DEFAULT_MEMORY_REDUCER_POLICY: MemoryReducerPolicy = { minChurn: 256, quietSamples: 2 };
 
 export interface ReducerState {
-  /** The highest live count since the last trim. */
-  peak: number;
-  /** The previous sample. */
+  /** Connections opened (a running total) at the last trim. */
+  trimmedAt: number;
+  /** The previous sample's running total. */
   last: number;
-  /** Samples in a row that were steady. */
+  /** Samples in a row without a new connection. */
   quiet: number;
 }
 
-export function initialReducerState(live: number): ReducerState {
-  return { peak: live, last: live, quiet: 0 };
+export function initialReducerState(opened: number): ReducerState {
+  return { trimmedAt: opened, last: opened, quiet: 0 };
 }
 
-/** Pure: the next state after a sample of the live connection count, and whether to trim now. */
+/** Pure: the next state after a sample of the running total of opened connections, and whether to trim now. */
 export function reducerStep(
   state: ReducerState,
-  live: number,
+  opened: number,
   policy: MemoryReducerPolicy = DEFAULT_MEMORY_REDUCER_POLICY,
 ): { state: ReducerState; trim: boolean } {
-  const peak = Math.max(state.peak, live);
-  // Steady, not merely falling: a burst still draining would leave more garbage after the trim.
-  const steady = Math.abs(live - state.last) <= policy.minDrop / 8;
-  const quiet = steady ? state.quiet + 1 : 0;
-  if (peak - live >= policy.minDrop && quiet >= policy.quietSamples) {
-    return { state: { peak: live, last: live, quiet: 0 }, trim: true };
+  const quiet = opened === state.last ? state.quiet + 1 : 0;
+  if (opened - state.trimmedAt >= policy.minChurn && quiet >= policy.quietSamples) {
+    return { state: { trimmedAt: opened, last: opened, quiet: 0 }, trim: true };
   }
-  return { state: { peak, last: live, quiet }, trim: false };
+  return { state: { trimmedAt: state.trimmedAt, last: opened, quiet }, trim: false };
 }
 
-/** Samples `live()` every `intervalMs` and calls `trim` when {@link reducerStep} says so. */
+/** Samples `opened()` every `intervalMs` and calls `trim` when {@link reducerStep} says so. */
 export class MemoryReducer {
   private state: ReducerState;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly live: () => number,
+    private readonly opened: () => number,
     private readonly trim: () => void,
     private readonly log: Logger,
     intervalMs = 1000,
     private readonly policy: MemoryReducerPolicy = DEFAULT_MEMORY_REDUCER_POLICY,
   ) {
-    this.state = initialReducerState(live());
+    this.state = initialReducerState(opened());
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
   }
 
   private sample(): void {
-    const live = this.live();
-    const peak = this.state.peak;
-    const step = reducerStep(this.state, live, this.policy);
+    const opened = this.opened();
+    const churn = opened - this.state.trimmedAt;
+    const step = reducerStep(this.state, opened, this.policy);
     this.state = step.state;
     if (!step.trim) return;
     const before = process.memoryUsage.rss();
@@ -74,8 +71,7 @@ export class MemoryReducer {
     this.trim();
     this.log.info(
       {
-        peak,
-        live,
+        connections: churn,
         rssBeforeMiB: +(before / 2 ** 20).toFixed(1),
         rssAfterMiB: +(process.memoryUsage.rss() / 2 ** 20).toFixed(1),
         ms: +(performance.now() - started).toFixed(1),

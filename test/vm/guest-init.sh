@@ -49,6 +49,22 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 [[ "$(<"$state")" == *ACTIVE* ]] 2>/dev/null || setup_fail "$LAB_RXE port not ACTIVE: $(cat "$state" 2>&1)"
+# LAB_LINKS=2: the second link's NIC (found by its MAC prefix), its address and rxe device.
+if [[ -n "${LAB_RXE2:-}" ]]; then
+  LAB_NETDEV2=""
+  for a in /sys/class/net/*/address; do
+    [[ "$(<"$a")" == 52:54:00:79:* ]] && LAB_NETDEV2=$(basename "$(dirname "$a")")
+  done
+  [[ -n "$LAB_NETDEV2" ]] || setup_fail "no NIC with MAC 52:54:00:79:* for the second link"
+  ip link set "$LAB_NETDEV2" up && ip addr add "$LAB_IP2/24" dev "$LAB_NETDEV2" || setup_fail "$LAB_NETDEV2 ($LAB_IP2)"
+  rdma link add "$LAB_RXE2" type rxe netdev "$LAB_NETDEV2" || setup_fail "rdma link add $LAB_RXE2"
+  state2=/sys/class/infiniband/$LAB_RXE2/ports/1/state
+  for _ in $(seq 1 200); do
+    [[ "$(<"$state2")" == *ACTIVE* ]] 2>/dev/null && break
+    sleep 0.05
+  done
+  [[ "$(<"$state2")" == *ACTIVE* ]] 2>/dev/null || setup_fail "$LAB_RXE2 port not ACTIVE: $(cat "$state2" 2>&1)"
+fi
 # lab-run --hostnet: a second NIC on a host bridge (the host is $LAB_HOSTNET_HOST_IP).
 if [[ -n "${LAB_HOSTNET_IP:-}" ]]; then
   ip link set eth1 up && ip addr add "$LAB_HOSTNET_IP/24" dev eth1 || setup_fail "eth1 ($LAB_HOSTNET_IP)"
@@ -63,6 +79,7 @@ export PATH="$LAB_REPO/node_modules/.bin:$PATH:/run/lab-bin"
 export BASH_ENV="$LAB_REPO/test/vm/guest-lib.sh"
 export LAB_NODE LAB_IP LAB_PEER_IP LAB_RXE LAB_NETDEV LAB_OUT LAB_REPO
 [[ -n "${LAB_HOSTNET_IP:-}" ]] && export LAB_HOSTNET_IP LAB_HOSTNET_HOST_IP
+[[ -n "${LAB_RXE2:-}" ]] && export LAB_RXE2 LAB_NETDEV2 LAB_IP2 LAB_PEER_IP2
 cd "$LAB_REPO" || cd /
 set -o pipefail
 bash "$SHARE/script" </dev/null 2>&1 | tee -a "$LAB_OUT/output" >/dev/console

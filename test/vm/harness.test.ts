@@ -81,6 +81,70 @@ describe('two-node soft-RoCE VM lab', () => {
     removeRunDir(r);
   });
 
+  it('LAB_LINKS=2: a second NIC and rxe1 ACTIVE on each VM, carrying RDMA on its own subnet', async () => {
+    // node1 serves ib_write_bw on rxe1; node0 is the client over the second link's addresses.
+    const second = (role: 'client' | 'server'): string => `
+set -u
+echo "== second link: $LAB_RXE2 on $LAB_NETDEV2 ($LAB_IP2 -> $LAB_PEER_IP2)"
+cat /sys/class/infiniband/$LAB_RXE2/ports/1/state
+cat /sys/class/infiniband/$LAB_RXE2/ports/1/gids/1
+ip -4 route get "$LAB_PEER_IP2" | head -n 1
+ping -c 3 -W 2 "$LAB_PEER_IP2" || exit 1
+${
+  role === 'client'
+    ? `lab_retry 60 timeout 30 ib_write_bw -d "$LAB_RXE2" -x 1 -p 18517 -s 65536 -n 200 -F "$LAB_PEER_IP2" >"$LAB_OUT/bw2.txt" 2>&1
+rc=$?
+cat "$LAB_OUT/bw2.txt"
+[ "$rc" = 0 ] || { echo "second-link write_bw client failed"; exit 1; }`
+    : `timeout 90 ib_write_bw -d "$LAB_RXE2" -x 1 -p 18517 -s 65536 -n 200 -F || { echo "second-link server failed"; exit 1; }`
+}
+echo "== first link still: $LAB_RXE"
+cat /sys/class/infiniband/$LAB_RXE/ports/1/state
+`;
+    const r = await runLab({
+      name: 'harness-two-links',
+      timeoutSec: 240,
+      links: 2,
+      scripts: [second('client'), second('server')],
+    });
+    const msg = describeResult(r);
+    const [n0, n1] = r.nodes;
+    expect(n0.exitCode, `${msg}\n${n0.output}`).toBe(0);
+    expect(n1.exitCode, `${msg}\n${n1.output}`).toBe(0);
+    for (const [n, ip, peer] of [
+      [n0, '10.79.0.1', '10.79.0.2'],
+      [n1, '10.79.0.2', '10.79.0.1'],
+    ] as const) {
+      expect(n.output).toMatch(
+        new RegExp(
+          `second link: rxe1 on eth\\d \\(${ip.replace(/\./g, '\\.')} -> ${peer.replace(/\./g, '\\.')}\\)`,
+        ),
+      );
+      // Both ports ACTIVE; rxe1's GID 1 is its own IPv4-mapped address (RoCE v2).
+      expect(n.output.match(/4: ACTIVE/g)?.length, n.output).toBe(2);
+      expect(n.output).toContain(
+        `0000:0000:0000:0000:0000:ffff:${ip
+          .split('.')
+          .map((x) => Number(x).toString(16).padStart(2, '0'))
+          .join('')
+          .replace(/^(....)/, '$1:')}`,
+      );
+      // The second subnet leaves through the second NIC, not eth0.
+      expect(n.output).toMatch(
+        new RegExp(`${peer.replace(/\./g, '\\.')} dev eth\\d src ${ip.replace(/\./g, '\\.')}`),
+      );
+      expect(n.output).not.toMatch(new RegExp(`${peer.replace(/\./g, '\\.')} dev eth0 `));
+      expect(n.output).toMatch(/3 packets transmitted, 3 (packets )?received/);
+    }
+    const bw = /^\s*65536\s+200\s+[\d.]+\s+([\d.]+)/m.exec(n0.output);
+    expect(bw, n0.output).not.toBeNull();
+    expect(Number(bw?.[1])).toBeGreaterThan(0);
+    console.log(
+      `[harness] second link: write_bw ${String(bw?.[1])} MB/s over rxe1; wall ${r.wallSec.toFixed(1)} s`,
+    );
+    removeRunDir(r);
+  });
+
   it('kills a node mid-run on request and the peer sees it vanish', async () => {
     const survivor = `
 # The peer's kernel answers ping before its script runs; its listener proves the script started.

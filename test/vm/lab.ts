@@ -64,6 +64,8 @@ export interface LabOptions {
   live?: boolean;
   /** Extra kernel modules to modprobe in both VMs before the scripts run. */
   extraModules?: string[];
+  /** 2: a second NIC and rxe device per VM (LAB_LINKS=2: rxe1 on 10.79.0.0/24). */
+  links?: 1 | 2;
 }
 
 export interface LabResult {
@@ -136,6 +138,7 @@ interface RunOnce {
   killNodeWhen?: KillNodeWhen | undefined;
   live: boolean;
   extraModules: string[];
+  links?: 1 | 2 | undefined;
 }
 
 function spawnLab(o: RunOnce): Promise<{ exitCode: number | null; log: string; wallSec: number }> {
@@ -145,6 +148,7 @@ function spawnLab(o: RunOnce): Promise<{ exitCode: number | null; log: string; w
   args.push('--', ...o.scriptPaths);
   const env = { ...process.env };
   if (o.extraModules.length > 0) env['LAB_EXTRA_MODULES'] = o.extraModules.join(' ');
+  env['LAB_LINKS'] = String(o.links ?? 1);
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
     const child = spawn(LAB_RUN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -238,6 +242,7 @@ async function runLabOnce(opts: LabOptions): Promise<LabResult> {
     killNodeWhen: opts.killNodeWhen,
     live: opts.live ?? process.env['SMC_LAB_LIVE'] === '1',
     extraModules: opts.extraModules ?? [],
+    links: opts.links,
   });
   return {
     nodes: [nodeResult(join(runDir, 'node0')), nodeResult(join(runDir, 'node1'))],

@@ -56,7 +56,10 @@ if [[ -n "${LAB_RXE2:-}" ]]; then
     [[ "$(<"$a")" == 52:54:00:79:* ]] && LAB_NETDEV2=$(basename "$(dirname "$a")")
   done
   [[ -n "$LAB_NETDEV2" ]] || setup_fail "no NIC with MAC 52:54:00:79:* for the second link"
-  ip link set "$LAB_NETDEV2" up && ip addr add "$LAB_IP2/24" dev "$LAB_NETDEV2" || setup_fail "$LAB_NETDEV2 ($LAB_IP2)"
+  # eth0's subnet without its prefix route (eth0 keeps the subnet); the peer's second address by
+  # a host route, so rxe1's RoCE v2 packets leave through this NIC and reach the peer's rxe1.
+  ip link set "$LAB_NETDEV2" up && ip addr add "$LAB_IP2/24" dev "$LAB_NETDEV2" noprefixroute &&
+    ip route add "$LAB_PEER_IP2/32" dev "$LAB_NETDEV2" src "$LAB_IP2" || setup_fail "$LAB_NETDEV2 ($LAB_IP2)"
   rdma link add "$LAB_RXE2" type rxe netdev "$LAB_NETDEV2" || setup_fail "rdma link add $LAB_RXE2"
   state2=/sys/class/infiniband/$LAB_RXE2/ports/1/state
   for _ in $(seq 1 200); do

@@ -5,7 +5,9 @@
 //   nueid     node0 has no UEID       -> TCP fallback, client reason 0x03030000 (NOSMCDEV)
 //   mismatch  node0 UEID KSMC-OTHER   -> TCP fallback, the server declines (no common EID)
 //   smc       node0 UEID KSMC-LAB     -> SMC-R over rxe0, fallback counters unchanged
-// Every transfer must arrive byte-exact (sha256 on both sides). See docs/kernel-smc.md.
+// Every transfer must arrive byte-exact (sha256 on both sides). A second lab run with a second
+// RoCE device per node (LAB_LINKS=2) checks that the kernel adds a second link to the link group
+// (SMC-Rv2 ADD LINK), the setting link redundancy needs. See docs/kernel-smc.md.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -218,6 +220,43 @@ describe.skipIf(!labReady() || ksmcDir === '')('kernel SMC-R between the two lab
       `[kernel-smc] wall ${r.wallSec.toFixed(1)} s; decline codes: ${codes.join('; ')}; ` +
         `server fallback reasons ${JSON.stringify(after.fallback.server)}; ` +
         `SMC-R ping-pong p50 ${String(rtt.p50_us)} us p99 ${String(rtt.p99_us)} us`,
+    );
+    removeRunDir(r);
+  });
+
+  it('with a second RoCE device on each node (LAB_LINKS=2), builds a link group of two links', async () => {
+    const script = `export KSMC_DIR='${ksmcDir}'\n. "$LAB_REPO/test/vm/kernel-smc/two-links.sh"\n`;
+    const r = await runLab({
+      name: 'kernel-smc-two-links',
+      timeoutSec: 240,
+      links: 2,
+      scripts: [script, script],
+    });
+    const msg = describeResult(r);
+    for (const [node, role, gid, peerGid] of [
+      [r.nodes[0], 'SERV', '0a4d:000b', '0a4d:000c'],
+      [r.nodes[1], 'CLNT', '0a4d:000c', '0a4d:000b'],
+    ] as const) {
+      expect(node.exitCode, `${msg}\n${node.output}`).toBe(0);
+      const line = node.output.split('\n').find((l) => l.startsWith('LINKS '));
+      const seen = JSON.parse(line?.slice('LINKS '.length) ?? '{}') as {
+        linkgroups?: { role: string; type: number; smc_version: number }[];
+        links?: { ibdev: string; netdev: string; gid: string; peer_gid: string; state: number }[];
+      };
+      // One SMC-Rv2 link group, symmetric (SMC_LGR_SYMMETRIC = 2): a link on each device.
+      expect(seen.linkgroups, node.output).toMatchObject([{ role, type: 2, smc_version: 2 }]);
+      expect(seen.links?.map((l) => `${l.ibdev}/${l.netdev}`).sort()).toEqual(['rxe0/eth0', 'rxe1/eth1']);
+      const second = seen.links?.find((l) => l.ibdev === 'rxe1');
+      expect(second?.gid.endsWith(gid)).toBe(true);
+      expect(second?.peer_gid.endsWith(peerGid)).toBe(true);
+    }
+    console.log(
+      `[kernel-smc] two links in ${r.wallSec.toFixed(1)} s: ${
+        r.nodes[1].output
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .pop() ?? ''
+      }`,
     );
     removeRunDir(r);
   });

@@ -42,13 +42,18 @@ for m in virtio_net crc32_generic rdma_rxe ib_uverbs rdma_ucm smc smc_diag $LAB_
   [[ -n "${LAB_DEBUG:-}" ]] && say "loaded $m"
 done
 
-rdma link add "$LAB_RXE" type rxe netdev eth0 || setup_fail "rdma link add"
-state=/sys/class/infiniband/$LAB_RXE/ports/1/state
-for _ in $(seq 1 200); do
-  [[ "$(<"$state")" == *ACTIVE* ]] 2>/dev/null && break
-  sleep 0.05
-done
-[[ "$(<"$state")" == *ACTIVE* ]] 2>/dev/null || setup_fail "$LAB_RXE port not ACTIVE: $(cat "$state" 2>&1)"
+# add_rxe DEV NETDEV: an rxe device on NETDEV, its port 1 ACTIVE within 10 s, or setup fails.
+add_rxe() {
+  local state=/sys/class/infiniband/$1/ports/1/state
+  rdma link add "$1" type rxe netdev "$2" || setup_fail "rdma link add $1"
+  for _ in $(seq 1 200); do
+    [[ "$(<"$state")" == *ACTIVE* ]] 2>/dev/null && return 0
+    sleep 0.05
+  done
+  setup_fail "$1 port not ACTIVE: $(cat "$state" 2>&1)"
+}
+
+add_rxe "$LAB_RXE" eth0
 # LAB_LINKS=2: the second link's NIC (found by its MAC prefix), its address and rxe device.
 if [[ -n "${LAB_RXE2:-}" ]]; then
   LAB_NETDEV2=""
@@ -60,13 +65,7 @@ if [[ -n "${LAB_RXE2:-}" ]]; then
   # a host route, so rxe1's RoCE v2 packets leave through this NIC and reach the peer's rxe1.
   ip link set "$LAB_NETDEV2" up && ip addr add "$LAB_IP2/24" dev "$LAB_NETDEV2" noprefixroute &&
     ip route add "$LAB_PEER_IP2/32" dev "$LAB_NETDEV2" src "$LAB_IP2" || setup_fail "$LAB_NETDEV2 ($LAB_IP2)"
-  rdma link add "$LAB_RXE2" type rxe netdev "$LAB_NETDEV2" || setup_fail "rdma link add $LAB_RXE2"
-  state2=/sys/class/infiniband/$LAB_RXE2/ports/1/state
-  for _ in $(seq 1 200); do
-    [[ "$(<"$state2")" == *ACTIVE* ]] 2>/dev/null && break
-    sleep 0.05
-  done
-  [[ "$(<"$state2")" == *ACTIVE* ]] 2>/dev/null || setup_fail "$LAB_RXE2 port not ACTIVE: $(cat "$state2" 2>&1)"
+  add_rxe "$LAB_RXE2" "$LAB_NETDEV2"
 fi
 # lab-run --hostnet: a second NIC on a host bridge (the host is $LAB_HOSTNET_HOST_IP).
 if [[ -n "${LAB_HOSTNET_IP:-}" ]]; then
